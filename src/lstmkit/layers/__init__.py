@@ -1,0 +1,12 @@
+"""Keras-compatible layers (``from lstmkit.layers import LSTM, Dense``)."""
+
+from lstmkit.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer
+from lstmkit.layers.layer import Layer
+from lstmkit.layers.lstm import LSTM
+
+__all__ = ["LSTM", "Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "Layer"]
+
+# Layer classes that a saved model may name; loading looks classes up here and nowhere else.
+REGISTRY: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (LSTM, Activation, Dense, Dropout, Flatten, InputLayer)
+}

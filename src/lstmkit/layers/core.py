@@ -1,0 +1,138 @@
+"""Keras core layers: `Dense`, `Dropout`, `Activation`, `Flatten`, `InputLayer` / `Input`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from lstmkit import activations, initializers
+from lstmkit.layers.layer import Layer, Shape, check_input
+
+
+class Dense(Layer):
+    """Densely connected layer ``activation(x · kernel + bias)`` on the last axis (Keras `Dense`).
+
+    Args:
+        units: output size.
+        activation: Keras activation name (default none, i.e. linear).
+        use_bias: whether to add a bias vector.
+        kernel_initializer: default ``"glorot_uniform"``; ``kernel`` has shape (input_dim, units).
+        bias_initializer: default ``"zeros"``.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"Dense units must be a positive integer; got {units!r}")
+        self.units = units
+        self.activation = activations.canonical_name(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape: Shape) -> None:
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"Layer {self.name!r} expects input of shape (batch, ..., features); "
+                f"got {tuple(input_shape)}"
+            )
+        self.kernel = torch.nn.Parameter(self.kernel_initializer((int(input_shape[-1]), self.units)))
+        self.bias = (
+            torch.nn.Parameter(self.bias_initializer((self.units,))) if self.use_bias else None
+        )
+        self.built = True
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (*input_shape[:-1], self.units)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        check_input(self, inputs, rank=None, last_dim=self.kernel.shape[0])
+        z = inputs @ self.kernel
+        if self.bias is not None:
+            z = z + self.bias
+        return activations.get(self.activation)(z)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+        }
+
+
+class Dropout(Layer):
+    """Zero a fraction ``rate`` of the inputs in training and scale the rest by 1/(1-rate)."""
+
+    def __init__(self, rate: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1); got {rate!r}")
+        self.rate = float(rate)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return F.dropout(inputs, self.rate, self.training)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate}
+
+
+class Activation(Layer):
+    """Apply an activation function by Keras name."""
+
+    def __init__(self, activation: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.activation = activations.canonical_name(activation)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return activations.get(self.activation)(inputs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "activation": self.activation}
+
+
+class Flatten(Layer):
+    """Flatten every axis but the batch axis."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        rest = input_shape[1:]
+        return (input_shape[0], None if None in rest else math.prod(rest))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs.reshape(inputs.shape[0], -1)
+
+
+class InputLayer(Layer):
+    """Declares the shape of one sample; `Sequential` builds from it. Holds no weights."""
+
+    def __init__(self, shape: Shape, batch_size: int | None = None, **kwargs: Any):
+        super().__init__(input_shape=tuple(shape), **kwargs)
+        self.batch_size = batch_size
+
+    @property
+    def shape(self) -> Shape:
+        return (self.batch_size, *self.input_shape_arg)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.input_shape_arg), "batch_size": self.batch_size}
+
+
+def Input(shape: Shape, batch_size: int | None = None, name: str | None = None) -> InputLayer:  # noqa: N802
+    """Keras's ``Input(shape=...)``: the input declaration to put first in a `Sequential`."""
+    return InputLayer(shape=shape, batch_size=batch_size, name=name)

@@ -1,0 +1,1 @@
+"""The fit / evaluate / predict loop: data adapters, progress display and the `Trainer` mixin."""
