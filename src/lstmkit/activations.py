@@ -21,7 +21,7 @@ _ACTIVATIONS: dict[str, Activation] = {
     "relu6": F.relu6,
     "elu": F.elu,
     "selu": F.selu,
-    "gelu": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu": F.gelu,  # exact (erf) form, Keras's default
     "softplus": F.softplus,
     "softsign": F.softsign,
     "swish": F.silu,

@@ -83,7 +83,9 @@ class TruncatedNormal(Initializer):
 class VarianceScaling(Initializer):
     """Keras's VarianceScaling: variance ``scale / n`` with n the fan_in, fan_out or their mean."""
 
-    def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal"):
+    def __init__(
+        self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal"
+    ):
         if mode not in ("fan_in", "fan_out", "fan_avg"):
             raise ValueError(f"mode must be 'fan_in', 'fan_out' or 'fan_avg'; got {mode!r}")
         if distribution not in ("truncated_normal", "untruncated_normal", "uniform"):

@@ -62,13 +62,16 @@ class ModelCheckpoint(MonitorCallback):
             self._save(epoch, None, logs)
 
     def format_path(self, epoch: int, batch: int | None, logs: Mapping[str, float] | None) -> str:
-        """``filepath`` formatted for 0-based ``epoch`` and ``batch``; logs are read only if named."""
+        """``filepath`` for 0-based ``epoch`` and ``batch``; logs are read only if named in it."""
         fields = {"epoch": epoch + 1}
-        defaults = {} if batch is None else {"batch": batch + 1}
+        if batch is not None:
+            fields["batch"] = batch + 1
         try:
-            return self.filepath.format_map(ChainMap(fields, logs or {}, defaults))
+            return self.filepath.format_map(ChainMap(fields, {} if logs is None else logs))
         except KeyError as e:
-            raise KeyError(f"Failed to format ModelCheckpoint filepath {self.filepath!r}: {e}") from e
+            raise KeyError(
+                f"Failed to format ModelCheckpoint filepath {self.filepath!r}: {e}"
+            ) from e
 
     def _save(self, epoch: int, batch: int | None, logs: Mapping[str, float] | None) -> None:
         path = self.format_path(epoch, batch, logs)

@@ -47,7 +47,9 @@ class Dense(Layer):
                 f"Layer {self.name!r} expects input of shape (batch, ..., features); "
                 f"got {tuple(input_shape)}"
             )
-        self.kernel = torch.nn.Parameter(self.kernel_initializer((int(input_shape[-1]), self.units)))
+        self.kernel = torch.nn.Parameter(
+            self.kernel_initializer((int(input_shape[-1]), self.units))
+        )
         self.bias = (
             torch.nn.Parameter(self.bias_initializer((self.units,))) if self.use_bias else None
         )
@@ -130,7 +132,11 @@ class InputLayer(Layer):
         return inputs
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.input_shape_arg), "batch_size": self.batch_size}
+        return {
+            "name": self.name,
+            "shape": list(self.input_shape_arg),
+            "batch_size": self.batch_size,
+        }
 
 
 def Input(shape: Shape, batch_size: int | None = None, name: str | None = None) -> InputLayer:  # noqa: N802

@@ -44,6 +44,10 @@ def as_tensor(x: Any) -> torch.Tensor:
 class Layer(torch.nn.Module):
     """Base class of lstmkit layers.
 
+    Unlike a bare `torch.nn.Module`, a layer starts in inference mode, as a Keras layer runs
+    unless told it is training: `fit` switches the model to training, and so does ``.train()``
+    on any module that contains the layer.
+
     Args:
         name: layer name; by default the snake-cased class name made unique (``dense_1``).
         input_shape: shape of one sample (no batch axis); lets a `Sequential` build at once.
@@ -54,6 +58,7 @@ class Layer(torch.nn.Module):
         self.name = name or unique_name(snake_case(type(self).__name__))
         self.input_shape_arg = None if input_shape is None else tuple(input_shape)
         self.built = False
+        self.eval()  # Keras semantics: inference unless fit() or .train() says training
 
     # -- building -------------------------------------------------------------------------
     def build(self, input_shape: Shape) -> None:

@@ -6,6 +6,7 @@ Subclass it and write ``forward`` as in PyTorch, or use `Sequential`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ class Model(Trainer, torch.nn.Module):
         self.name = name or unique_name("model")
         self.built = False
         self.stop_training = False
+        self.eval()  # as in Keras, calling a model runs inference; fit() switches to training
 
     @property
     def layers(self) -> list[Layer]:
@@ -47,7 +49,9 @@ class Model(Trainer, torch.nn.Module):
         """Set every weight from a list shaped like `get_weights`' result."""
         params = list(self.parameters())
         if len(weights) != len(params):
-            raise ValueError(f"Model {self.name!r} has {len(params)} weights; got {len(weights)} arrays")
+            raise ValueError(
+                f"Model {self.name!r} has {len(params)} weights; got {len(weights)} arrays"
+            )
         for i, (p, w) in enumerate(zip(params, weights, strict=True)):
             if tuple(np.shape(w)) != tuple(p.shape):
                 raise ValueError(
@@ -66,24 +70,25 @@ class Model(Trainer, torch.nn.Module):
         """Output shape of each layer (batch axis None); subclasses that know them override."""
         return ["?" for _ in self.layers]
 
-    def summary(self, print_fn: Any = None) -> None:
+    def summary(self, print_fn: Callable[[str], Any] | None = None) -> None:
         """Print a Keras-style table of layers, output shapes and parameter counts."""
         table = Table(title=f'Model: "{self.name}"', title_justify="left")
         table.add_column("Layer (type)")
         table.add_column("Output Shape")
         table.add_column("Param #", justify="right")
         for layer, shape in zip(self.layers, self.layer_output_shapes(), strict=True):
-            table.add_row(f"{layer.name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}")
+            table.add_row(
+                f"{layer.name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}"
+            )
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         total = self.count_params()
-        console = Console(record=print_fn is not None)
-        with console.capture() if print_fn is not None else _nothing():
+        console = Console()
+        with console.capture() as captured:
             console.print(table)
             console.print(f" Total params: {total:,}")
             console.print(f" Trainable params: {trainable:,}")
             console.print(f" Non-trainable params: {total - trainable:,}")
-        if print_fn is not None:
-            print_fn(console.export_text())
+        (print_fn or print)(captured.get().rstrip("\n"))
 
     # -- saving ---------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -109,11 +114,3 @@ class Model(Trainer, torch.nn.Module):
         from lstmkit.models.saving import load_weights
 
         load_weights(self, filepath)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -32,7 +32,9 @@ FORMAT_VERSION = 1
 _META_KEY = "lstmkit"
 
 
-def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path, overwrite: bool) -> None:
+def _atomic_save(
+    tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path, overwrite: bool
+) -> None:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +53,15 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {f"weights/{name}": p for name, p in model.state_dict().items()}
 
 
-def save_weights(model: torch.nn.Module, filepath: str | os.PathLike, overwrite: bool = False) -> None:
-    _atomic_save(_weights(model), {_META_KEY: json.dumps({"format_version": FORMAT_VERSION})}, Path(filepath), overwrite)
+def save_weights(
+    model: torch.nn.Module, filepath: str | os.PathLike, overwrite: bool = False
+) -> None:
+    _atomic_save(
+        _weights(model),
+        {_META_KEY: json.dumps({"format_version": FORMAT_VERSION})},
+        Path(filepath),
+        overwrite,
+    )
 
 
 def save_model(model: Any, filepath: str | os.PathLike, overwrite: bool = False) -> None:
@@ -102,12 +111,12 @@ def _read(filepath: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.
 
 
 def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Any) -> None:
-    weights = {k.removeprefix("weights/"): v for k, v in tensors.items() if k.startswith("weights/")}
+    weights = {
+        k.removeprefix("weights/"): v for k, v in tensors.items() if k.startswith("weights/")
+    }
     own = model.state_dict()
     if set(weights) != set(own):
-        raise ValueError(
-            f"{path} holds weights {sorted(weights)} but the model has {sorted(own)}"
-        )
+        raise ValueError(f"{path} holds weights {sorted(weights)} but the model has {sorted(own)}")
     for name, value in weights.items():
         if value.shape != own[name].shape:
             raise ValueError(
@@ -123,13 +132,15 @@ def load_weights(model: torch.nn.Module, filepath: str | os.PathLike) -> None:
 
 
 def load_model(filepath: str | os.PathLike, compile: bool = True) -> Any:
-    """Rebuild a model saved with ``model.save(path)``; compiled, with optimizer state, if it was."""
+    """Rebuild a model written by ``model.save``; compiled, with optimizer state, if it was."""
     from lstmkit.models.sequential import Sequential
 
     meta, tensors = _read(filepath)
     spec = meta["model"]
     if spec["class_name"] != "Sequential":
-        raise ValueError(f"Cannot rebuild a model of class {spec['class_name']!r}; expected 'Sequential'")
+        raise ValueError(
+            f"Cannot rebuild a model of class {spec['class_name']!r}; expected 'Sequential'"
+        )
     model = Sequential.from_config(spec["config"])
     _load_state(model, tensors, filepath)
     settings = meta.get("compile")
@@ -143,7 +154,9 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Any:
     return model
 
 
-def _restore_optimizer(model: Any, tensors: dict[str, torch.Tensor], scalars: dict[str, dict]) -> None:
+def _restore_optimizer(
+    model: Any, tensors: dict[str, torch.Tensor], scalars: dict[str, dict]
+) -> None:
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer/"):

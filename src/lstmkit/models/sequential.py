@@ -32,7 +32,7 @@ class Sequential(Model):
         return list(self.stack)
 
     def add(self, layer: Layer) -> None:
-        """Append a layer; an `InputLayer` or ``input_shape=`` on the first layer builds the model."""
+        """Append a layer; an `Input` first, or a first layer with ``input_shape=``, builds."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects an lstmkit layer; got {type(layer).__name__}")
         if isinstance(layer, InputLayer):
@@ -42,6 +42,7 @@ class Sequential(Model):
             return
         if not len(self.stack) and layer.input_shape_arg is not None:
             self.build_input_shape = (None, *layer.input_shape_arg)
+        layer.train(self.training)
         self.stack.append(layer)
         if self.build_input_shape is not None:
             self.build(self.build_input_shape)
@@ -108,7 +109,10 @@ class Sequential(Model):
         for entry in config["layers"]:
             name = entry["class_name"]
             if name not in REGISTRY:
-                raise ValueError(f"Unknown layer class {name!r} in saved config; expected one of {sorted(REGISTRY)}")
+                raise ValueError(
+                    f"Unknown layer class {name!r} in saved config; "
+                    f"expected one of {sorted(REGISTRY)}"
+                )
             layers.append(REGISTRY[name].from_config(entry["config"]))
         model = cls(layers, name=config["name"])
         if config.get("build_input_shape") is not None and not model.built:

@@ -138,7 +138,9 @@ def is_iterable_source(x: Any) -> bool:
     return isinstance(x, Iterable)
 
 
-def class_weights_to_sample_weights(y: torch.Tensor, class_weight: dict[int, float]) -> torch.Tensor:
+def class_weights_to_sample_weights(
+    y: torch.Tensor, class_weight: dict[int, float]
+) -> torch.Tensor:
     """Per-sample weights from Keras's ``class_weight`` mapping (class index -> weight)."""
     if y.dim() > 2:
         raise ValueError(f"class_weight needs targets of rank 1 or 2; got shape {tuple(y.shape)}")

@@ -89,7 +89,9 @@ class Trainer:
     ) -> ArrayData | IterableData:
         if is_iterable_source(x):
             if y is not None or sample_weight is not None:
-                raise ValueError("when x is an iterable of batches, y and sample_weight must be None")
+                raise ValueError(
+                    "when x is an iterable of batches, y and sample_weight must be None"
+                )
             return IterableData(x, self.device)
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
@@ -182,11 +184,15 @@ class Trainer:
             if not isinstance(data, ArrayData) or data.y is None:
                 raise ValueError("class_weight needs array targets y")
             weights = class_weights_to_sample_weights(data.y, class_weight)
-            data.sample_weight = weights if data.sample_weight is None else data.sample_weight * weights
+            data.sample_weight = (
+                weights if data.sample_weight is None else data.sample_weight * weights
+            )
         val_data = None
         if validation_split:
             if not isinstance(data, ArrayData):
-                raise ValueError("validation_split needs array inputs; pass validation_data instead")
+                raise ValueError(
+                    "validation_split needs array inputs; pass validation_data instead"
+                )
             data, val_data = data.split(validation_split)
         if validation_data is not None:
             val_data = self._validation_source(validation_data)
@@ -219,10 +225,15 @@ class Trainer:
                     break
             logs = self._logs()
             if val_data is not None and (epoch + 1) % validation_freq == 0:
-                logs.update(self._run_evaluation(val_data, validation_batch_size or batch_size, prefix="val_"))
+                logs.update(
+                    self._run_evaluation(
+                        val_data, validation_batch_size or batch_size, prefix="val_"
+                    )
+                )
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+        self.eval()
         cbs.on_train_end()
         return self.history
 
@@ -230,12 +241,16 @@ class Trainer:
         if is_iterable_source(validation_data):
             return IterableData(validation_data, self.device)
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)")
+            raise ValueError(
+                "validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)"
+            )
         return ArrayData(*validation_data, device=self.device, name="x_val")
 
     # -- evaluate / predict ---------------------------------------------------------------
     @torch.no_grad()
-    def _run_evaluation(self, data, batch_size: int, prefix: str = "", callbacks=None) -> dict[str, float]:
+    def _run_evaluation(
+        self, data, batch_size: int, prefix: str = "", callbacks=None
+    ) -> dict[str, float]:
         self.eval()
         self._reset_metrics()
         cbs = callbacks or CallbackList([], self, {})
@@ -316,7 +331,9 @@ class Trainer:
         data = ArrayData(x, y, sample_weight, self.device)
         if class_weight is not None:
             weights = class_weights_to_sample_weights(data.y, class_weight)
-            data.sample_weight = weights if data.sample_weight is None else data.sample_weight * weights
+            data.sample_weight = (
+                weights if data.sample_weight is None else data.sample_weight * weights
+            )
         self._prepare(self._first_batch(data))
         self.train()
         self._reset_metrics()

@@ -1,0 +1,64 @@
+"""torch's fused LSTM against the reference, and the dispatch rules."""
+
+import pytest
+import torch
+
+from lstmkit.kernels import LSTMWeights, dispatch, native, reference
+from lstmkit.spec import LSTMSpec
+
+
+def problem(B, T, D, H, bias, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return (torch.randn(*shape, generator=g, dtype=dtype) * 0.4).requires_grad_()
+
+    return (
+        r(B, T, D),
+        r(B, H),
+        r(B, H),
+        LSTMWeights(r(D, 4 * H), r(H, 4 * H), r(4 * H) if bias else None),
+    )
+
+
+# float64 shows the two compute the same function; float32 that rounding stays small.
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("shape", [(3, 7, 5, 6), (4, 1, 3, 8), (2, 63, 9, 60)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_native_matches_reference_outputs_and_gradients(shape, bias, dtype):
+    spec = LSTMSpec(shape[-1], use_bias=bias)
+    x, h0, c0, w = problem(*shape, bias=bias, dtype=dtype)
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    results = []
+    for backend in (native, reference):
+        out, h, c = backend.lstm(x, h0, c0, w, spec)
+        weight = torch.linspace(-1, 1, out.shape[-1], dtype=dtype)
+        loss = (out * weight).sum() + (h * 0.3).sum() + (c * 0.7).sum()
+        grads = torch.autograd.grad(loss, leaves)
+        results.append((out, h, c, *grads))
+    for ours, ref in zip(*results, strict=True):
+        torch.testing.assert_close(ours, ref, atol=TOLERANCE[dtype], rtol=TOLERANCE[dtype])
+
+
+def test_dispatch_picks_native_for_the_plain_cell_only():
+    assert dispatch.select_backend(LSTMSpec(4)) == "native"
+    assert dispatch.select_backend(LSTMSpec(4, recurrent_activation="hard_sigmoid")) == "reference"
+    assert dispatch.select_backend(LSTMSpec(4, activation="relu")) == "reference"
+
+
+def test_native_refuses_other_cells_and_dispatch_refuses_unknown_backends():
+    x, h0, c0, w = problem(2, 3, 4, 5, bias=True)
+    with pytest.raises(ValueError, match="plain"):
+        native.lstm(x, h0, c0, w, LSTMSpec(5, activation="relu"))
+    with pytest.raises(ValueError, match="Unknown LSTM backend 'cudnn9'"):
+        dispatch.lstm(x, h0, c0, w, LSTMSpec(5), backend="cudnn9")
+
+
+def test_spec_validates_its_fields():
+    with pytest.raises(ValueError, match="units"):
+        LSTMSpec(0)
+    with pytest.raises(ValueError, match="Unknown activation 'tanhh'"):
+        LSTMSpec(4, activation="tanhh")
