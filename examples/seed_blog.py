@@ -3,7 +3,8 @@
 The program below is the seed recipe with ``keras`` replaced by ``lstmkit``. Data: UCI Japanese
 Vowels (bundled in sktime): nine male speakers saying /ae/, 12 LPC cepstrum coefficients per
 frame, 7-29 frames per utterance; 270 utterances to train on and 370 to test. Sequences are
-zero-padded at the front (Keras's ``pad_sequences`` default) to 29 steps.
+zero-padded at the front (Keras's ``pad_sequences`` default) to 29 steps, and each of the 12
+coefficients is standardised with the mean and spread of the training frames (padding stays 0).
 
 Writes to ``runs/seed_blog/``: ``model.lstmkit`` (the trained model) and ``curves.png``.
 Run it with ``make demo``.
@@ -20,6 +21,13 @@ from lstmkit.data import load_japanese_vowels
 from lstmkit.layers import LSTM, Dense
 from lstmkit.models import Sequential, load_model
 from lstmkit.utils import set_random_seed, to_categorical
+
+
+def standardize(X: np.ndarray, lengths: np.ndarray, stats=None):
+    """Z-score each feature over the real (unpadded) frames; returns (X, (mean, std))."""
+    real = np.arange(X.shape[1])[None, :] >= X.shape[1] - lengths[:, None]  # pre-padded
+    mean, std = stats if stats is not None else (X[real].mean(0), X[real].std(0))
+    return np.where(real[..., None], (X - mean) / std, 0.0).astype("float32"), (mean, std)
 
 
 def plot_curves(history: dict[str, list[float]], path: Path) -> None:
@@ -45,21 +53,24 @@ def plot_curves(history: dict[str, list[float]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/seed_blog"))
     args = parser.parse_args()
     set_random_seed(args.seed)
 
-    X_train, labels_train = load_japanese_vowels("train")
-    X_test, labels_test = load_japanese_vowels("test")
-    output_dim = int(labels_train.max()) + 1
-    y_train = to_categorical(labels_train, output_dim)
+    X_all, labels_all, lengths_all = load_japanese_vowels("train", return_lengths=True)
+    X_test, labels_test, lengths_test = load_japanese_vowels("test", return_lengths=True)
+    output_dim = int(labels_all.max()) + 1
+    y_all = to_categorical(labels_all, output_dim)
     y_test = to_categorical(labels_test, output_dim)
-    # a validation set carved from the training speakers' utterances; the test set stays unseen
-    order = np.random.permutation(len(X_train))
+    # 20% of the training utterances for validation; the test set stays unseen until the end
+    order = np.random.permutation(len(X_all))
     val, train = order[:54], order[54:]
-    X_train, X_val, y_train, y_val = X_train[train], X_train[val], y_train[train], y_train[val]
+    X_train, stats = standardize(X_all[train], lengths_all[train])
+    X_val, _ = standardize(X_all[val], lengths_all[val], stats)
+    X_test, _ = standardize(X_test, lengths_test, stats)
+    y_train, y_val = y_all[train], y_all[val]
     time_steps, input_dim = X_train.shape[1:]
     num_epochs, batch_size = args.epochs, args.batch_size
 

@@ -37,26 +37,21 @@ class ProgbarLogger(Callback):
         self.progress: Progress | None = None
         self.task = None
 
-    def on_train_begin(self, logs=None):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = self.last_refresh = time.perf_counter()
+        self.steps_done = 0
+        self.console.print(f"Epoch {epoch + 1}/{self.params.get('epochs')}", highlight=False)
         if self.verbose == 1 and self.console.is_terminal:
             self.progress = Progress(
                 MofNCompleteColumn(),
                 BarColumn(bar_width=20),
                 TextColumn("{task.fields[timing]} {task.fields[metrics]}"),
                 console=self.console,
-                transient=False,
             )
-            self.progress.start()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = self.last_refresh = time.perf_counter()
-        self.steps_done = 0
-        epochs = self.params.get("epochs")
-        self.console.print(f"Epoch {epoch + 1}/{epochs}")
-        if self.progress is not None:
             self.task = self.progress.add_task(
                 "", total=self.params.get("steps"), timing="", metrics=""
             )
+            self.progress.start()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps_done = batch + 1
@@ -76,12 +71,14 @@ class ProgbarLogger(Callback):
             self.progress.update(
                 self.task, completed=self.steps_done, total=self.steps_done, timing=text, metrics=""
             )
+            self.progress.stop()  # leaves the finished bar on screen, as Keras does
+            self.progress = None
         else:
             line = f"{self.steps_done}/{self.steps_done} - {text}"
             self.console.print(line, highlight=False, soft_wrap=True)
 
     def on_train_end(self, logs=None):
-        if self.progress is not None:
+        if self.progress is not None:  # fit stopped inside an epoch
             self.progress.stop()
             self.progress = None
 
