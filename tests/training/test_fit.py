@@ -64,8 +64,13 @@ def regression(n: int, outputs: int = 1, scale: float = 1.0, seed: int = 0):
     return x, y.astype("float32")
 
 
-def make_model(out: int = 3, activation: str | None = "softmax", units: int = 8, seed: int = 0,
-               dropout: float | None = None) -> Sequential:
+def make_model(
+    out: int = 3,
+    activation: str | None = "softmax",
+    units: int = 8,
+    seed: int = 0,
+    dropout: float | None = None,
+) -> Sequential:
     set_random_seed(seed)
     layers = [LSTM(units, input_shape=(T, F))]
     if dropout is not None:
@@ -149,11 +154,13 @@ def test_seed_program_learns_sign_task():
     x, y = sign_task(160)
     x_train, y_train, x_val, y_val = x[:128], y[:128], x[128:], y[128:]
     model = make_model(out=2)
-    model.compile(optimizer=Adam(learning_rate=1e-2), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=Adam(learning_rate=1e-2), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
     epochs = 12
-    history = model.fit(x_train, y_train, batch_size=16, epochs=epochs, verbose=0,
-                        validation_data=(x_val, y_val))
+    history = model.fit(
+        x_train, y_train, batch_size=16, epochs=epochs, verbose=0, validation_data=(x_val, y_val)
+    )
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     for key, values in history.history.items():
         assert len(values) == epochs, key
@@ -177,8 +184,16 @@ def test_validation_split_takes_last_samples_before_shuffling():
     y = one_hot(labels)
     model = classifier()
     recorder = Recorder()
-    history = model.fit(x, y, batch_size=8, epochs=2, validation_split=0.25, shuffle=True,
-                        verbose=0, callbacks=[recorder])
+    history = model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=2,
+        validation_split=0.25,
+        shuffle=True,
+        verbose=0,
+        callbacks=[recorder],
+    )
     assert recorder.params["steps"] == math.ceil(30 / 8)
     assert recorder.batches == [0, 1, 2, 3] * 2
     last = model.evaluate(x[30:], y[30:], batch_size=8, verbose=0, return_dict=True)
@@ -194,8 +209,16 @@ def test_validation_split_rounds_like_keras():
     y = one_hot(labels)
     model = classifier()
     recorder = Recorder()
-    history = model.fit(x, y, batch_size=1, epochs=1, validation_split=0.25, shuffle=False,
-                        verbose=0, callbacks=[recorder])
+    history = model.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=1,
+        validation_split=0.25,
+        shuffle=False,
+        verbose=0,
+        callbacks=[recorder],
+    )
     assert len(recorder.batches) == 7
     val_loss = model.evaluate(x[7:], y[7:], verbose=0)
     assert history.history["val_loss"][0] == pytest.approx(val_loss[0], abs=1e-5)
@@ -281,8 +304,9 @@ def test_initial_epoch_runs_remaining_epochs_with_right_indices():
     x, labels = random_classes(16)
     model = classifier()
     recorder = Recorder()
-    history = model.fit(x, one_hot(labels), batch_size=8, epochs=5, initial_epoch=2,
-                        verbose=0, callbacks=[recorder])
+    history = model.fit(
+        x, one_hot(labels), batch_size=8, epochs=5, initial_epoch=2, verbose=0, callbacks=[recorder]
+    )
     assert history.epoch == [2, 3, 4]
     assert recorder.epochs_begun == [2, 3, 4]
     assert len(history.history["loss"]) == 3
@@ -293,8 +317,15 @@ def test_steps_per_epoch_limits_steps():
     model = classifier()
     recorder = Recorder()
     before = model.get_weights()
-    model.fit(x, one_hot(labels), batch_size=8, epochs=2, steps_per_epoch=3, verbose=0,
-              callbacks=[recorder])
+    model.fit(
+        x,
+        one_hot(labels),
+        batch_size=8,
+        epochs=2,
+        steps_per_epoch=3,
+        verbose=0,
+        callbacks=[recorder],
+    )
     assert recorder.params["steps"] == 3
     assert recorder.batches == [0, 1, 2, 0, 1, 2]
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
@@ -337,8 +368,7 @@ def test_torch_tensors_and_dataloader_train_like_numpy():
     for other, other_hist in ((tens, tens_hist), (dl, dl_hist)):
         for a, b in zip(ref.get_weights(), other.get_weights(), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-        np.testing.assert_allclose(other_hist.history["loss"], ref_hist.history["loss"],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(other_hist.history["loss"], ref_hist.history["loss"], rtol=1e-6)
     expected = ref.evaluate(x, y, batch_size=8, verbose=0)
     np.testing.assert_allclose(ref.evaluate(loader, verbose=0), expected, rtol=1e-6)
     np.testing.assert_allclose(ref.evaluate(xt, yt, batch_size=8, verbose=0), expected, rtol=1e-6)
@@ -348,12 +378,21 @@ def test_torch_tensors_and_dataloader_train_like_numpy():
 def test_dataloader_as_validation_data_matches_arrays():
     x, labels = random_classes(36)
     y = one_hot(labels)
-    val_loader = DataLoader(TensorDataset(torch.from_numpy(x[24:]), torch.from_numpy(y[24:])),
-                            batch_size=8)
-    a = classifier(seed=2).fit(x[:24], y[:24], batch_size=8, epochs=2, shuffle=False, verbose=0,
-                               validation_data=(x[24:], y[24:]))
-    b = classifier(seed=2).fit(x[:24], y[:24], batch_size=8, epochs=2, shuffle=False, verbose=0,
-                               validation_data=val_loader)
+    val_loader = DataLoader(
+        TensorDataset(torch.from_numpy(x[24:]), torch.from_numpy(y[24:])), batch_size=8
+    )
+    a = classifier(seed=2).fit(
+        x[:24],
+        y[:24],
+        batch_size=8,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        validation_data=(x[24:], y[24:]),
+    )
+    b = classifier(seed=2).fit(
+        x[:24], y[:24], batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=val_loader
+    )
     np.testing.assert_allclose(a.history["val_loss"], b.history["val_loss"], rtol=1e-6)
     np.testing.assert_allclose(a.history["val_accuracy"], b.history["val_accuracy"])
 
@@ -363,11 +402,18 @@ def test_float64_torch_tensors_train_like_float64_numpy():
     x, labels = random_classes(16)
     y = one_hot(labels)
     ref = classifier(seed=4)
-    ref.fit(x.astype("float64"), y.astype("float64"), batch_size=8, epochs=1, shuffle=False,
-            verbose=0)
+    ref.fit(
+        x.astype("float64"), y.astype("float64"), batch_size=8, epochs=1, shuffle=False, verbose=0
+    )
     model = classifier(seed=4)
-    model.fit(torch.from_numpy(x).double(), torch.from_numpy(y).double(), batch_size=8, epochs=1,
-              shuffle=False, verbose=0)
+    model.fit(
+        torch.from_numpy(x).double(),
+        torch.from_numpy(y).double(),
+        batch_size=8,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+    )
     for a, b in zip(ref.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -526,26 +572,21 @@ def test_regression_metrics_match_keras_metrics(keras):
 
 
 # -- optimizers ---------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "optimizer",
-    [
-        "adam",
-        "adamw",
-        "sgd",
-        "rmsprop",
-        "nadam",
-        lk_optimizers.Adam(learning_rate=1e-2),
-        lk_optimizers.SGD(learning_rate=0.1, momentum=0.9),
-        lk_optimizers.RMSprop(learning_rate=1e-2),
-    ],
-    ids=lambda o: o if isinstance(o, str) else type(o).__name__ + "_object",
-)
-def test_optimizers_reduce_the_loss(optimizer):
+OPTIMIZER_OBJECTS = {
+    "Adam_object": lambda: lk_optimizers.Adam(learning_rate=1e-2),
+    "SGD_object": lambda: lk_optimizers.SGD(learning_rate=0.1, momentum=0.9),
+    "RMSprop_object": lambda: lk_optimizers.RMSprop(learning_rate=1e-2),
+}
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop", "nadam", *OPTIMIZER_OBJECTS])
+def test_optimizers_reduce_the_loss(name):
     x, y = regression(32, outputs=1, scale=2.0)
     model = make_model(out=1, activation=None, units=4)
+    optimizer = OPTIMIZER_OBJECTS[name]() if name in OPTIMIZER_OBJECTS else name
     model.compile(optimizer=optimizer, loss="mse")
     if isinstance(optimizer, str):
-        assert isinstance(model.optimizer, lk_optimizers._BY_NAME[optimizer])
+        assert model.optimizer.keras_name == name
     else:
         assert model.optimizer is optimizer
     before = model.evaluate(x, y, batch_size=32, verbose=0)
@@ -572,11 +613,14 @@ def test_early_stopping_stops_and_restores_best_weights():
     x, labels = random_classes(24)
     model = classifier()
     snapshots: list[list[np.ndarray]] = []
-    recorder = LambdaCallback(on_epoch_end=lambda epoch, logs: snapshots.append(model.get_weights()))
+    recorder = LambdaCallback(
+        on_epoch_end=lambda _epoch, _logs: snapshots.append(model.get_weights())
+    )
     # min_delta is so large that no epoch after the first counts as an improvement
     stopper = EarlyStopping(monitor="loss", min_delta=1e3, patience=2, restore_best_weights=True)
-    history = model.fit(x, one_hot(labels), batch_size=8, epochs=20, verbose=0,
-                        callbacks=[recorder, stopper])
+    history = model.fit(
+        x, one_hot(labels), batch_size=8, epochs=20, verbose=0, callbacks=[recorder, stopper]
+    )
     assert history.epoch == [0, 1, 2]
     assert stopper.stopped_epoch == 2
     assert stopper.best_epoch == 0
@@ -591,8 +635,15 @@ def test_model_checkpoint_save_best_only_writes_loadable_model(tmp_path):
     model = classifier(lr=5e-2)
     path = tmp_path / "best.lstmkit"
     checkpoint = ModelCheckpoint(path, monitor="val_loss", save_best_only=True)
-    history = model.fit(x[:30], y[:30], batch_size=8, epochs=6, verbose=0,
-                        validation_data=(x_val, y_val), callbacks=[checkpoint])
+    history = model.fit(
+        x[:30],
+        y[:30],
+        batch_size=8,
+        epochs=6,
+        verbose=0,
+        validation_data=(x_val, y_val),
+        callbacks=[checkpoint],
+    )
     assert path.is_file()
     best = min(history.history["val_loss"])
     assert checkpoint.best == pytest.approx(best)
@@ -606,8 +657,9 @@ def reduce_lr_fit(epochs: int = 4):
     x, labels = random_classes(16)
     model = classifier(lr=1e-2)
     reducer = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=1e3)
-    history = model.fit(x, one_hot(labels), batch_size=8, epochs=epochs, verbose=0,
-                        callbacks=[reducer])
+    history = model.fit(
+        x, one_hot(labels), batch_size=8, epochs=epochs, verbose=0, callbacks=[reducer]
+    )
     return model, history
 
 
@@ -621,17 +673,25 @@ def test_reduce_lr_on_plateau_lowers_the_learning_rate():
 
 def test_reduce_lr_on_plateau_learning_rate_reaches_history():
     # Keras appends History after the user's callbacks, so the "learning_rate" that
-    # ReduceLROnPlateau adds to the epoch logs is recorded in history.history.
+    # ReduceLROnPlateau adds to the epoch logs is recorded in history.history. Keras logs the
+    # rate the epoch ran with, before that epoch's reduction.
     _, history = reduce_lr_fit()
-    assert history.history.get("learning_rate") == pytest.approx([1e-2, 5e-3, 2.5e-3, 1.25e-3])
+    assert history.history.get("learning_rate") == pytest.approx([1e-2, 1e-2, 5e-3, 2.5e-3])
 
 
 def test_csv_logger_writes_one_row_per_epoch(tmp_path):
     x, labels = random_classes(24)
     y = one_hot(labels)
     path = tmp_path / "log.csv"
-    history = classifier().fit(x[:16], y[:16], batch_size=8, epochs=3, verbose=0,
-                               validation_data=(x[16:], y[16:]), callbacks=[CSVLogger(path)])
+    history = classifier().fit(
+        x[:16],
+        y[:16],
+        batch_size=8,
+        epochs=3,
+        verbose=0,
+        validation_data=(x[16:], y[16:]),
+        callbacks=[CSVLogger(path)],
+    )
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3
@@ -658,8 +718,15 @@ def test_callbacks_see_test_hooks_during_validation():
     x, labels = random_classes(24)
     y = one_hot(labels)
     recorder = Recorder()
-    classifier().fit(x[:16], y[:16], batch_size=8, epochs=2, verbose=0,
-                     validation_data=(x[16:], y[16:]), callbacks=[recorder])
+    classifier().fit(
+        x[:16],
+        y[:16],
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+        validation_data=(x[16:], y[16:]),
+        callbacks=[recorder],
+    )
     assert recorder.test_hooks == ["begin", "batch", "end"] * 2
 
 
@@ -681,8 +748,7 @@ def test_stop_training_in_callback_stops_after_that_batch():
 
     recorder = StopAtBatchOne()
     model = classifier()
-    history = model.fit(x, one_hot(labels), batch_size=8, epochs=5, verbose=0,
-                        callbacks=[recorder])
+    history = model.fit(x, one_hot(labels), batch_size=8, epochs=5, verbose=0, callbacks=[recorder])
     assert recorder.batches == [0, 1]
     assert history.epoch == [0]
     # a later fit trains normally again
@@ -706,8 +772,9 @@ def test_verbose_0_prints_nothing(capsys):
 def test_verbose_2_prints_one_line_per_epoch(capsys):
     x, labels = random_classes(24)
     y = one_hot(labels)
-    classifier().fit(x[:16], y[:16], batch_size=8, epochs=3, verbose=2,
-                     validation_data=(x[16:], y[16:]))
+    classifier().fit(
+        x[:16], y[:16], batch_size=8, epochs=3, verbose=2, validation_data=(x[16:], y[16:])
+    )
     lines = [line for line in capsys.readouterr().out.splitlines() if "loss:" in line]
     assert len(lines) == 3
     assert all("val_loss:" in line and "accuracy:" in line for line in lines)

@@ -32,9 +32,10 @@ def snake_case(name: str) -> str:
 
 
 def as_tensor(x: Any) -> torch.Tensor:
-    """NumPy arrays and lists become tensors (floats as float32, as Keras casts them)."""
+    """NumPy arrays, lists and float64 tensors become tensors with floats as float32 (as Keras
+    casts inputs); other tensors pass through."""
     if isinstance(x, torch.Tensor):
-        return x
+        return x.float() if x.dtype == torch.float64 else x
     array = np.asarray(x)
     if array.dtype.kind == "f":
         array = array.astype(np.float32, copy=False)
@@ -139,4 +140,5 @@ def check_input(layer: Layer, x: torch.Tensor, rank: int | None, last_dim: int) 
     if rank_ok and x.shape[-1] == last_dim:
         return
     want = f"(batch, timesteps, {last_dim})" if rank == 3 else f"(batch, ..., {last_dim})"
-    raise ValueError(f"Layer {layer.name!r} expects input of shape {want}; got {tuple(x.shape)}")
+    got = (None, *x.shape[1:])  # the batch size is free, as in Keras's messages
+    raise ValueError(f"Layer {layer.name!r} expects input of shape {want}; got {got}")

@@ -21,7 +21,7 @@ Batch = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]  # x, y, s
 
 
 def _check_finite(name: str, t: torch.Tensor) -> None:
-    """Raise `ValueError` naming the first sample with a NaN or infinity (one sync, once)."""
+    """Raise `ValueError` naming the first sample of ``t`` with a NaN or infinity."""
     if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
         bad = (~torch.isfinite(t)).reshape(t.shape[0], -1).any(dim=1).nonzero()[0].item()
         raise ValueError(
@@ -41,6 +41,7 @@ class ArrayData:
         device: torch.device | str = "cpu",
         name: str = "x",
     ):
+        y_name = name.replace("x", "y", 1)
         x = as_tensor(x)
         if x.dim() == 0:
             raise ValueError(f"{name} must have a batch axis; got a scalar")
@@ -50,17 +51,18 @@ class ArrayData:
             y = as_tensor(y)
             if y.dim() == 0 or y.shape[0] != n:
                 raise ValueError(
-                    f"x and y must have the same number of samples; got x with {n} and y with "
-                    f"{'no batch axis' if y.dim() == 0 else y.shape[0]}"
+                    f"{name} and {y_name} must have the same number of samples; got {name} with "
+                    f"{n} and {y_name} with {'no batch axis' if y.dim() == 0 else y.shape[0]}"
                 )
-            _check_finite("y", y)
+            _check_finite(y_name, y)
         if sample_weight is not None:
             sample_weight = as_tensor(sample_weight).float()
             if tuple(sample_weight.shape) != (n,):
                 raise ValueError(
-                    f"sample_weight must have shape ({n},) to match x; "
+                    f"sample_weight must have shape ({n},) to match {name}; "
                     f"got {tuple(sample_weight.shape)}"
                 )
+            _check_finite("sample_weight", sample_weight)
         self.x = x.to(device)
         self.y = None if y is None else y.to(device)
         self.sample_weight = None if sample_weight is None else sample_weight.to(device)
@@ -114,18 +116,20 @@ class IterableData:
 
     def batches(self, batch_size: int, shuffle: bool = False) -> Iterator[Batch]:
         non_blocking = torch.device(self.device).type == "cuda"
-        for item in self.source:
+        for step, item in enumerate(self.source):
             parts = list(item) if isinstance(item, (tuple, list)) else [item]
             if not 1 <= len(parts) <= 3:
                 raise ValueError(
                     f"each batch must be x, (x, y) or (x, y, sample_weight); got {len(parts)} parts"
                 )
             parts += [None] * (3 - len(parts))
+            x, y, sw = (None if p is None else as_tensor(p) for p in parts)
+            if x.device.type == "cpu":  # checked before the copy: no device sync per batch
+                _check_finite(f"x (batch {step})", x)
             x, y, sw = (
-                None if p is None else as_tensor(p).to(self.device, non_blocking=non_blocking)
-                for p in parts
+                None if t is None else t.to(self.device, non_blocking=non_blocking)
+                for t in (x, y, sw)
             )
-            _check_finite("x", x)
             yield x, y, None if sw is None else sw.float()
 
 

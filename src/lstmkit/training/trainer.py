@@ -8,6 +8,7 @@ callback asks for batch logs, or when the progress bar refreshes (at most twice 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,15 @@ def _verbosity(verbose: int | str) -> int:
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto'; got {verbose!r}")
     return int(verbose)
+
+
+def _batch_size(batch_size: Any) -> int:
+    """Keras's default of 32 when None; otherwise a positive integer (NumPy ints welcome)."""
+    if batch_size is None:
+        return 32
+    if not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    return int(batch_size)
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -84,17 +94,13 @@ class Trainer:
             raise RuntimeError("The model must be compiled first: call model.compile(...)")
 
     # -- data -----------------------------------------------------------------------------
-    def _adapt(
-        self, x: Any, y: Any = None, sample_weight: Any = None, batch_size: int | None = None
-    ) -> ArrayData | IterableData:
+    def _adapt(self, x: Any, y: Any = None, sample_weight: Any = None) -> ArrayData | IterableData:
         if is_iterable_source(x):
             if y is not None or sample_weight is not None:
                 raise ValueError(
                     "when x is an iterable of batches, y and sample_weight must be None"
                 )
             return IterableData(x, self.device)
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
         return ArrayData(x, y, sample_weight, self.device)
 
     @torch.no_grad()
@@ -178,8 +184,10 @@ class Trainer:
         """Train for ``epochs`` epochs, as Keras's ``Model.fit``; returns the `History`."""
         self._require_compiled()
         verbose = _verbosity(verbose)
-        batch_size = batch_size or 32
-        data = self._adapt(x, y, sample_weight, batch_size)
+        batch_size = _batch_size(batch_size)
+        if not isinstance(validation_freq, Integral) or validation_freq < 1:
+            raise ValueError(f"validation_freq must be a positive integer; got {validation_freq!r}")
+        data = self._adapt(x, y, sample_weight)
         if class_weight is not None:
             if not isinstance(data, ArrayData) or data.y is None:
                 raise ValueError("class_weight needs array targets y")
@@ -208,7 +216,9 @@ class Trainer:
         user_callbacks = list(callbacks or [])
         progress = [ProgbarLogger(verbose, lambda: self._logs())] if verbose else []
         params = {"epochs": epochs, "steps": steps, "verbose": verbose}
-        cbs = CallbackList([self.history, *progress, *user_callbacks], self, params)
+        # Keras's order: the user's callbacks first, so that what they add to the epoch logs
+        # (e.g. "learning_rate") reaches the progress bar and the History
+        cbs = CallbackList([*user_callbacks, *progress, self.history], self, params)
         self.stop_training = False
         cbs.on_train_begin()
         for epoch in range(initial_epoch, epochs):
@@ -227,7 +237,7 @@ class Trainer:
             if val_data is not None and (epoch + 1) % validation_freq == 0:
                 logs.update(
                     self._run_evaluation(
-                        val_data, validation_batch_size or batch_size, prefix="val_"
+                        val_data, validation_batch_size or batch_size, prefix="val_", callbacks=cbs
                     )
                 )
             cbs.on_epoch_end(epoch, logs)
@@ -276,8 +286,8 @@ class Trainer:
         """Loss and metrics on the given data, as Keras's ``Model.evaluate``."""
         self._require_compiled()
         _verbosity(verbose)
-        batch_size = batch_size or 32
-        data = self._adapt(x, y, sample_weight, batch_size)
+        batch_size = _batch_size(batch_size)
+        data = self._adapt(x, y, sample_weight)
         self._prepare(self._first_batch(data))
         cbs = CallbackList(list(callbacks or []), self, {"steps": data.steps(batch_size)})
         logs = self._run_evaluation(data, batch_size, callbacks=cbs)
@@ -296,9 +306,9 @@ class Trainer:
     ) -> np.ndarray:
         """Model outputs for ``x`` as a NumPy array, batch by batch (Keras's ``Model.predict``)."""
         _verbosity(verbose)
-        batch_size = batch_size or 32
+        batch_size = _batch_size(batch_size)
         self._ensure_device()
-        data = self._adapt(x, None, None, batch_size)
+        data = self._adapt(x)
         self.eval()
         cbs = CallbackList(list(callbacks or []), self, {"steps": data.steps(batch_size)})
         cbs.on_predict_begin()
