@@ -158,7 +158,9 @@ _BY_NAME: dict[str, type[Initializer]] = {
     "ones": Ones,
     "constant": Constant,
     "random_normal": RandomNormal,
+    "normal": RandomNormal,
     "random_uniform": RandomUniform,
+    "uniform": RandomUniform,
     "truncated_normal": TruncatedNormal,
     "variance_scaling": VarianceScaling,
     "orthogonal": Orthogonal,
@@ -171,7 +173,8 @@ _BY_NAME: dict[str, type[Initializer]] = {
     "lecun_normal": LecunNormal,
 }
 for _name, _cls in _BY_NAME.items():
-    _cls.keras_name = _name
+    if "keras_name" not in vars(_cls):  # the first name listed is the canonical one
+        _cls.keras_name = _name
 
 
 def get(identifier: str | dict | Initializer) -> Initializer:

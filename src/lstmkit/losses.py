@@ -16,6 +16,20 @@ import torch.nn.functional as F
 EPSILON = 1e-7  # Keras's backend epsilon, used to clip probabilities
 
 
+def _expand(weight: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    return weight.reshape(weight.shape + (1,) * (values.dim() - weight.dim())).to(values.dtype)
+
+
+def combined_weight(
+    values: torch.Tensor, sample_weight: torch.Tensor | None, mask: torch.Tensor | None
+) -> torch.Tensor | None:
+    """Per-sample weights times the step mask, shaped to broadcast over ``values``."""
+    weight = None if sample_weight is None else _expand(sample_weight, values)
+    if mask is not None:
+        weight = _expand(mask, values) if weight is None else weight * _expand(mask, values)
+    return weight
+
+
 class Loss:
     """Base class. Subclasses implement `per_sample`."""
 
@@ -29,11 +43,20 @@ class Loss:
         y_true: torch.Tensor,
         y_pred: torch.Tensor,
         sample_weight: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Mean over the batch of the (weighted) per-sample values.
+
+        ``mask`` (batch, timesteps), the output mask of a sequence model, leaves padded steps
+        out: as in Keras, the mean is then taken over the real steps only.
+        """
         values = self.per_sample(y_true, y_pred)
-        if sample_weight is not None:
-            values = values * sample_weight.reshape(sample_weight.shape + (1,) * (values.dim() - 1))
-        return values.sum() / values.numel()
+        weight = combined_weight(values, sample_weight, mask)
+        if weight is None:
+            return values.sum() / values.numel()
+        if mask is not None:
+            weight = weight * (mask.numel() / mask.sum().clamp_min(1))
+        return (values * weight).sum() / values.numel()
 
     def check_targets(self, y: torch.Tensor, output_shape: tuple) -> None:
         """Raise `ValueError` when targets ``y`` (all of them) cannot fit the model output."""

@@ -67,23 +67,30 @@ class Mean:
         self.total: torch.Tensor | float = 0.0
         self.weight: torch.Tensor | float = 0.0
 
-    def update(self, values: torch.Tensor, sample_weight: torch.Tensor | None = None) -> None:
+    def update(
+        self,
+        values: torch.Tensor,
+        sample_weight: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> None:
+        """Add per-sample ``values``, weighted by ``sample_weight`` and the step ``mask``."""
         values = values.detach().float()
-        if sample_weight is None:
+        weight = losses.combined_weight(values, sample_weight, mask)
+        if weight is None:
             self.total = self.total + values.sum()
             self.weight = self.weight + values.numel()
             return
-        w = sample_weight.reshape(sample_weight.shape + (1,) * (values.dim() - 1)).expand_as(values)
-        self.total = self.total + (values * w).sum()
-        self.weight = self.weight + w.sum()
+        weight = weight.expand_as(values)
+        self.total = self.total + (values * weight).sum()
+        self.weight = self.weight + weight.sum()
 
     def update_scalar(self, value: torch.Tensor, count: int) -> None:
         """Add one batch mean ``value`` that stands for ``count`` samples."""
         self.total = self.total + value.detach().float() * count
         self.weight = self.weight + count
 
-    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
-        self.update(self.fn(y_true, y_pred), sample_weight)
+    def update_state(self, y_true, y_pred, sample_weight=None, mask=None) -> None:
+        self.update(self.fn(y_true, y_pred), sample_weight, mask)
 
     def value(self) -> torch.Tensor | float:
         """The current result, still on the device (no synchronisation)."""

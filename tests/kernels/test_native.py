@@ -43,15 +43,20 @@ def test_native_matches_reference_outputs_and_gradients(shape, bias, dtype):
         torch.testing.assert_close(ours, ref, atol=TOLERANCE[dtype], rtol=TOLERANCE[dtype])
 
 
-def test_dispatch_picks_native_for_the_plain_cell_only():
+def test_dispatch_picks_native_for_what_torch_computes_only():
     assert dispatch.select_backend(LSTMSpec(4)) == "native"
+    assert dispatch.select_backend(LSTMSpec(4, proj_size=2)) == "native"
     assert dispatch.select_backend(LSTMSpec(4, recurrent_activation="hard_sigmoid")) == "reference"
     assert dispatch.select_backend(LSTMSpec(4, activation="relu")) == "reference"
+    assert dispatch.select_backend(LSTMSpec(4, peephole=True)) == "reference"
+    assert (
+        dispatch.select_backend(LSTMSpec(4), mask=torch.ones(2, 3, dtype=torch.bool)) == "reference"
+    )
 
 
 def test_native_refuses_other_cells_and_dispatch_refuses_unknown_backends():
     x, h0, c0, w = problem(2, 3, 4, 5, bias=True)
-    with pytest.raises(ValueError, match="plain"):
+    with pytest.raises(ValueError, match="cannot run"):
         native.lstm(x, h0, c0, w, LSTMSpec(5, activation="relu"))
     with pytest.raises(ValueError, match="Unknown LSTM backend 'cudnn9'"):
         dispatch.lstm(x, h0, c0, w, LSTMSpec(5), backend="cudnn9")

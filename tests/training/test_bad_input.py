@@ -19,15 +19,6 @@ from lstmkit.utils import set_random_seed
 N, T, F, C = 20, 6, 2, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one intra-op thread (two threads spin badly when the CPUs are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def x() -> np.ndarray:
     return np.random.default_rng(0).normal(size=(N, T, F)).astype("float32")

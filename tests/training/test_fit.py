@@ -129,15 +129,6 @@ class Recorder(Callback):
         self.test_hooks.append("end")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one intra-op thread (two threads spin badly when the CPUs are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def keras():
     return pytest.importorskip("keras")

@@ -1,6 +1,6 @@
-"""Recurrence engines. Each backend module offers `lstm(x, h0, c0, weights, spec)`."""
+"""Recurrence engines. Each backend module offers ``supports`` and ``lstm`` (see dispatch)."""
 
 from lstmkit.kernels.dispatch import lstm, select_backend
-from lstmkit.kernels.weights import LSTMWeights
+from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 
-__all__ = ["LSTMWeights", "lstm", "select_backend"]
+__all__ = ["LSTMNoise", "LSTMWeights", "lstm", "select_backend"]

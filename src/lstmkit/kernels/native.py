@@ -1,29 +1,41 @@
-"""torch's own fused LSTM (cuDNN on CUDA, ATen/oneDNN on the CPU) for the plain cell.
+"""torch's own fused LSTM (cuDNN on CUDA, ATen/oneDNN on the CPU).
 
-Supports specs with ``spec.is_plain``: tanh cell activation and sigmoid gates.
+Runs the classic tanh/sigmoid cell, with or without projection (torch's ``proj_size``), at
+inference or in training without recurrent dropout; no masks, peepholes, layer norm or zoneout.
 """
 
 from __future__ import annotations
 
 import torch
 
-from lstmkit.kernels.weights import LSTMWeights
+from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
 
 
-def supports(spec: LSTMSpec) -> bool:
-    return spec.is_plain
+def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:
+    classic = spec.activation == "tanh" and spec.recurrent_activation == "sigmoid"
+    variants = spec.peephole or spec.layer_norm or spec.zoneout_cell or spec.zoneout_hidden
+    dropped = noise is not None and noise.recurrent_mask is not None
+    return classic and not variants and not dropped and mask is None
 
 
 def lstm(
-    x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: LSTMWeights, spec: LSTMSpec
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    weights: LSTMWeights,
+    spec: LSTMSpec,
+    mask: torch.Tensor | None = None,
+    noise: LSTMNoise | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Same contract as `lstmkit.kernels.reference.lstm`."""
-    if not supports(spec):
-        raise ValueError(f"the native kernel runs only the plain tanh/sigmoid cell; got {spec}")
-    params = [weights.kernel.t(), weights.recurrent_kernel.t()]  # torch layout (4H, I), (4H, H)
+    if not supports(spec, mask, noise):
+        raise ValueError(f"the native kernel cannot run {spec} with this mask/noise")
+    params = [weights.kernel.t(), weights.recurrent_kernel.t()]  # torch layout (4H, I), (4H, P)
     if weights.bias is not None:
         params += [weights.bias, torch.zeros_like(weights.bias)]  # bias_ih + bias_hh = bias
+    if spec.proj_size:
+        params.append(weights.projection.t())  # weight_hr (P, H)
     outputs, h_n, c_n = torch.lstm(
         x,
         (h0.unsqueeze(0), c0.unsqueeze(0)),

@@ -3,10 +3,23 @@
 from lstmkit.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer
 from lstmkit.layers.layer import Layer
 from lstmkit.layers.lstm import LSTM
+from lstmkit.layers.masking import Embedding, Masking
 
-__all__ = ["LSTM", "Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "Layer"]
+__all__ = [
+    "LSTM",
+    "Activation",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "Masking",
+]
 
 # Layer classes that a saved model may name; loading looks classes up here and nowhere else.
 REGISTRY: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (LSTM, Activation, Dense, Dropout, Flatten, InputLayer)
+    cls.__name__: cls
+    for cls in (LSTM, Activation, Dense, Dropout, Embedding, Flatten, InputLayer, Masking)
 }

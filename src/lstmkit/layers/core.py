@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from lstmkit import activations, initializers
-from lstmkit.layers.layer import Layer, Shape, check_input
+from lstmkit.layers.layer import (
+    Layer,
+    Shape,
+    check_input,
+    weight_options,
+    weight_options_config,
+)
 
 
 class Dense(Layer):
@@ -21,6 +27,8 @@ class Dense(Layer):
         use_bias: whether to add a bias vector.
         kernel_initializer: default ``"glorot_uniform"``; ``kernel`` has shape (input_dim, units).
         bias_initializer: default ``"zeros"``.
+        kernel_regularizer, bias_regularizer: penalties added to the training loss.
+        kernel_constraint, bias_constraint: projections applied after each optimizer step.
     """
 
     def __init__(
@@ -30,6 +38,10 @@ class Dense(Layer):
         use_bias: bool = True,
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -40,6 +52,9 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.options = weight_options(
+            kernel=(kernel_regularizer, kernel_constraint), bias=(bias_regularizer, bias_constraint)
+        )
 
     def build(self, input_shape: Shape) -> None:
         if len(input_shape) < 2 or input_shape[-1] is None:
@@ -47,12 +62,12 @@ class Dense(Layer):
                 f"Layer {self.name!r} expects input of shape (batch, ..., features); "
                 f"got {tuple(input_shape)}"
             )
-        self.kernel = torch.nn.Parameter(
-            self.kernel_initializer((int(input_shape[-1]), self.units))
-        )
-        self.bias = (
-            torch.nn.Parameter(self.bias_initializer((self.units,))) if self.use_bias else None
-        )
+        shape = (int(input_shape[-1]), self.units)
+        self.add_weight("kernel", shape, self.kernel_initializer, *self.options["kernel"])
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer, *self.options["bias"])
+        else:
+            self.bias = None
         self.built = True
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -73,6 +88,7 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
+            **weight_options_config(self.options),
         }
 
 
@@ -115,6 +131,9 @@ class Flatten(Layer):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return inputs.reshape(inputs.shape[0], -1)
+
+    def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None) -> None:
+        return None
 
 
 class InputLayer(Layer):

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lstmkit import constraints, initializers, regularizers
+
 Shape = tuple[int | None, ...]
 
 _name_counts: defaultdict[str, int] = defaultdict(int)
@@ -54,12 +56,61 @@ class Layer(torch.nn.Module):
         input_shape: shape of one sample (no batch axis); lets a `Sequential` build at once.
     """
 
-    def __init__(self, name: str | None = None, input_shape: Shape | None = None):
+    call_takes_mask = False  # layers whose forward accepts ``mask=`` (LSTM, wrappers)
+
+    def __init__(
+        self,
+        name: str | None = None,
+        input_shape: Shape | None = None,
+        activity_regularizer: Any = None,
+    ):
         super().__init__()
         self.name = name or unique_name(snake_case(type(self).__name__))
         self.input_shape_arg = None if input_shape is None else tuple(input_shape)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.weight_regularizers: dict[str, regularizers.Regularizer] = {}
+        self.weight_constraints: dict[str, constraints.Constraint] = {}
+        self.activity_losses: list[torch.Tensor] = []
         self.built = False
         self.eval()  # Keras semantics: inference unless fit() or .train() says training
+
+    def add_weight(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        initializer: Any,
+        regularizer: Any = None,
+        constraint: Any = None,
+    ) -> torch.nn.Parameter:
+        """Create, register and return a weight, as Keras's ``Layer.add_weight``.
+
+        ``initializer`` is a Keras name, a config dict, or any callable ``shape -> tensor``.
+        """
+        init = initializers.get(initializer) if isinstance(initializer, str | dict) else initializer
+        weight = torch.nn.Parameter(init(shape))
+        self.register_parameter(name, weight)
+        if regularizer is not None:
+            self.weight_regularizers[name] = regularizers.get(regularizer)
+        if constraint is not None:
+            self.weight_constraints[name] = constraints.get(constraint)
+        return weight
+
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """This layer's regularization terms: weight penalties now, activity of the last call."""
+        weights = [reg(getattr(self, name)) for name, reg in self.weight_regularizers.items()]
+        return weights + self.activity_losses
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        """Project constrained weights back onto their sets (run after each optimizer step)."""
+        for name, constraint in self.weight_constraints.items():
+            weight = getattr(self, name)
+            weight.copy_(constraint(weight))
+
+    def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """The mask of this layer's output; by default the input's mask passes through."""
+        return mask
 
     # -- building -------------------------------------------------------------------------
     def build(self, input_shape: Shape) -> None:
@@ -77,7 +128,12 @@ class Layer(torch.nn.Module):
             self.build(tuple(args[0].shape))
             if device is not None:
                 self.to(device)
-        return super().__call__(*args, **kwargs)
+        outputs = super().__call__(*args, **kwargs)
+        if self.activity_regularizer is not None:
+            first = outputs[0] if isinstance(outputs, tuple) else outputs
+            # Keras 3 divides the activity penalty by the batch size
+            self.activity_losses = [self.activity_regularizer(first) / first.shape[0]]
+        return outputs
 
     # -- weights --------------------------------------------------------------------------
     @property
@@ -121,6 +177,8 @@ class Layer(torch.nn.Module):
         config: dict[str, Any] = {"name": self.name}
         if self.input_shape_arg is not None:
             config["input_shape"] = list(self.input_shape_arg)
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod
@@ -142,3 +200,23 @@ def check_input(layer: Layer, x: torch.Tensor, rank: int | None, last_dim: int) 
     want = f"(batch, timesteps, {last_dim})" if rank == 3 else f"(batch, ..., {last_dim})"
     got = (None, *x.shape[1:])  # the batch size is free, as in Keras's messages
     raise ValueError(f"Layer {layer.name!r} expects input of shape {want}; got {got}")
+
+
+WeightOptions = dict[str, tuple[Any, Any]]  # prefix -> (regularizer, constraint)
+
+
+def weight_options(**by_prefix: tuple[Any, Any]) -> WeightOptions:
+    """Resolve Keras's ``<prefix>_regularizer`` / ``<prefix>_constraint`` arguments."""
+    return {
+        prefix: (regularizers.get(reg), None if con is None else constraints.get(con))
+        for prefix, (reg, con) in by_prefix.items()
+    }
+
+
+def weight_options_config(options: WeightOptions) -> dict[str, Any]:
+    """The config entries of resolved weight options (None where unset)."""
+    config: dict[str, Any] = {}
+    for prefix, (reg, con) in options.items():
+        config[f"{prefix}_regularizer"] = None if reg is None else regularizers.serialize(reg)
+        config[f"{prefix}_constraint"] = None if con is None else constraints.serialize(con)
+    return config

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from lstmkit.layers import REGISTRY, InputLayer, Layer
-from lstmkit.layers.layer import Shape, unique_name
+from lstmkit.layers.layer import Shape, as_tensor, unique_name
 from lstmkit.models.model import Model
 
 
@@ -68,11 +68,21 @@ class Sequential(Model):
         self.built = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.call_with_mask(x)[0]
+
+    def call_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run the stack; a mask made by `Masking` or `Embedding` flows to the layers after it
+        and, when it survives to the output, leaves padded steps out of the loss and metrics."""
+        if not isinstance(x, torch.Tensor):
+            x = as_tensor(x)
         if self.build_input_shape is None:
             self.build((None, *x.shape[1:]))
+        mask = None
         for layer in self.stack:
-            x = layer(x)
-        return x
+            y = layer(x, mask=mask) if mask is not None and layer.call_takes_mask else layer(x)
+            mask = layer.compute_mask(x, mask)
+            x = y
+        return x, mask
 
     def layer_output_shapes(self) -> list[Any]:
         if self.build_input_shape is None:

@@ -17,6 +17,7 @@ import torch
 from lstmkit import losses, optimizers
 from lstmkit import metrics as metrics_lib
 from lstmkit.callbacks.base import Callback, CallbackList, History, LazyLogs
+from lstmkit.layers.layer import Layer
 from lstmkit.training.data import (
     ArrayData,
     Batch,
@@ -117,6 +118,9 @@ class Trainer:
         output_shape = self._output_shape(x)
         if not self.optimizer.built:
             self.optimizer.build(self.parameters())
+        layers = [m for m in self.modules() if isinstance(m, Layer)]
+        self._regularized = [m for m in layers if m.weight_regularizers or m.activity_regularizer]
+        self._constrained = [m for m in layers if m.weight_constraints]
         self.loss.check_targets(y, output_shape)
         self._metrics = [
             metrics_lib.get(name, tuple(y.shape), (y.shape[0], *output_shape[1:]))
@@ -137,21 +141,40 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None) -> None:
         torch_opt = self.optimizer.torch_optimizer
         torch_opt.zero_grad(set_to_none=True)
-        y_pred = self(x)
-        loss = self.loss(y, y_pred, sw)
+        y_pred, mask = self.call_with_mask(x)
+        loss = self._total_loss(y, y_pred, sw, mask)
         loss.backward()
         self.optimizer.clip_gradients([p for g in torch_opt.param_groups for p in g["params"]])
         torch_opt.step()
-        self._track(loss, y, y_pred, sw)
+        for layer in self._constrained:
+            layer.apply_constraints()
+        self._track(loss, y, y_pred, sw, mask)
 
     def _test_step(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None) -> None:
-        y_pred = self(x)
-        self._track(self.loss(y, y_pred, sw), y, y_pred, sw)
+        y_pred, mask = self.call_with_mask(x)
+        self._track(self._total_loss(y, y_pred, sw, mask), y, y_pred, sw, mask)
 
-    def _track(self, loss, y, y_pred, sw) -> None:
+    def call_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The model's output and its step mask (None here; `Sequential` propagates masks)."""
+        return self(x), None
+
+    def _total_loss(self, y, y_pred, sw, mask) -> torch.Tensor:
+        """The compiled loss plus the layers' regularization terms, as Keras reports it."""
+        loss = self.loss(y, y_pred, sw, mask)
+        for layer in self._regularized:
+            for term in layer.losses:
+                loss = loss + term
+        return loss
+
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """Every regularization term of the model's layers (Keras's ``model.losses``)."""
+        return [term for m in self.modules() if isinstance(m, Layer) for term in m.losses]
+
+    def _track(self, loss, y, y_pred, sw, mask) -> None:
         self._loss_mean.update_scalar(loss.detach(), y.shape[0])
         for m in self._metrics:
-            m.update_state(y, y_pred.detach(), sw)
+            m.update_state(y, y_pred.detach(), sw, mask)
 
     def _reset_metrics(self) -> None:
         self._loss_mean = metrics_lib.Mean("loss")
