@@ -97,8 +97,8 @@ class OrthogonalRegularizer(Regularizer):
     """Keras's OrthogonalRegularizer for a 2D weight.
 
     The rows (``mode="rows"``) or columns (``mode="columns"``) are L2-normalised (a norm below
-    1e-7 counts as 1e-7); the penalty is ``factor / 2`` times the mean absolute dot product over
-    the distinct pairs. Keras returns NaN for a single row/column (no pairs); this raises instead.
+    1e-7 counts as 1e-7); the penalty is ``factor`` times the mean absolute dot product over the
+    distinct pairs. Keras returns NaN for a single row/column (no pairs); this raises instead.
     """
 
     keras_name = "orthogonal_regularizer"
@@ -111,9 +111,7 @@ class OrthogonalRegularizer(Regularizer):
 
     def __call__(self, x):
         if x.dim() != 2:
-            raise ValueError(
-                f"OrthogonalRegularizer needs a 2D weight; got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"OrthogonalRegularizer needs a 2D weight; got shape {tuple(x.shape)}")
         vectors = x if self.mode == "rows" else x.t()
         size = vectors.shape[0]
         if size < 2:
