@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
+
+from lstmkit.named import Named, registry, resolve, serialize
+
+__all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "get", "serialize"]
 
 _EPSILON = 1e-7  # Keras's backend epsilon, added to the norms before dividing by them
 
@@ -40,7 +43,7 @@ def _norms(weight: torch.Tensor, axis: Axis) -> torch.Tensor:
     return weight.square().sum(dim=dim, keepdim=True).sqrt()
 
 
-class Constraint:
+class Constraint(Named):
     """Base class: subclasses implement ``__call__(weight)``; as in Keras, the base changes
     nothing (it returns a copy)."""
 
@@ -48,16 +51,6 @@ class Constraint:
 
     def __call__(self, weight: torch.Tensor) -> torch.Tensor:
         return weight.clone()
-
-    def get_config(self) -> dict[str, Any]:
-        return dict(vars(self))
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class MaxNorm(Constraint):
@@ -125,27 +118,10 @@ class MinMaxNorm(Constraint):
 
 _CLASSES: tuple[type[Constraint], ...] = (MaxNorm, NonNeg, UnitNorm, MinMaxNorm)
 # Keras names and class names (the form Keras's own `serialize` writes)
-_BY_NAME: dict[str, type[Constraint]] = {
-    **{cls.keras_name: cls for cls in _CLASSES},
-    **{cls.__name__: cls for cls in _CLASSES},
-}
+_BY_NAME = registry(*_CLASSES)
 
 
 def get(identifier: str | dict | Constraint | None) -> Constraint | None:
     """A constraint from None (none), a Keras name, a ``{"class_name", "config"}`` dict or an
     instance."""
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, dict):
-        name, config = identifier.get("class_name"), identifier.get("config") or {}
-    else:
-        name, config = identifier, {}
-    if not isinstance(name, str) or name not in _BY_NAME:
-        raise ValueError(f"Unknown constraint {identifier!r}; expected one of {sorted(_BY_NAME)}")
-    return _BY_NAME[name](**config)
-
-
-def serialize(constraint: Constraint) -> dict[str, Any]:
-    """``{"class_name": <Keras name>, "config": {...}}``, which `get` turns back into an equal
-    constraint."""
-    return {"class_name": constraint.keras_name, "config": constraint.get_config()}
+    return None if identifier is None else resolve("constraint", identifier, _BY_NAME)

@@ -1,16 +1,19 @@
 """Weight initializers by Keras name, for weights in Keras layout (fan_in, ..., fan_out).
 
-Each initializer is a small object: ``init(shape) -> torch.Tensor`` (float32, on the CPU, drawn
-from torch's global generator so `lstmkit.utils.set_random_seed` makes it repeatable) with a
-``get_config()`` that round-trips through `get`.
+Each initializer is a small `Named` object: ``init(shape) -> torch.Tensor`` (float32, on the
+CPU, drawn from torch's global generator so `lstmkit.utils.set_random_seed` makes it
+repeatable) whose config round-trips through `get` and `serialize`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
+
+from lstmkit.named import Named, registry, resolve, serialize
+
+__all__ = ["Initializer", "get", "serialize"]
 
 # stddev of a unit normal truncated to [-2, 2] (Keras's VarianceScaling correction)
 _TRUNCATED_STD = 0.87962566103423978
@@ -23,30 +26,30 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-class Initializer:
+class Initializer(Named):
     """Base class: subclasses implement ``__call__(shape)``; keyword args form the config."""
 
     def __call__(self, shape: tuple[int, ...]) -> torch.Tensor:
         raise NotImplementedError
 
-    def get_config(self) -> dict[str, Any]:
-        return dict(vars(self))
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
 
 class Zeros(Initializer):
+    keras_name = "zeros"
+
     def __call__(self, shape):
         return torch.zeros(shape)
 
 
 class Ones(Initializer):
+    keras_name = "ones"
+
     def __call__(self, shape):
         return torch.ones(shape)
 
 
 class Constant(Initializer):
+    keras_name = "constant"
+
     def __init__(self, value: float = 0.0):
         self.value = float(value)
 
@@ -55,6 +58,8 @@ class Constant(Initializer):
 
 
 class RandomNormal(Initializer):
+    keras_name = "random_normal"
+
     def __init__(self, mean: float = 0.0, stddev: float = 0.05):
         self.mean, self.stddev = float(mean), float(stddev)
 
@@ -63,6 +68,8 @@ class RandomNormal(Initializer):
 
 
 class RandomUniform(Initializer):
+    keras_name = "random_uniform"
+
     def __init__(self, minval: float = -0.05, maxval: float = 0.05):
         self.minval, self.maxval = float(minval), float(maxval)
 
@@ -71,6 +78,8 @@ class RandomUniform(Initializer):
 
 
 class TruncatedNormal(Initializer):
+    keras_name = "truncated_normal"
+
     def __init__(self, mean: float = 0.0, stddev: float = 0.05):
         self.mean, self.stddev = float(mean), float(stddev)
 
@@ -82,6 +91,8 @@ class TruncatedNormal(Initializer):
 
 class VarianceScaling(Initializer):
     """Keras's VarianceScaling: variance ``scale / n`` with n the fan_in, fan_out or their mean."""
+
+    keras_name = "variance_scaling"
 
     def __init__(
         self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal"
@@ -112,6 +123,8 @@ class VarianceScaling(Initializer):
 class Orthogonal(Initializer):
     """Orthogonal matrix (Saxe et al. 2014) via QR of a normal draw, as Keras computes it."""
 
+    keras_name = "orthogonal"
+
     def __init__(self, gain: float = 1.0):
         self.gain = float(gain)
 
@@ -126,6 +139,8 @@ class Orthogonal(Initializer):
 
 
 class Identity(Initializer):
+    keras_name = "identity"
+
     def __init__(self, gain: float = 1.0):
         self.gain = float(gain)
 
@@ -135,60 +150,49 @@ class Identity(Initializer):
         return self.gain * torch.eye(*shape)
 
 
-def _scaled(scale: float, mode: str, distribution: str) -> type[VarianceScaling]:
-    class Named(VarianceScaling):
+def _scaled(name: str, scale: float, mode: str, distribution: str) -> type[VarianceScaling]:
+    """A fixed VarianceScaling under its own Keras name (``glorot_uniform`` ...)."""
+
+    class Scaled(VarianceScaling):
+        keras_name = name
+
         def __init__(self):
             super().__init__(scale, mode, distribution)
 
         def get_config(self):
             return {}
 
-    return Named
+    Scaled.__name__ = Scaled.__qualname__ = "".join(w.title() for w in name.split("_"))
+    return Scaled
 
 
-GlorotUniform = _scaled(1.0, "fan_avg", "uniform")
-GlorotNormal = _scaled(1.0, "fan_avg", "truncated_normal")
-HeUniform = _scaled(2.0, "fan_in", "uniform")
-HeNormal = _scaled(2.0, "fan_in", "truncated_normal")
-LecunUniform = _scaled(1.0, "fan_in", "uniform")
-LecunNormal = _scaled(1.0, "fan_in", "truncated_normal")
+GlorotUniform = _scaled("glorot_uniform", 1.0, "fan_avg", "uniform")
+GlorotNormal = _scaled("glorot_normal", 1.0, "fan_avg", "truncated_normal")
+HeUniform = _scaled("he_uniform", 2.0, "fan_in", "uniform")
+HeNormal = _scaled("he_normal", 2.0, "fan_in", "truncated_normal")
+LecunUniform = _scaled("lecun_uniform", 1.0, "fan_in", "uniform")
+LecunNormal = _scaled("lecun_normal", 1.0, "fan_in", "truncated_normal")
 
-_BY_NAME: dict[str, type[Initializer]] = {
-    "zeros": Zeros,
-    "ones": Ones,
-    "constant": Constant,
-    "random_normal": RandomNormal,
-    "normal": RandomNormal,
-    "random_uniform": RandomUniform,
-    "uniform": RandomUniform,
-    "truncated_normal": TruncatedNormal,
-    "variance_scaling": VarianceScaling,
-    "orthogonal": Orthogonal,
-    "identity": Identity,
-    "glorot_uniform": GlorotUniform,
-    "glorot_normal": GlorotNormal,
-    "he_uniform": HeUniform,
-    "he_normal": HeNormal,
-    "lecun_uniform": LecunUniform,
-    "lecun_normal": LecunNormal,
-}
-for _name, _cls in _BY_NAME.items():
-    if "keras_name" not in vars(_cls):  # the first name listed is the canonical one
-        _cls.keras_name = _name
+_BY_NAME = registry(
+    Zeros,
+    Ones,
+    Constant,
+    RandomNormal,
+    RandomUniform,
+    TruncatedNormal,
+    VarianceScaling,
+    Orthogonal,
+    Identity,
+    GlorotUniform,
+    GlorotNormal,
+    HeUniform,
+    HeNormal,
+    LecunUniform,
+    LecunNormal,
+)
+_BY_NAME.update(uniform=RandomUniform, normal=RandomNormal)  # Keras's short aliases
 
 
 def get(identifier: str | dict | Initializer) -> Initializer:
     """An initializer from a Keras name, a ``{"class_name", "config"}`` dict or an instance."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, dict):
-        name, config = identifier.get("class_name"), identifier.get("config", {})
-    else:
-        name, config = identifier, {}
-    if not isinstance(name, str) or name.lower() not in _BY_NAME:
-        raise ValueError(f"Unknown initializer {identifier!r}; expected one of {sorted(_BY_NAME)}")
-    return _BY_NAME[name.lower()](**config)
-
-
-def serialize(initializer: Initializer) -> dict[str, Any]:
-    return {"class_name": initializer.keras_name, "config": initializer.get_config()}
+    return resolve("initializer", identifier, _BY_NAME)

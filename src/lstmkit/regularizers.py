@@ -7,9 +7,12 @@ in the weight's dtype and on its device, and a ``get_config()`` that round-trips
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
+
+from lstmkit.named import Named, registry, resolve, serialize
+
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "OrthogonalRegularizer", "get", "serialize"]
 
 _EPSILON = 1e-7  # Keras's backend epsilon: the smallest norm `OrthogonalRegularizer` divides by
 
@@ -28,23 +31,13 @@ def _factor(value: float | None, name: str, default: float) -> float:
     return float(value)
 
 
-class Regularizer:
+class Regularizer(Named):
     """Base class: subclasses implement ``__call__(weight)``; as in Keras, the base adds nothing."""
 
     keras_name = "regularizer"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros((), dtype=x.dtype, device=x.device)
-
-    def get_config(self) -> dict[str, Any]:
-        return dict(vars(self))
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1(Regularizer):
@@ -128,10 +121,7 @@ class OrthogonalRegularizer(Regularizer):
 
 _CLASSES: tuple[type[Regularizer], ...] = (L1, L2, L1L2, OrthogonalRegularizer)
 # Keras names and class names (the form Keras's own `serialize` writes)
-_BY_NAME: dict[str, type[Regularizer]] = {
-    **{cls.keras_name: cls for cls in _CLASSES},
-    **{cls.__name__: cls for cls in _CLASSES},
-}
+_BY_NAME = registry(*_CLASSES)
 # a bare name builds the class with its defaults, except where Keras documents other ones
 _NAME_DEFAULTS: dict[str, dict[str, float]] = {"l1_l2": {"l1": 0.01, "l2": 0.01}}
 
@@ -139,19 +129,6 @@ _NAME_DEFAULTS: dict[str, dict[str, float]] = {"l1_l2": {"l1": 0.01, "l2": 0.01}
 def get(identifier: str | dict | Regularizer | None) -> Regularizer | None:
     """A regularizer from None (none), a Keras name, a ``{"class_name", "config"}`` dict or an
     instance."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, dict):
-        name, config = identifier.get("class_name"), identifier.get("config") or {}
-    else:
-        name = identifier
-        config = _NAME_DEFAULTS.get(name, {}) if isinstance(name, str) else {}
-    if not isinstance(name, str) or name not in _BY_NAME:
-        raise ValueError(f"Unknown regularizer {identifier!r}; expected one of {sorted(_BY_NAME)}")
-    return _BY_NAME[name](**config)
-
-
-def serialize(regularizer: Regularizer) -> dict[str, Any]:
-    """``{"class_name": <Keras name>, "config": {...}}``, which `get` turns back into an equal
-    regularizer."""
-    return {"class_name": regularizer.keras_name, "config": regularizer.get_config()}
+    return (
+        None if identifier is None else resolve("regularizer", identifier, _BY_NAME, _NAME_DEFAULTS)
+    )
