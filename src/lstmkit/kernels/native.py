@@ -31,11 +31,13 @@ def lstm(
     """Same contract as `lstmkit.kernels.reference.lstm`."""
     if not supports(spec, mask, noise):
         raise ValueError(f"the native kernel cannot run {spec} with this mask/noise")
-    params = [weights.kernel.t(), weights.recurrent_kernel.t()]  # torch layout (4H, I), (4H, P)
+    # torch layout (4H, I), (4H, P); cuDNN needs contiguous weights (the copies are cheap and
+    # gradients flow through them)
+    params = [weights.kernel.t().contiguous(), weights.recurrent_kernel.t().contiguous()]
     if weights.bias is not None:
         params += [weights.bias, torch.zeros_like(weights.bias)]  # bias_ih + bias_hh = bias
     if spec.proj_size:
-        params.append(weights.projection.t())  # weight_hr (P, H)
+        params.append(weights.projection.t().contiguous())  # weight_hr (P, H)
     outputs, h_n, c_n = torch.lstm(
         x,
         (h0.unsqueeze(0), c0.unsqueeze(0)),

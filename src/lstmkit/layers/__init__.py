@@ -4,10 +4,12 @@ from lstmkit.layers.core import Activation, Dense, Dropout, Flatten, Input, Inpu
 from lstmkit.layers.layer import Layer
 from lstmkit.layers.lstm import LSTM
 from lstmkit.layers.masking import Embedding, Masking
+from lstmkit.layers.wrappers import Bidirectional, RepeatVector, TimeDistributed
 
 __all__ = [
     "LSTM",
     "Activation",
+    "Bidirectional",
     "Dense",
     "Dropout",
     "Embedding",
@@ -16,6 +18,8 @@ __all__ = [
     "InputLayer",
     "Layer",
     "Masking",
+    "RepeatVector",
+    "TimeDistributed",
 ]
 
 # Layer classes that a saved model may name; loading looks classes up here and nowhere else.
@@ -23,3 +27,4 @@ REGISTRY: dict[str, type[Layer]] = {
     cls.__name__: cls
     for cls in (LSTM, Activation, Dense, Dropout, Embedding, Flatten, InputLayer, Masking)
 }
+REGISTRY.update({cls.__name__: cls for cls in (Bidirectional, RepeatVector, TimeDistributed)})

@@ -121,7 +121,7 @@ class Layer(torch.nn.Module):
         return tuple(input_shape)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if args and not isinstance(args[0], torch.Tensor):
+        if args:
             args = (as_tensor(args[0]), *args[1:])
         if not self.built:
             device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)

@@ -73,8 +73,7 @@ class Sequential(Model):
     def call_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Run the stack; a mask made by `Masking` or `Embedding` flows to the layers after it
         and, when it survives to the output, leaves padded steps out of the loss and metrics."""
-        if not isinstance(x, torch.Tensor):
-            x = as_tensor(x)
+        x = as_tensor(x)
         if self.build_input_shape is None:
             self.build((None, *x.shape[1:]))
         mask = None
