@@ -22,7 +22,7 @@ def problem(B, T, D, H, bias, dtype=torch.float32, seed=0):
 
 
 # float64 shows the two compute the same function; float32 that rounding stays small.
-TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 5e-4}
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

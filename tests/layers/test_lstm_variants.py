@@ -98,7 +98,8 @@ def test_regularizers_add_to_the_loss_and_constraints_hold_after_each_step():
     model.compile("adam", "binary_crossentropy")
     penalty = model.losses[0].item()
     assert penalty == pytest.approx(0.01 * (lstm.kernel**2).sum().item(), rel=1e-5)
-    plain_loss = model.loss(torch.as_tensor(y), model(torch.as_tensor(x))).item()
+    prediction = model(x)  # arrays go to the model's device
+    plain_loss = model.loss(torch.as_tensor(y, device=prediction.device), prediction).item()
     assert model.evaluate(x, y, verbose=0) == pytest.approx(plain_loss + penalty, rel=1e-4)
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)
     assert (lstm.kernel >= 0).all()

@@ -6,10 +6,17 @@ inference or in training without recurrent dropout; no masks, peepholes, layer n
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
+
+
+# Our weights live in Keras layout, so cuDNN always gets fresh (cheap) contiguous copies rather
+# than one flattened buffer; its per-call warning about that says nothing actionable here.
+warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
 
 
 def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:

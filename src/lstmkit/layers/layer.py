@@ -44,6 +44,17 @@ def as_tensor(x: Any) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
+def input_tensor(module: torch.nn.Module, x: Any) -> torch.Tensor:
+    """``x`` as a tensor (`as_tensor`); arrays go to the device of the module's weights, as
+    Keras places inputs."""
+    tensor = as_tensor(x)
+    if not isinstance(x, torch.Tensor):
+        weight = next(module.parameters(), None)
+        if weight is not None:
+            tensor = tensor.to(weight.device)
+    return tensor
+
+
 class Layer(torch.nn.Module):
     """Base class of lstmkit layers.
 
@@ -122,7 +133,7 @@ class Layer(torch.nn.Module):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if args:
-            args = (as_tensor(args[0]), *args[1:])
+            args = (input_tensor(self, args[0]), *args[1:])
         if not self.built:
             device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
             self.build(tuple(args[0].shape))

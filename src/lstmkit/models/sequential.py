@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from lstmkit.layers import REGISTRY, InputLayer, Layer
-from lstmkit.layers.layer import Shape, as_tensor, unique_name
+from lstmkit.layers.layer import Shape, input_tensor, unique_name
 from lstmkit.models.model import Model
 
 
@@ -73,7 +73,7 @@ class Sequential(Model):
     def call_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Run the stack; a mask made by `Masking` or `Embedding` flows to the layers after it
         and, when it survives to the output, leaves padded steps out of the loss and metrics."""
-        x = as_tensor(x)
+        x = input_tensor(self, x)
         if self.build_input_shape is None:
             self.build((None, *x.shape[1:]))
         mask = None
