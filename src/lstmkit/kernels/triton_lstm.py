@@ -1,0 +1,1045 @@
+"""Fused persistent LSTM kernels in Triton: the whole time loop of one layer in one launch.
+
+What is fused, and why. An LSTM layer is T small dependent steps; run as torch ops, each step is
+a dozen launches and the backward is one autograd node per op and step. Here:
+
+- forward: one GEMM (torch) computes the input projection of all steps, x·W (+ LN, + bias); one
+  Triton launch then runs the recurrence, one program per tile of BLOCK_B batch rows, the time
+  loop inside the kernel. Per step and tile it computes h·U chunk by chunk (BLOCK_H hidden
+  units, a K loop over BLOCK_P units of h), the gates, c and h, and stores what backward needs:
+  the activated gates, act(c~), the carried states, and the layer-norm statistics.
+- backward: one Triton launch runs the reverse recurrence for dh/dc and the gate gradients
+  only; the weight gradients (dU, dW_hr, the peephole and norm gains) and dx, dW, db are then
+  a few large GEMMs / reductions over all T·B rows at once (torch).
+
+Every variant of `LSTMSpec` except arbitrary activations is in the kernel: masks and
+per-sample lengths, initial state, recurrent dropout, peepholes (Gers & Schmidhuber 2000),
+zoneout (Krueger et al. 2017), projection (Sak et al. 2014) and layer norm (Ba et al. 2016).
+Masks and zoneout share one mechanism: the carried state is ``keep·old + (1 − keep)·new`` with
+``keep = 1 − real·(1 − zoneout)`` (1 at a masked step, the zoneout mask or rate at a real one),
+and the outputs are the hidden states where a real step has been seen, zeros before.
+
+Bytes moved (fp32 buffers, per layer call; B=64, T=100, I=32, H=128, no projection):
+  forward  reads zx B·T·4H·4 = 13.1 MB, writes gates + act(c) + c + h B·T·7H·4 = 22.9 MB;
+  backward reads those plus dh, writes dz B·T·4H·4 = 13.1 MB. The recurrent kernel U
+  (H·4H, 128 KB in bf16) is re-read from L2 by every tile at every step: T·(B/BLOCK_B)·128 KB
+  = 51 MB of L2 traffic, the term a later split-hidden layout (design §4) removes.
+All DRAM traffic together (≈ 90 MB) is ≈ 30 µs at 3 TB/s, against cuDNN's 1.4 ms for the
+forward+backward: the recurrence is bound by the latency of its T dependent steps (and by the
+L2 re-reads of U at large H), not by DRAM bandwidth.
+
+Numerics. State, gates and statistics are fp32. The dots take fp32 operands with TF32 on
+CUDA when ``torch.backends.cudnn.rnn.fp32_precision == "tf32"`` (torch's default, the rule
+cuDNN's LSTM follows), true fp32 otherwise; under autocast (bf16 / fp16) or with low-precision
+inputs the operands of the dots are in that dtype, the accumulation fp32, and outputs are
+returned in that dtype as cuDNN does.
+
+Triton is imported on first use, never at import, and the device functions below are plain
+functions that `_triton()` wraps in place on first use: for Triton's interpreter when
+``TRITON_INTERPRET=1`` is set then (how the CPU-only CI runs them), else with ``triton.jit``.
+This works even where triton was imported earlier in compiled mode (keras imports it), as the
+kernels call no jitted helper of triton.language. The split-hidden layout for large H (design
+§4) is not here yet.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from lstmkit.kernels import reference
+from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
+from lstmkit.spec import LSTMSpec
+
+# Activations the kernels know, by Keras name: id passed to the kernels as a constexpr.
+# Each one's derivative is a function of its output, so backward needs no pre-activations.
+ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "relu": 4, "softsign": 5}
+
+
+@dataclass(frozen=True)
+class TritonConfig:
+    """Launch shape: batch rows per program, hidden / output units per chunk, warps and
+    software-pipelining stages of the K loops."""
+
+    block_b: int = 16
+    block_h: int = 32
+    block_p: int = 32
+    num_warps: int = 4
+    num_stages: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("block_b", "block_h", "block_p"):
+            value = getattr(self, name)
+            if value < 16 or value & (value - 1):
+                raise ValueError(f"{name} must be a power of two >= 16; got {value!r}")
+
+
+def default_config(batch: int, units: int, output_size: int) -> TritonConfig:
+    """Untuned defaults. Compiled for sm_90 (no GPU at hand), 16 x 32 x 32 tiles with 4 warps
+    were the largest whose forward and backward need no spills in bf16; tune on the GPU with
+    ``bench/kernels.py --sweep``."""
+
+    def pow2(n: int, cap: int) -> int:
+        return min(cap, max(16, 1 << (n - 1).bit_length()))
+
+    return TritonConfig(16, pow2(units, 32), pow2(output_size, 32), 4, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# Availability. Nothing here imports triton.
+
+
+def _triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def interpreter_requested() -> bool:
+    """True when ``TRITON_INTERPRET=1`` asks for Triton's CPU interpreter."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+def interpreter_ready() -> bool:
+    """The interpreter is requested, triton is installed, and the kernels are (or will be)
+    wrapped for the interpreter."""
+    return interpreter_requested() and _triton_installed() and _INTERPRETED is not False
+
+
+def _device_ok(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and interpreter_ready()
+
+
+def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:
+    """Every variant with activations in `ACTIVATIONS`, on CUDA (on the CPU only under
+    ``TRITON_INTERPRET=1``). Without a mask or noise tensor to show the device, it answers
+    for CUDA if a GPU is present, else for the interpreter; check ``x.is_cuda`` too."""
+    if not _triton_installed():
+        return False
+    if spec.activation not in ACTIVATIONS or spec.recurrent_activation not in ACTIVATIONS:
+        return False
+    tensors = [t for t in (mask, *(noise or ())) if t is not None]
+    if tensors:
+        return all(_device_ok(t.device) for t in tensors)
+    return torch.cuda.is_available() or interpreter_ready()
+
+
+# --------------------------------------------------------------------------------------------
+# Triton device functions and kernels (plain functions, wrapped by `_triton()` on first use).
+# Names: p_ pointers, b_ loaded blocks, m_ masks, o_ offsets. Buffers are contiguous fp32
+# unless said otherwise; G4 = 4H and gate k of a (…, 4H) row is at columns k·H … k·H + H.
+
+_JIT_FUNCTIONS = (
+    "_add",
+    "_row_sum",
+    "_sigmoid",
+    "_activation",
+    "_activation_grad",
+    "_dot",
+    "_merge_stats",
+    "_h_times_u",
+    "_emit_hidden",
+    "_finish_hidden",
+    "_cell_backward",
+    "_lstm_fwd_kernel",
+    "_lstm_bwd_kernel",
+)
+_TRITON = None  # the triton module once `_triton()` has run
+_INTERPRETED = None  # whether `_triton()` wrapped the kernels for the interpreter
+tl = None  # triton.language once `_triton()` has run
+
+
+# The kernels use only Triton builtins and the functions here, never triton.language's own
+# jitted helpers (tl.zeros, tl.sum, tl.sigmoid): those are compiled-mode objects when triton was
+# imported without TRITON_INTERPRET (by keras, say), while ours can still be wrapped for the
+# interpreter.
+
+
+def _add(a, b):
+    return a + b
+
+
+def _row_sum(x):
+    return tl.reduce(x, 1, _add)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+def _activation(x, KIND: tl.constexpr):
+    if KIND == 1:  # tanh, through the sigmoid so the interpreter and every target agree
+        y = 2.0 * _sigmoid(2.0 * x) - 1.0
+    elif KIND == 2:
+        y = _sigmoid(x)
+    elif KIND == 3:  # hard_sigmoid (Keras 3): relu6(x + 3) / 6
+        y = tl.minimum(tl.maximum(x / 6.0 + 0.5, 0.0), 1.0)
+    elif KIND == 4:
+        y = tl.maximum(x, 0.0)
+    elif KIND == 5:  # softsign
+        y = x / (1.0 + tl.abs(x))
+    else:
+        y = x
+    return y
+
+
+def _activation_grad(y, KIND: tl.constexpr):
+    """d act / dx written with the output y = act(x)."""
+    if KIND == 1:
+        d = 1.0 - y * y
+    elif KIND == 2:
+        d = y * (1.0 - y)
+    elif KIND == 3:
+        d = tl.where((y > 0.0) & (y < 1.0), 1.0 / 6.0, 0.0)
+    elif KIND == 4:
+        d = tl.where(y > 0.0, 1.0, 0.0)
+    elif KIND == 5:
+        d = (1.0 - tl.abs(y)) * (1.0 - tl.abs(y))
+    else:
+        d = y * 0.0 + 1.0
+    return d
+
+
+def _dot(a, b, acc, DOT: tl.constexpr):
+    """acc + a·b with a fp32, b as stored: "ieee"/"tf32" fp32 dots; "low": a is cast to b's
+    bf16/fp16; "emulate": the same rounding of a done in fp32 (the interpreter has no bf16
+    dot)."""
+    if DOT == "low":
+        out = tl.dot(a.to(b.dtype), b, acc)
+    elif DOT == "emulate":
+        if b.dtype == tl.bfloat16:  # round to nearest even by hand: the interpreter truncates
+            bits = a.to(tl.uint32, bitcast=True)
+            bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+            a = bits.to(tl.float32, bitcast=True)
+        else:
+            a = a.to(b.dtype).to(tl.float32)
+        out = tl.dot(a, b.to(tl.float32), acc, input_precision="ieee")
+    else:
+        out = tl.dot(a, b.to(tl.float32), acc, input_precision=DOT)
+    return out
+
+
+def _merge_stats(mean, m2, n_prev, x, m_x, n_x):
+    """Chan's merge of a chunk's row mean and sum of squared deviations into running ones.
+    x: (BLOCK_B, N) with m_x marking valid columns, n_x of them; n_prev columns seen so far."""
+    c_mean = _row_sum(tl.where(m_x, x, 0.0)) / n_x
+    d = tl.where(m_x, x - c_mean[:, None], 0.0)
+    c_m2 = _row_sum(d * d)
+    n = n_prev + n_x
+    delta = c_mean - mean
+    return mean + delta * (n_x / n), m2 + c_m2 + delta * delta * (n_prev * n_x / n)
+
+
+def _h_times_u(
+    p_h, p_rd, p_u, m_b, cols, m_h, H, P,
+    RDROP: tl.constexpr, DOT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
+):  # fmt: skip
+    """Columns ``cols`` of the four gate blocks of (h ⊙ dropout)·U, for rows p_h (BLOCK_B,)."""
+    acc_i = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    acc_f = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    acc_g = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    acc_o = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    for k0 in range(0, P, BLOCK_P):
+        ks = k0 + tl.arange(0, BLOCK_P)
+        m_bk = m_b[:, None] & (ks < P)[None, :]
+        b_h = tl.load(p_h[:, None] + ks[None, :], mask=m_bk, other=0.0)  # (BLOCK_B, BLOCK_P)
+        if RDROP:
+            b_h = b_h * tl.load(p_rd[:, None] + ks[None, :], mask=m_bk, other=0.0)
+        p_uk = p_u + ks[:, None] * (4 * H) + cols[None, :]  # (BLOCK_P, BLOCK_H)
+        m_u = (ks < P)[:, None] & m_h[None, :]
+        acc_i = _dot(b_h, tl.load(p_uk, mask=m_u, other=0.0), acc_i, DOT)
+        acc_f = _dot(b_h, tl.load(p_uk + H, mask=m_u, other=0.0), acc_f, DOT)
+        acc_g = _dot(b_h, tl.load(p_uk + 2 * H, mask=m_u, other=0.0), acc_g, DOT)
+        acc_o = _dot(b_h, tl.load(p_uk + 3 * H, mask=m_u, other=0.0), acc_o, DOT)
+    return acc_i, acc_f, acc_g, acc_o
+
+
+def _emit_hidden(b_new, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H: tl.constexpr):
+    """Store the next hidden state: keep·h_{t-1} + (1 − keep)·h_new (mask and zoneout)."""
+    if KEEP_H:
+        b_keep = tl.load(p_keep, mask=m, other=1.0)
+        b_old = tl.load(p_h_prev[:, None] + cols[None, :], mask=m, other=0.0)
+        b_new = b_keep * b_old + (1.0 - b_keep) * b_new
+    tl.store(p_h_next[:, None] + cols[None, :], b_new, mask=m)
+
+
+def _finish_hidden(
+    b_cn, b_o, p_a, p_m, p_h_prev, p_h_next, p_keep, cols, m,
+    CELL_ACT: tl.constexpr, PROJ: tl.constexpr, KEEP_H: tl.constexpr,
+):  # fmt: skip
+    """From the (normalised) cell and the output gate: store act(c) and o ⊙ act(c), either as
+    the next hidden state or, with a projection, into the scratch row that gets projected."""
+    b_a = _activation(b_cn, CELL_ACT)
+    tl.store(p_a[:, None] + cols[None, :], b_a, mask=m)
+    if PROJ:
+        tl.store(p_m[:, None] + cols[None, :], b_o * b_a, mask=m)
+    else:
+        _emit_hidden(b_o * b_a, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H)
+
+
+def _lstm_fwd_kernel(
+    p_zx, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
+    p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
+    p_hs, p_cs, p_gates, p_act, p_zhn, p_cn, p_rstd, p_m,  # outputs, saved, scratch
+    B, T, H, P,
+    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr,
+    PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
+    RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
+):  # fmt: skip
+    """One program: BLOCK_B batch rows through all T steps.
+
+    In: zx (B, T, 4H) = x·W (+LN, +b); hs[:, 0] = h0 in hs (B, T+1, P); cs[:, 0] = c0 in
+    cs (B, T+1, H); U (P, 4H); optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H),
+    dropout (B, P), keep_c / keep_h strided (B, T, H / P).
+    Out: hs[:, 1:], cs[:, 1:]; saved gates (B, T, 4H) = i, f, g, o; act (B, T, H) = act(c~);
+    with layer norm zhn (B, T, 4H) = LN(h·U) before γ, cn (B, T, H) = LN(c) before γ/β,
+    rstd (B, T, 2). m (B, H) is scratch for o ⊙ act(c) before the projection.
+    """
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    m_b = rows < B
+    r64 = rows.to(tl.int64)
+    G4 = 4 * H
+    o_z = r64 * T * G4  # row starts in (B, T, 4H)
+    o_c = r64 * T * H  # row starts in (B, T, H)
+    p_rd = p_rdrop + r64 * P
+    p_m_row = p_m + r64 * H
+    for t in range(T):
+        p_h_prev = p_hs + r64 * (T + 1) * P + t * P
+        p_h_next = p_h_prev + P
+        p_c_prev = p_cs + r64 * (T + 1) * H + t * H
+        p_c_next = p_c_prev + H
+        p_zx_t = p_zx + o_z + t * G4
+        p_g_t = p_gates + o_z + t * G4
+        p_zhn_t = p_zhn + o_z + t * G4
+        p_a_t = p_act + o_c + t * H
+        p_cn_t = p_cn + o_c + t * H
+        p_rstd_t = p_rstd + r64 * T * 2 + t * 2
+
+        # 1. layer norm of h·U needs the whole row: stash raw h·U, gather its statistics.
+        mean = tl.full([BLOCK_B], 0.0, tl.float32)
+        m2 = tl.full([BLOCK_B], 0.0, tl.float32)
+        rstd_h = tl.full([BLOCK_B], 0.0, tl.float32)
+        if LAYER_NORM:
+            for j0 in range(0, H, BLOCK_H):
+                cols = j0 + tl.arange(0, BLOCK_H)
+                m_h = cols < H
+                m = m_b[:, None] & m_h[None, :]
+                zi, zf, zg, zo = _h_times_u(
+                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, BLOCK_B, BLOCK_H, BLOCK_P
+                )
+                p_z = p_zhn_t[:, None] + cols[None, :]
+                tl.store(p_z, zi, mask=m)
+                tl.store(p_z + H, zf, mask=m)
+                tl.store(p_z + 2 * H, zg, mask=m)
+                tl.store(p_z + 3 * H, zo, mask=m)
+                n_x = 4.0 * tl.minimum(H - j0, BLOCK_H)
+                c_mean = _row_sum(zi + zf + zg + zo) / n_x
+                d_i = tl.where(m, zi - c_mean[:, None], 0.0)
+                d_f = tl.where(m, zf - c_mean[:, None], 0.0)
+                d_g = tl.where(m, zg - c_mean[:, None], 0.0)
+                d_o = tl.where(m, zo - c_mean[:, None], 0.0)
+                c_m2 = _row_sum(d_i * d_i + d_f * d_f + d_g * d_g + d_o * d_o)
+                n_prev = 4.0 * j0
+                delta = c_mean - mean
+                mean = mean + delta * (n_x / (n_prev + n_x))
+                m2 = m2 + c_m2 + delta * delta * (n_prev * n_x / (n_prev + n_x))
+            rstd_h = 1.0 / tl.sqrt(m2 / (4.0 * H) + 1e-5)
+            tl.store(p_rstd_t, rstd_h, mask=m_b)
+            tl.debug_barrier()
+
+        # 2. the cell, chunk by chunk of hidden units.
+        mean_c = tl.full([BLOCK_B], 0.0, tl.float32)
+        m2_c = tl.full([BLOCK_B], 0.0, tl.float32)
+        for j0 in range(0, H, BLOCK_H):
+            cols = j0 + tl.arange(0, BLOCK_H)
+            m_h = cols < H
+            m = m_b[:, None] & m_h[None, :]
+            if LAYER_NORM:
+                p_z = p_zhn_t[:, None] + cols[None, :]
+                zi = (tl.load(p_z, mask=m, other=0.0) - mean[:, None]) * rstd_h[:, None]
+                zf = (tl.load(p_z + H, mask=m, other=0.0) - mean[:, None]) * rstd_h[:, None]
+                zg = (tl.load(p_z + 2 * H, mask=m, other=0.0) - mean[:, None]) * rstd_h[:, None]
+                zo = (tl.load(p_z + 3 * H, mask=m, other=0.0) - mean[:, None]) * rstd_h[:, None]
+                tl.store(p_z, zi, mask=m)
+                tl.store(p_z + H, zf, mask=m)
+                tl.store(p_z + 2 * H, zg, mask=m)
+                tl.store(p_z + 3 * H, zo, mask=m)
+                zi = zi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
+                zf = zf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
+                zg = zg * tl.load(p_gamma_h + 2 * H + cols, mask=m_h, other=0.0)[None, :]
+                zo = zo * tl.load(p_gamma_h + 3 * H + cols, mask=m_h, other=0.0)[None, :]
+            else:
+                zi, zf, zg, zo = _h_times_u(
+                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, BLOCK_B, BLOCK_H, BLOCK_P
+                )
+            p_x = p_zx_t[:, None] + cols[None, :]
+            zi += tl.load(p_x, mask=m, other=0.0)
+            zf += tl.load(p_x + H, mask=m, other=0.0)
+            zg += tl.load(p_x + 2 * H, mask=m, other=0.0)
+            zo += tl.load(p_x + 3 * H, mask=m, other=0.0)
+            b_c = tl.load(p_c_prev[:, None] + cols[None, :], mask=m, other=0.0)
+            if PEEPHOLE:
+                zi += tl.load(p_peep + cols, mask=m_h, other=0.0)[None, :] * b_c
+                zf += tl.load(p_peep + H + cols, mask=m_h, other=0.0)[None, :] * b_c
+            b_i = _activation(zi, GATE_ACT)
+            b_f = _activation(zf, GATE_ACT)
+            b_g = _activation(zg, CELL_ACT)
+            b_cnew = b_f * b_c + b_i * b_g  # (BLOCK_B, BLOCK_H)
+            if PEEPHOLE:
+                zo += tl.load(p_peep + 2 * H + cols, mask=m_h, other=0.0)[None, :] * b_cnew
+            b_o = _activation(zo, GATE_ACT)
+            p_g = p_g_t[:, None] + cols[None, :]
+            tl.store(p_g, b_i, mask=m)
+            tl.store(p_g + H, b_f, mask=m)
+            tl.store(p_g + 2 * H, b_g, mask=m)
+            tl.store(p_g + 3 * H, b_o, mask=m)
+            b_cstate = b_cnew
+            if KEEP_C:
+                p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
+                b_keep = tl.load(p_k, mask=m, other=1.0)
+                b_cstate = b_keep * b_c + (1.0 - b_keep) * b_cnew
+            tl.store(p_c_next[:, None] + cols[None, :], b_cstate, mask=m)
+            p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
+            if LAYER_NORM:  # LN(c) needs the whole row: stash raw c, gather its statistics
+                tl.store(p_cn_t[:, None] + cols[None, :], b_cnew, mask=m)
+                mean_c, m2_c = _merge_stats(
+                    mean_c, m2_c, 1.0 * j0, b_cnew, m, 1.0 * tl.minimum(H - j0, BLOCK_H)
+                )
+            else:
+                _finish_hidden(
+                    b_cnew,
+                    b_o,
+                    p_a_t,
+                    p_m_row,
+                    p_h_prev,
+                    p_h_next,
+                    p_kh,
+                    cols,
+                    m,
+                    CELL_ACT,
+                    PROJ,
+                    KEEP_H,
+                )
+
+        # 3. layer norm of the cell, then o ⊙ act(γ_c·LN(c) + β_c).
+        if LAYER_NORM:
+            rstd_c = 1.0 / tl.sqrt(m2_c / H + 1e-5)
+            tl.store(p_rstd_t + 1, rstd_c, mask=m_b)
+            tl.debug_barrier()
+            for j0 in range(0, H, BLOCK_H):
+                cols = j0 + tl.arange(0, BLOCK_H)
+                m_h = cols < H
+                m = m_b[:, None] & m_h[None, :]
+                p_n = p_cn_t[:, None] + cols[None, :]
+                b_x = (tl.load(p_n, mask=m, other=0.0) - mean_c[:, None]) * rstd_c[:, None]
+                tl.store(p_n, b_x, mask=m)
+                b_cn = (
+                    b_x * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+                    + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :]
+                )
+                b_o = tl.load(p_g_t[:, None] + 3 * H + cols[None, :], mask=m, other=0.0)
+                p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
+                _finish_hidden(
+                    b_cn,
+                    b_o,
+                    p_a_t,
+                    p_m_row,
+                    p_h_prev,
+                    p_h_next,
+                    p_kh,
+                    cols,
+                    m,
+                    CELL_ACT,
+                    PROJ,
+                    KEEP_H,
+                )
+
+        # 4. projection: h_new = (o ⊙ act(c))·W_hr, chunk by chunk of output units.
+        if PROJ:
+            tl.debug_barrier()
+            for p0 in range(0, P, BLOCK_P):
+                pcols = p0 + tl.arange(0, BLOCK_P)
+                m_p = pcols < P
+                acc = tl.full([BLOCK_B, BLOCK_P], 0.0, tl.float32)
+                for j0 in range(0, H, BLOCK_H):
+                    cols = j0 + tl.arange(0, BLOCK_H)
+                    m_h = cols < H
+                    b_mo = tl.load(
+                        p_m_row[:, None] + cols[None, :],
+                        mask=m_b[:, None] & m_h[None, :],
+                        other=0.0,
+                    )
+                    b_w = tl.load(
+                        p_wr + cols[:, None] * P + pcols[None, :],
+                        mask=m_h[:, None] & m_p[None, :],
+                        other=0.0,
+                    )
+                    acc = _dot(b_mo, b_w, acc, DOT)
+                m = m_b[:, None] & m_p[None, :]
+                p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
+                _emit_hidden(acc, p_h_prev, p_h_next, p_kh, pcols, m, KEEP_H)
+        tl.debug_barrier()  # h_t and c_t are read by the whole program at the next step
+
+
+def _cell_backward(
+    b_dch, b_do, p_dcs_t, p_dc_cur, p_dc_nxt, p_kc, p_g_t, p_c_prev, p_peep, p_dz_t,
+    cols, m_h, m, H,
+    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr, KEEP_C: tl.constexpr,
+):  # fmt: skip
+    """Gate gradients of one chunk from the gradient reaching c~ through h (b_dch) and the
+    output gate's (b_do); stores dz (4 gate blocks) and the carried dc_{t-1}."""
+    b_dc = tl.load(p_dc_cur[:, None] + cols[None, :], mask=m, other=0.0) + tl.load(
+        p_dcs_t[:, None] + cols[None, :], mask=m, other=0.0
+    )
+    if KEEP_C:
+        b_keep = tl.load(p_kc, mask=m, other=1.0)
+        b_dc_prev = b_keep * b_dc
+        b_dcnew = (1.0 - b_keep) * b_dc + b_dch
+    else:
+        b_dc_prev = b_dc * 0.0
+        b_dcnew = b_dc + b_dch
+    p_g = p_g_t[:, None] + cols[None, :]
+    b_i = tl.load(p_g, mask=m, other=0.0)
+    b_f = tl.load(p_g + H, mask=m, other=0.0)
+    b_g = tl.load(p_g + 2 * H, mask=m, other=0.0)
+    b_o = tl.load(p_g + 3 * H, mask=m, other=0.0)
+    b_c = tl.load(p_c_prev[:, None] + cols[None, :], mask=m, other=0.0)
+    dzo = b_do * _activation_grad(b_o, GATE_ACT)
+    if PEEPHOLE:
+        b_dcnew += dzo * tl.load(p_peep + 2 * H + cols, mask=m_h, other=0.0)[None, :]
+    dzi = b_dcnew * b_g * _activation_grad(b_i, GATE_ACT)
+    dzf = b_dcnew * b_c * _activation_grad(b_f, GATE_ACT)
+    dzg = b_dcnew * b_i * _activation_grad(b_g, CELL_ACT)
+    b_dc_prev += b_dcnew * b_f
+    if PEEPHOLE:
+        b_dc_prev += dzi * tl.load(p_peep + cols, mask=m_h, other=0.0)[None, :]
+        b_dc_prev += dzf * tl.load(p_peep + H + cols, mask=m_h, other=0.0)[None, :]
+    p_d = p_dz_t[:, None] + cols[None, :]
+    tl.store(p_d, dzi, mask=m)
+    tl.store(p_d + H, dzf, mask=m)
+    tl.store(p_d + 2 * H, dzg, mask=m)
+    tl.store(p_d + 3 * H, dzo, mask=m)
+    tl.store(p_dc_nxt[:, None] + cols[None, :], b_dc_prev, mask=m)
+    return dzi, dzf, dzg, dzo
+
+
+def _lstm_bwd_kernel(
+    p_dhs, p_dcs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_rdrop,  # inputs
+    p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
+    p_cs, p_gates, p_act, p_zhn, p_cn, p_rstd,  # saved by the forward
+    p_dz, p_dzh, p_dhn, p_dcn, p_dh, p_dc, p_m,  # outputs, carries, scratch
+    B, T, H, P,
+    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr,
+    PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
+    RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
+):  # fmt: skip
+    """Reverse recurrence of one program's BLOCK_B rows.
+
+    In: dhs (B, T, P), dcs (B, T, H): gradients reaching hs[:, 1:], cs[:, 1:] from outside;
+    the forward's saved buffers. Out: dz (B, T, 4H) = d loss / d z (also d loss / d zx);
+    with layer norm dzh (B, T, 4H) = d loss / d (h·U) and dcn (B, T, H) = d loss / d (γ_c x̂ +
+    β_c); with a projection dhn (B, T, P) = d loss / d h_new. dh (2, B, P) and dc (2, B, H)
+    are zeroed ping-pong carries; after step 0 they hold dh0 and dc0 in slot T % 2. m (B, H)
+    is scratch for d loss / d (o ⊙ act(c)).
+    """
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    m_b = rows < B
+    r64 = rows.to(tl.int64)
+    G4 = 4 * H
+    o_z = r64 * T * G4
+    o_c = r64 * T * H
+    o_p = r64 * T * P
+    p_rd = p_rdrop + r64 * P
+    p_m_row = p_m + r64 * H
+    for s in range(T):
+        t = T - 1 - s
+        cur = s % 2
+        p_dh_cur = p_dh + cur * B * P + r64 * P
+        p_dh_nxt = p_dh + (1 - cur) * B * P + r64 * P
+        p_dc_cur = p_dc + cur * B * H + r64 * H
+        p_dc_nxt = p_dc + (1 - cur) * B * H + r64 * H
+        p_dhs_t = p_dhs + o_p + t * P
+        p_dcs_t = p_dcs + o_c + t * H
+        p_dhn_t = p_dhn + o_p + t * P
+        p_c_prev = p_cs + r64 * (T + 1) * H + t * H
+        p_g_t = p_gates + o_z + t * G4
+        p_a_t = p_act + o_c + t * H
+        p_zhn_t = p_zhn + o_z + t * G4
+        p_cn_t = p_cn + o_c + t * H
+        p_dcn_t = p_dcn + o_c + t * H
+        p_dz_t = p_dz + o_z + t * G4
+        p_dzh_t = p_dzh + o_z + t * G4
+        p_rstd_t = p_rstd + r64 * T * 2 + t * 2
+
+        # 1. with a projection: dh_new for all output units first (dm needs the whole row).
+        if PROJ:
+            for p0 in range(0, P, BLOCK_P):
+                pcols = p0 + tl.arange(0, BLOCK_P)
+                m = m_b[:, None] & (pcols < P)[None, :]
+                b_dh = tl.load(p_dh_cur[:, None] + pcols[None, :], mask=m, other=0.0) + tl.load(
+                    p_dhs_t[:, None] + pcols[None, :], mask=m, other=0.0
+                )
+                if KEEP_H:
+                    p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
+                    b_keep = tl.load(p_k, mask=m, other=1.0)
+                    tl.store(p_dh_nxt[:, None] + pcols[None, :], b_keep * b_dh, mask=m)
+                    b_dh = (1.0 - b_keep) * b_dh
+                else:
+                    tl.store(p_dh_nxt[:, None] + pcols[None, :], b_dh * 0.0, mask=m)
+                tl.store(p_dhn_t[:, None] + pcols[None, :], b_dh, mask=m)
+            tl.debug_barrier()
+
+        # 2. through h = o ⊙ act(c̃) to the gates, chunk by chunk of hidden units.
+        s1 = tl.full([BLOCK_B], 0.0, tl.float32)
+        s2 = tl.full([BLOCK_B], 0.0, tl.float32)
+        for j0 in range(0, H, BLOCK_H):
+            cols = j0 + tl.arange(0, BLOCK_H)
+            m_h = cols < H
+            m = m_b[:, None] & m_h[None, :]
+            if PROJ:  # dm = dh_new · W_hrᵀ
+                b_dm = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+                for p0 in range(0, P, BLOCK_P):
+                    pcols = p0 + tl.arange(0, BLOCK_P)
+                    m_p = pcols < P
+                    b_dhn = tl.load(
+                        p_dhn_t[:, None] + pcols[None, :],
+                        mask=m_b[:, None] & m_p[None, :],
+                        other=0.0,
+                    )
+                    b_wt = tl.load(
+                        p_wr + cols[None, :] * P + pcols[:, None],
+                        mask=m_p[:, None] & m_h[None, :],
+                        other=0.0,
+                    )
+                    b_dm = _dot(b_dhn, b_wt, b_dm, DOT)
+            else:  # P == H: the hidden state's own chunk
+                b_dm = tl.load(p_dh_cur[:, None] + cols[None, :], mask=m, other=0.0) + tl.load(
+                    p_dhs_t[:, None] + cols[None, :], mask=m, other=0.0
+                )
+                if KEEP_H:
+                    p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
+                    b_keep = tl.load(p_k, mask=m, other=1.0)
+                    tl.store(p_dh_nxt[:, None] + cols[None, :], b_keep * b_dm, mask=m)
+                    b_dm = (1.0 - b_keep) * b_dm
+                else:
+                    tl.store(p_dh_nxt[:, None] + cols[None, :], b_dm * 0.0, mask=m)
+            b_o = tl.load(p_g_t[:, None] + 3 * H + cols[None, :], mask=m, other=0.0)
+            b_a = tl.load(p_a_t[:, None] + cols[None, :], mask=m, other=0.0)
+            b_dcn = b_dm * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
+            p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
+            if LAYER_NORM:  # LN(c)'s backward needs two row sums first
+                tl.store(p_dcn_t[:, None] + cols[None, :], b_dcn, mask=m)
+                tl.store(p_m_row[:, None] + cols[None, :], b_dm, mask=m)
+                b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+                b_x = tl.load(p_cn_t[:, None] + cols[None, :], mask=m, other=0.0)
+                s1 += _row_sum(b_dx)
+                s2 += _row_sum(b_dx * b_x)
+            else:
+                _cell_backward(
+                    b_dcn,
+                    b_dm * b_a,
+                    p_dcs_t,
+                    p_dc_cur,
+                    p_dc_nxt,
+                    p_kc,
+                    p_g_t,
+                    p_c_prev,
+                    p_peep,
+                    p_dz_t,
+                    cols,
+                    m_h,
+                    m,
+                    H,
+                    GATE_ACT,
+                    CELL_ACT,
+                    PEEPHOLE,
+                    KEEP_C,
+                )
+
+        # 3. layer norm: finish LN(c)'s backward, then LN(h·U)'s.
+        if LAYER_NORM:
+            tl.debug_barrier()
+            rstd = tl.load(p_rstd_t, mask=m_b, other=0.0)
+            rstd_c = tl.load(p_rstd_t + 1, mask=m_b, other=0.0)
+            s1 = s1 / H
+            s2 = s2 / H
+            t1 = tl.full([BLOCK_B], 0.0, tl.float32)
+            t2 = tl.full([BLOCK_B], 0.0, tl.float32)
+            for j0 in range(0, H, BLOCK_H):
+                cols = j0 + tl.arange(0, BLOCK_H)
+                m_h = cols < H
+                m = m_b[:, None] & m_h[None, :]
+                b_dx = (
+                    tl.load(p_dcn_t[:, None] + cols[None, :], mask=m, other=0.0)
+                    * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+                )
+                b_x = tl.load(p_cn_t[:, None] + cols[None, :], mask=m, other=0.0)
+                b_dch = rstd_c[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None])
+                b_dch = tl.where(m, b_dch, 0.0)
+                b_do = tl.load(p_m_row[:, None] + cols[None, :], mask=m, other=0.0) * tl.load(
+                    p_a_t[:, None] + cols[None, :], mask=m, other=0.0
+                )
+                p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
+                dzi, dzf, dzg, dzo = _cell_backward(
+                    b_dch,
+                    b_do,
+                    p_dcs_t,
+                    p_dc_cur,
+                    p_dc_nxt,
+                    p_kc,
+                    p_g_t,
+                    p_c_prev,
+                    p_peep,
+                    p_dz_t,
+                    cols,
+                    m_h,
+                    m,
+                    H,
+                    GATE_ACT,
+                    CELL_ACT,
+                    PEEPHOLE,
+                    KEEP_C,
+                )
+                p_x = p_zhn_t[:, None] + cols[None, :]
+                p_gh = p_gamma_h + cols
+                dxi = dzi * tl.load(p_gh, mask=m_h, other=0.0)[None, :]
+                dxf = dzf * tl.load(p_gh + H, mask=m_h, other=0.0)[None, :]
+                dxg = dzg * tl.load(p_gh + 2 * H, mask=m_h, other=0.0)[None, :]
+                dxo = dzo * tl.load(p_gh + 3 * H, mask=m_h, other=0.0)[None, :]
+                t1 += _row_sum(dxi + dxf + dxg + dxo)
+                t2 += _row_sum(
+                    dxi * tl.load(p_x, mask=m, other=0.0)
+                    + dxf * tl.load(p_x + H, mask=m, other=0.0)
+                    + dxg * tl.load(p_x + 2 * H, mask=m, other=0.0)
+                    + dxo * tl.load(p_x + 3 * H, mask=m, other=0.0)
+                )
+            t1 = t1 / G4
+            t2 = t2 / G4
+            tl.debug_barrier()
+            for j0 in range(0, G4, BLOCK_H):  # dzh over the 4H row, gate blocks not needed
+                cols = j0 + tl.arange(0, BLOCK_H)
+                m_g = cols < G4
+                m = m_b[:, None] & m_g[None, :]
+                b_dx = (
+                    tl.load(p_dz_t[:, None] + cols[None, :], mask=m, other=0.0)
+                    * tl.load(p_gamma_h + cols, mask=m_g, other=0.0)[None, :]
+                )
+                b_x = tl.load(p_zhn_t[:, None] + cols[None, :], mask=m, other=0.0)
+                b_dzh = rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None])
+                tl.store(p_dzh_t[:, None] + cols[None, :], b_dzh, mask=m)
+        tl.debug_barrier()
+
+        # 4. dh_{t-1} += (dzh · Uᵀ) ⊙ dropout, chunk by chunk of output units.
+        for p0 in range(0, P, BLOCK_P):
+            pcols = p0 + tl.arange(0, BLOCK_P)
+            m_p = pcols < P
+            acc = tl.full([BLOCK_B, BLOCK_P], 0.0, tl.float32)
+            for j0 in range(0, H, BLOCK_H):
+                cols = j0 + tl.arange(0, BLOCK_H)
+                m_h = cols < H
+                m = m_b[:, None] & m_h[None, :]
+                p_d = p_dzh_t[:, None] + cols[None, :]
+                p_ut = p_u + pcols[None, :] * G4 + cols[:, None]  # (BLOCK_H, BLOCK_P) of Uᵀ
+                m_u = m_h[:, None] & m_p[None, :]
+                acc = _dot(
+                    tl.load(p_d, mask=m, other=0.0), tl.load(p_ut, mask=m_u, other=0.0), acc, DOT
+                )
+                acc = _dot(
+                    tl.load(p_d + H, mask=m, other=0.0),
+                    tl.load(p_ut + H, mask=m_u, other=0.0),
+                    acc,
+                    DOT,
+                )
+                acc = _dot(
+                    tl.load(p_d + 2 * H, mask=m, other=0.0),
+                    tl.load(p_ut + 2 * H, mask=m_u, other=0.0),
+                    acc,
+                    DOT,
+                )
+                acc = _dot(
+                    tl.load(p_d + 3 * H, mask=m, other=0.0),
+                    tl.load(p_ut + 3 * H, mask=m_u, other=0.0),
+                    acc,
+                    DOT,
+                )
+            m = m_b[:, None] & m_p[None, :]
+            if RDROP:
+                acc = acc * tl.load(p_rd[:, None] + pcols[None, :], mask=m, other=0.0)
+            p_n = p_dh_nxt[:, None] + pcols[None, :]
+            tl.store(p_n, tl.load(p_n, mask=m, other=0.0) + acc, mask=m)
+        tl.debug_barrier()  # the carries are read by the whole program at the next step
+
+
+def _triton():
+    """Import triton, and wrap the device functions and kernels above in place: for Triton's
+    interpreter when ``TRITON_INTERPRET=1`` is set now, else with ``triton.jit``."""
+    global _TRITON, _INTERPRETED
+    if _TRITON is None:
+        import triton
+        import triton.language
+
+        module = sys.modules[__name__]
+        module.tl = triton.language
+        _INTERPRETED = interpreter_requested()
+        if _INTERPRETED:
+            from triton.runtime.interpreter import InterpretedFunction as wrap
+        else:
+            wrap = triton.jit
+        for name in _JIT_FUNCTIONS:
+            setattr(module, name, wrap(getattr(module, name)))
+        _TRITON = triton
+    return _TRITON
+
+
+# --------------------------------------------------------------------------------------------
+# Launchers and autograd.
+
+
+def _dot_mode(dtype: torch.dtype, device: torch.device) -> str:
+    if dtype in (torch.bfloat16, torch.float16):
+        return "emulate" if device.type == "cpu" else "low"
+    if device.type == "cpu":
+        return "ieee"
+    rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if rnn is not None and hasattr(rnn, "fp32_precision"):
+        return "tf32" if rnn.fp32_precision == "tf32" else "ieee"
+    return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+
+
+def _strides(keep: torch.Tensor | None) -> tuple[int, int, int]:
+    return (0, 0, 0) if keep is None else tuple(keep.stride())
+
+
+class _Recurrence(torch.autograd.Function):
+    """zx (B, T, 4H) fp32, h0, c0 → hs (B, T+1, P), cs (B, T+1, H) with hs[:, 0] = h0."""
+
+    @staticmethod
+    def forward(ctx, zx, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h,
+                spec, cfg, dot_dtype):  # fmt: skip
+        triton = _triton()
+        B, T, G4 = zx.shape
+        H, P = G4 // 4, spec.output_size
+        f32 = dict(device=zx.device, dtype=torch.float32)
+        dot = _dot_mode(dot_dtype, zx.device)
+        u_dot = u.detach().to(dot_dtype).contiguous()
+        wr_dot = wr.detach().to(dot_dtype).contiguous() if wr is not None else u_dot
+        hs = torch.empty(B, T + 1, P, **f32)
+        cs = torch.empty(B, T + 1, H, **f32)
+        hs[:, 0] = h0
+        cs[:, 0] = c0
+        gates = torch.empty(B, T, G4, **f32)
+        act = torch.empty(B, T, H, **f32)
+        ln = spec.layer_norm
+        zhn = torch.empty(B, T, G4, **f32) if ln else gates
+        cn = torch.empty(B, T, H, **f32) if ln else act
+        rstd = torch.empty(B, T, 2, **f32) if ln else act
+        scratch = torch.empty(B, H, **f32) if (ln or wr is not None) else act
+        dummy = zx
+        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
+        grid = (triton.cdiv(B, cfg.block_b),)
+        # fmt: off
+        _lstm_fwd_kernel[grid](
+            zx, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
+            _or(beta_c, dummy), _or(rdrop, dummy),
+            _or(keep_c, dummy), *_strides(keep_c), _or(keep_h, dummy), *_strides(keep_h),
+            hs, cs, gates, act, zhn, cn, rstd, scratch,
+            B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+        # fmt: on
+        ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
+        saved = (hs, cs, gates, act, zhn, cn, rstd)  # outputs, and what the forward saved
+        ctx.save_for_backward(*saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h)
+        return hs, cs
+
+    @staticmethod
+    def backward(ctx, dhs, dcs):
+        triton = _triton()
+        hs, cs, gates, act, zhn, cn, rstd, u, peep, wr, *rest = ctx.saved_tensors
+        gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h = rest
+        spec, cfg = ctx.spec, ctx.cfg
+        B, T, G4 = gates.shape
+        H, P = G4 // 4, spec.output_size
+        f32 = dict(device=gates.device, dtype=torch.float32)
+        dot = _dot_mode(ctx.dot_dtype, gates.device)
+        u_dot = u.detach().to(ctx.dot_dtype).contiguous()
+        wr_dot = wr.detach().to(ctx.dot_dtype).contiguous() if wr is not None else u_dot
+        dhs = torch.zeros(B, T, P, **f32) if dhs is None else dhs[:, 1:].float().contiguous()
+        dcs = torch.zeros(B, T, H, **f32) if dcs is None else dcs[:, 1:].float().contiguous()
+        ln = spec.layer_norm
+        dz = torch.empty(B, T, G4, **f32)
+        dzh = torch.empty(B, T, G4, **f32) if ln else dz
+        dhn = torch.empty(B, T, P, **f32) if wr is not None else dz
+        dcn = torch.empty(B, T, H, **f32) if ln else dz
+        dh = torch.zeros(2, B, P, **f32)
+        dc = torch.zeros(2, B, H, **f32)
+        scratch = torch.empty(B, H, **f32) if ln else dz
+        dummy = gates
+        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
+        grid = (triton.cdiv(B, cfg.block_b),)
+        # fmt: off
+        _lstm_bwd_kernel[grid](
+            dhs, dcs, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
+            _or(rdrop, dummy),
+            _or(keep_c, dummy), *_strides(keep_c), _or(keep_h, dummy), *_strides(keep_h),
+            cs, gates, act, zhn, cn, rstd,
+            dz, dzh, dhn, dcn, dh, dc, scratch,
+            B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+        # fmt: on
+        need = ctx.needs_input_grad
+        # The weight gradients: a few GEMMs / reductions over all B·T rows at once.
+        d_u = d_peep = d_wr = d_gh = d_gc = d_bc = None
+        if need[3]:
+            h_in = hs[:, :T] if rdrop is None else hs[:, :T] * rdrop[:, None, :]
+            d_u = (h_in.reshape(B * T, P).t() @ dzh.reshape(B * T, G4)).to(u.dtype)  # (P, 4H)
+        if peep is not None and need[4]:
+            c_prev = cs[:, :T]
+            i, f, g = gates[..., :H], gates[..., H : 2 * H], gates[..., 2 * H : 3 * H]
+            c_new = f * c_prev + i * g
+            d_peep = torch.stack(
+                [
+                    (dz[..., :H] * c_prev).sum((0, 1)),
+                    (dz[..., H : 2 * H] * c_prev).sum((0, 1)),
+                    (dz[..., 3 * H :] * c_new).sum((0, 1)),
+                ]
+            ).to(peep.dtype)
+        if wr is not None and need[5]:
+            mo = (gates[..., 3 * H :] * act).reshape(B * T, H)  # o ⊙ act(c), what W_hr saw
+            d_wr = (mo.t() @ dhn.reshape(B * T, P)).to(wr.dtype)
+        if ln:
+            d_gh = (dz * zhn).sum((0, 1)).to(gamma_h.dtype)
+            d_gc = (dcn * cn).sum((0, 1)).to(gamma_c.dtype)
+            d_bc = dcn.sum((0, 1)).to(beta_c.dtype)
+        d_h0, d_c0 = dh[T % 2], dc[T % 2]
+        # the gradients of zx, h0, c0, U, peepholes, W_hr, γ_h, γ_c, β_c; none for the rest
+        return dz, d_h0, d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc, *(None,) * 6
+
+
+def _or(tensor: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
+    return dummy if tensor is None else tensor
+
+
+def _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg) -> dict:
+    return dict(
+        GATE_ACT=ACTIVATIONS[spec.recurrent_activation],
+        CELL_ACT=ACTIVATIONS[spec.activation],
+        PEEPHOLE=spec.peephole,
+        LAYER_NORM=spec.layer_norm,
+        PROJ=wr is not None,
+        RDROP=rdrop is not None,
+        KEEP_C=keep_c is not None,
+        KEEP_H=keep_h is not None,
+        DOT=dot,
+        BLOCK_B=cfg.block_b,
+        BLOCK_H=cfg.block_h,
+        BLOCK_P=cfg.block_p,
+    )
+
+
+def _keep(
+    rate: float,
+    zoneout: torch.Tensor | None,
+    real: torch.Tensor | None,
+    shape: tuple[int, int, int],
+    device: torch.device,
+) -> torch.Tensor | None:
+    """keep = 1 − real·(1 − z): the weight of the old state, mask and zoneout together.
+
+    z is the training mask (B, T, N), the rate at inference, 0 without zoneout. Returned as a
+    (B, T, N) fp32 view, broadcast with zero strides where it does not vary."""
+    if not rate and real is None:
+        return None
+    if rate:
+        z = (
+            zoneout.to(device, torch.float32)
+            if zoneout is not None
+            else torch.full((1, 1, 1), float(rate), device=device)
+        )
+    if real is None:
+        keep = z
+    else:
+        r = real[:, :, None].float()  # (B, T, 1)
+        keep = 1.0 - r * (1.0 - z) if rate else 1.0 - r
+    return keep.expand(shape)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype of the dots and of the outputs: autocast's for fp32 inputs, else x's."""
+    if x.dtype == torch.float32 and torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+def lstm(
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    weights: LSTMWeights,
+    spec: LSTMSpec,
+    mask: torch.Tensor | None = None,
+    noise: LSTMNoise | None = None,
+    *,
+    config: TritonConfig | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Same contract as `lstmkit.kernels.reference.lstm`; ``config`` overrides the launch shape.
+
+    x (B, T, I) float32, bfloat16 or float16 (float32 under autocast computes in autocast's
+    dtype); h0 (B, P); c0 (B, H); mask (B, T) bool, True where a step is real. Returns
+    ``(outputs (B, T, P), h_T (B, P), c_T (B, H))`` in the compute dtype.
+    """
+    if not supports(spec, mask, noise):
+        raise ValueError(f"the triton kernel cannot run {spec} with this mask/noise")
+    if not _device_ok(x.device):
+        raise ValueError(
+            f"the triton kernel runs on CUDA tensors (on the CPU only with TRITON_INTERPRET=1 set "
+            f"before triton is imported); got x on {x.device}"
+        )
+    if x.dim() != 3:
+        raise ValueError(f"x must have shape (batch, time, features); got {tuple(x.shape)}")
+    if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"x must be float32, bfloat16 or float16; got {x.dtype}")
+    reference.check_noise(spec, noise)
+    B, T, _ = x.shape
+    H, P = spec.units, spec.output_size
+    if T == 0:
+        return x.new_zeros(B, 0, P), h0, c0
+    cdtype = _compute_dtype(x)
+    w = weights
+    zx = x @ w.kernel  # (B, T, 4H): the input projection of all steps in one GEMM
+    if spec.layer_norm:
+        zx = F.layer_norm(zx.float(), (4 * H,), eps=reference.LN_EPSILON) * w.input_norm_gamma
+    if w.bias is not None:
+        zx = zx + w.bias
+    zx = zx.float().contiguous()
+    real = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
+    noise = noise or LSTMNoise()
+    keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real, (B, T, H), x.device)
+    keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real, (B, T, P), x.device)
+    rdrop = None if noise.recurrent_mask is None else noise.recurrent_mask.float().contiguous()
+    proj = w.projection if spec.proj_size else None
+    peep = w.peephole.contiguous() if spec.peephole else None
+    norms = (
+        (w.recurrent_norm_gamma, w.cell_norm_gamma, w.cell_norm_beta)
+        if spec.layer_norm
+        else (None, None, None)
+    )
+    cfg = config or default_config(B, H, P)
+    # fmt: off
+    hs, cs = _Recurrence.apply(
+        zx, h0.float(), c0.float(), w.recurrent_kernel, peep, proj, *norms,
+        rdrop, keep_c, keep_h, spec, cfg, cdtype,
+    )
+    # fmt: on
+    outputs = hs[:, 1:]  # (B, T, P)
+    if real is not None:  # zeros before a row's first real step, the carried state after
+        seen = real.cumsum(1) > 0
+        outputs = torch.where(seen[..., None], outputs, 0.0)
+    return outputs.to(cdtype), hs[:, T].to(cdtype), cs[:, T].to(cdtype)

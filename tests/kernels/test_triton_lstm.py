@@ -1,0 +1,293 @@
+"""The fused Triton kernels against the reference: outputs and every gradient.
+
+Without CUDA they run under Triton's interpreter (``TRITON_INTERPRET=1``, set here), at small
+odd shapes: about 10 s on two cores. On a GPU the same cases run compiled (true fp32 dots), and
+the ``cuda`` tests check accuracy at the benchmark shape (B=64, T=100, I=32, H=128) with TF32
+and with bf16 autocast.
+"""
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    # before triton is imported here and before the kernels are first used (triton_lstm then
+    # wraps them for the interpreter even if keras imported triton earlier in the session)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+pytest.importorskip("triton")
+
+from lstmkit.kernels import reference, triton_lstm  # noqa: E402
+from lstmkit.kernels.triton_lstm import TritonConfig  # noqa: E402
+from lstmkit.kernels.weights import LSTMNoise, LSTMWeights  # noqa: E402
+from lstmkit.spec import LSTMSpec  # noqa: E402
+
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+if not CUDA and not triton_lstm.interpreter_ready():
+    pytest.skip(
+        "no CUDA, and TRITON_INTERPRET is set to something other than 1",
+        allow_module_level=True,
+    )
+
+SMALL = TritonConfig(16, 16, 16, 4, 1)  # 16-unit chunks: H=20 runs two hidden chunks
+
+
+def problem(
+    spec, B=3, T=5, D=4, training=False, dtype=torch.float32, device=DEVICE, seed=0, long=False
+):
+    """Random inputs, state, weights (and training noise) for ``spec``, as leaves.
+
+    ``long``: a well-conditioned draw for T=100 (unit-variance projections, gains near 1 and
+    γ_h = 0.5: with random gains the layer-norm cell is chaotic over 100 steps, and even the
+    float32 reference's gradients are then off by 1e-3)."""
+    g = torch.Generator().manual_seed(seed)
+    H, P = spec.units, spec.output_size
+
+    def r(*shape, scale=0.5):
+        t = torch.randn(*shape, generator=g, dtype=torch.float64) * scale
+        return t.to(device=device, dtype=dtype).requires_grad_()
+
+    def gain(n, mean):
+        return (mean * (1 + 0.1 * r(n))).detach().requires_grad_() if long else r(n)
+
+    weights = LSTMWeights(
+        kernel=r(D, 4 * H, scale=D**-0.5 if long else 0.5),
+        recurrent_kernel=r(P, 4 * H, scale=P**-0.5),
+        bias=r(4 * H, scale=0.1 if long else 0.5) if spec.use_bias else None,
+        peephole=r(3, H, scale=0.1 if long else 0.5) if spec.peephole else None,
+        projection=r(H, P, scale=H**-0.5) if spec.proj_size else None,
+        input_norm_gamma=gain(4 * H, 1.0) if spec.layer_norm else None,
+        recurrent_norm_gamma=gain(4 * H, 0.5) if spec.layer_norm else None,
+        cell_norm_gamma=gain(H, 1.0) if spec.layer_norm else None,
+        cell_norm_beta=r(H, scale=0.1 if long else 0.5) if spec.layer_norm else None,
+    )
+    noise = None
+    if training:
+
+        def bern(*shape, p):
+            return (torch.rand(*shape, generator=g) < p).to(device=device, dtype=dtype)
+
+        noise = LSTMNoise(
+            recurrent_mask=bern(B, P, p=0.7) / 0.7 if spec.recurrent_dropout else None,
+            zoneout_cell=bern(B, T, H, p=spec.zoneout_cell) if spec.zoneout_cell else None,
+            zoneout_hidden=bern(B, T, P, p=spec.zoneout_hidden) if spec.zoneout_hidden else None,
+        )
+    return r(B, T, D), r(B, P), r(B, H), weights, noise
+
+
+def outputs_and_grads(backend, x, h0, c0, w, spec, mask=None, noise=None, **kwargs):
+    """(outputs, h_T, c_T, d x, d h0, d c0, d every weight) for a random linear loss."""
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    out, h, c = backend.lstm(x, h0, c0, w, spec, mask, noise, **kwargs)
+    g = torch.Generator().manual_seed(1)
+    loss = sum(
+        (t.double() * torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.device)).sum()
+        for t in (out, h, c)
+    )
+    return [out, h, c, *torch.autograd.grad(loss, leaves)]
+
+
+def names(w):
+    return ["outputs", "h_T", "c_T", "dx", "dh0", "dc0"] + [
+        n for n in LSTMWeights._fields if getattr(w, n) is not None
+    ]
+
+
+def rel_err(a, b):
+    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
+
+
+@pytest.fixture
+def no_tf32():
+    """True fp32 dots on CUDA for the small exact cases (no-op in the interpreter)."""
+    rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if rnn is not None and hasattr(rnn, "fp32_precision"):
+        old, rnn.fp32_precision = rnn.fp32_precision, "ieee"
+        yield
+        rnn.fp32_precision = old
+    else:
+        old, torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.allow_tf32, False
+        yield
+        torch.backends.cudnn.allow_tf32 = old
+
+
+def mask_3x5():
+    """Pre-padding, post-padding and a fully masked row."""
+    rows = [[0, 1, 1, 1, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]]
+    return torch.tensor(rows, dtype=torch.bool, device=DEVICE)
+
+
+def lengths_mask(B, T, seed=3):
+    lengths = torch.randint(0, T + 1, (B,), generator=torch.Generator().manual_seed(seed))
+    return (torch.arange(T)[None, :] < lengths[:, None]).to(DEVICE)
+
+
+EVERYTHING = dict(
+    peephole=True,
+    layer_norm=True,
+    proj_size=17,
+    zoneout_cell=0.2,
+    zoneout_hidden=0.1,
+    recurrent_dropout=0.25,
+)
+
+# name: (spec, problem kwargs, mask, training, config)
+CASES = {
+    "plain": (LSTMSpec(8), {}, None, False, None),
+    "h6_no_bias_t1": (LSTMSpec(6, use_bias=False), dict(T=1), None, False, None),
+    "mask": (LSTMSpec(8), {}, mask_3x5, False, None),
+    "mask_two_chunks": (LSTMSpec(20), {}, mask_3x5, False, SMALL),
+    "peephole": (LSTMSpec(8, peephole=True), {}, mask_3x5, False, None),
+    "recurrent_dropout": (LSTMSpec(8, recurrent_dropout=0.3), {}, None, True, None),
+    "zoneout_training": (
+        LSTMSpec(8, zoneout_cell=0.3, zoneout_hidden=0.2),
+        {},
+        mask_3x5,
+        True,
+        None,
+    ),
+    "zoneout_inference": (
+        LSTMSpec(8, zoneout_cell=0.3, zoneout_hidden=0.2),
+        {},
+        mask_3x5,
+        False,
+        None,
+    ),
+    "projection": (LSTMSpec(8, proj_size=5), {}, None, False, None),
+    "projection_two_chunks": (LSTMSpec(20, proj_size=18), {}, mask_3x5, False, SMALL),
+    "layer_norm": (LSTMSpec(8, layer_norm=True), {}, None, False, None),
+    "layer_norm_two_chunks": (LSTMSpec(20, layer_norm=True), {}, mask_3x5, False, SMALL),
+    "softsign_hard_sigmoid": (LSTMSpec(6, "softsign", "hard_sigmoid"), {}, None, False, None),
+    "everything_training": (
+        LSTMSpec(20, "relu", "hard_sigmoid", **EVERYTHING),
+        {},
+        mask_3x5,
+        True,
+        SMALL,
+    ),
+    "everything_two_tiles": (
+        LSTMSpec(20, **EVERYTHING),
+        dict(B=19),
+        lambda: lengths_mask(19, 5),
+        False,
+        SMALL,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_matches_reference_outputs_and_every_gradient(name, no_tf32):
+    spec, kwargs, make_mask, training, config = CASES[name]
+    x, h0, c0, w, noise = problem(spec, training=training, **kwargs)
+    mask = make_mask() if make_mask else None
+    ours = outputs_and_grads(triton_lstm, x, h0, c0, w, spec, mask, noise, config=config)
+    ref = outputs_and_grads(reference, x, h0, c0, w, spec, mask, noise)
+    for label, a, b in zip(names(w), ours, ref, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype, label
+        # measured under the interpreter: max abs error 1.2e-5, relative (norm) 9e-7 at worst
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=lambda m, n=label: f"{n}: {m}")
+    if mask is not None:  # a fully masked row keeps its initial state and outputs zeros
+        dead = ~mask.any(1)
+        assert torch.equal(ours[1][dead], h0[dead]) and torch.equal(ours[2][dead], c0[dead])
+        assert not ours[0][dead].any()
+
+
+def test_low_precision_path_under_autocast():
+    """bf16 dot operands (emulated with round-to-nearest-even in the interpreter), fp32 state;
+    outputs come back in bf16 as cuDNN's do, gradients in the leaves' dtype."""
+    spec = LSTMSpec(20, peephole=True, proj_size=9)
+    x, h0, c0, w, _ = problem(spec)
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    with torch.autocast(DEVICE, dtype=torch.bfloat16):
+        out, h, c = triton_lstm.lstm(x, h0, c0, w, spec, config=SMALL)
+    assert out.dtype == h.dtype == c.dtype == torch.bfloat16
+    grads = torch.autograd.grad(out.float().sum() + h.float().sum() + c.float().sum(), leaves)
+    ref_out, ref_h, ref_c = reference.lstm(x, h0, c0, w, spec)
+    ref_grads = torch.autograd.grad(ref_out.sum() + ref_h.sum() + ref_c.sum(), leaves)
+    for a, b in zip([out, h, c, *grads], [ref_out, ref_h, ref_c, *ref_grads], strict=True):
+        assert a.shape == b.shape
+        # measured ≤ 1.3e-2; the reference itself under CPU autocast: ≤ 1.3e-2 at this size
+        assert rel_err(a, b) < 3e-2
+
+
+def test_supports_and_refusals():
+    assert triton_lstm.supports(LSTMSpec(8), None, None)
+    assert triton_lstm.supports(LSTMSpec(20, "relu", "hard_sigmoid", **EVERYTHING), None, None)
+    assert not triton_lstm.supports(LSTMSpec(8, activation="gelu"), None, None)
+    assert not triton_lstm.supports(LSTMSpec(8, recurrent_activation="swish"), None, None)
+    spec = LSTMSpec(8, activation="gelu")
+    x, h0, c0, w, _ = problem(spec)
+    with pytest.raises(ValueError, match="cannot run"):
+        triton_lstm.lstm(x, h0, c0, w, spec)
+    x, h0, c0, w, _ = problem(LSTMSpec(8), dtype=torch.float64)
+    with pytest.raises(ValueError, match="float32, bfloat16 or float16"):
+        triton_lstm.lstm(x, h0, c0, w, LSTMSpec(8))
+    with pytest.raises(ValueError, match="power of two"):
+        TritonConfig(block_h=24)
+
+
+# ---- on a GPU: accuracy at the benchmark shape ---------------------------------------------
+
+cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+
+GPU_VARIANTS = {
+    "plain": (LSTMSpec(128), None, False),
+    "mask": (LSTMSpec(128), "lengths", False),
+    "peephole": (LSTMSpec(128, peephole=True), None, False),
+    "layer_norm": (LSTMSpec(128, layer_norm=True), None, False),
+    "projection": (LSTMSpec(128, proj_size=64), None, False),
+    "zoneout": (LSTMSpec(128, zoneout_cell=0.1, zoneout_hidden=0.1), None, True),
+    "recurrent_dropout": (LSTMSpec(128, recurrent_dropout=0.2), None, True),
+    "everything_h256": (LSTMSpec(256, **EVERYTHING), "lengths", True),
+}
+
+
+def gpu_errors(name, autocast_dtype=None):
+    """Relative errors (‖ours − ref‖ / ‖ref‖) against the float64 reference, and those of the
+    reference's own torch ops in the same precision (TF32 matmuls, or autocast)."""
+    spec, mask_kind, training = GPU_VARIANTS[name]
+    B, T, D = 64, 100, 32
+    x, h0, c0, w, noise = problem(spec, B=B, T=T, D=D, training=training, device="cuda", long=True)
+    mask = lengths_mask(B, T) if mask_kind else None
+    autocast = dict(dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None)
+    with torch.autocast("cuda", **autocast):
+        ours = outputs_and_grads(triton_lstm, x, h0, c0, w, spec, mask, noise)
+    old, torch.backends.cuda.matmul.allow_tf32 = torch.backends.cuda.matmul.allow_tf32, True
+    try:
+        with torch.autocast("cuda", **autocast):
+            peer = outputs_and_grads(reference, x, h0, c0, w, spec, mask, noise)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+
+    def f64(t):
+        return None if t is None else t.detach().double().requires_grad_()
+
+    w64 = LSTMWeights(*(f64(t) for t in w))
+    noise64 = None if noise is None else LSTMNoise(*(f64(t) for t in noise))
+    ref = outputs_and_grads(reference, f64(x), f64(h0), f64(c0), w64, spec, mask, noise64)
+    ours_err = {n: rel_err(a, b) for n, a, b in zip(names(w), ours, ref, strict=True)}
+    peer_err = {n: rel_err(a, b) for n, a, b in zip(names(w), peer, ref, strict=True)}
+    return ours_err, peer_err
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("name", GPU_VARIANTS)
+def test_cuda_fp32_tf32_relative_error_below_1e_3(name):
+    rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if rnn is not None and hasattr(rnn, "fp32_precision"):
+        assert rnn.fp32_precision == "tf32", "the test measures the default TF32 dots"
+    errors, peer = gpu_errors(name)
+    assert max(errors.values()) < 1e-3, (errors, peer)
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("name", GPU_VARIANTS)
+def test_cuda_bf16_relative_error_below_1e_2(name):
+    """The plain cell below 1e-2; a variant below 1e-2 or 1.5 x torch's own bf16 error."""
+    errors, peer = gpu_errors(name, torch.bfloat16)
+    bound = 1e-2 if name == "plain" else max(1e-2, 1.5 * max(peer.values()))
+    assert max(errors.values()) < bound, (errors, peer)
