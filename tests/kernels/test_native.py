@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lstmkit.kernels import LSTMWeights, dispatch, native, reference
+from lstmkit.kernels import LSTMNoise, LSTMWeights, cpu, dispatch, native, reference, triton_lstm
 from lstmkit.spec import LSTMSpec
 
 
@@ -43,15 +43,32 @@ def test_native_matches_reference_outputs_and_gradients(shape, bias, dtype):
         torch.testing.assert_close(ours, ref, atol=TOLERANCE[dtype], rtol=TOLERANCE[dtype])
 
 
-def test_dispatch_picks_native_for_what_torch_computes_only():
-    assert dispatch.select_backend(LSTMSpec(4)) == "native"
+def test_dispatch_picks_cpu_then_native_for_what_they_compute():
+    cuda, f64 = {"device": "cuda"}, {"dtype": torch.float64}
+    assert dispatch.select_backend(LSTMSpec(4)) == "cpu"
+    bf16 = "native" if cpu.bf16_requested(torch.bfloat16) else "cpu"  # oneDNN's bf16 is faster
+    assert dispatch.select_backend(LSTMSpec(4), dtype=torch.bfloat16) == bf16
+    dropped = LSTMNoise(recurrent_mask=torch.ones(2, 4))  # training with recurrent dropout
+    dropout = LSTMSpec(4, recurrent_dropout=0.2)
+    assert dispatch.select_backend(dropout, noise=dropped, dtype=torch.bfloat16) == "cpu"
+    assert dispatch.select_backend(LSTMSpec(4, layer_norm=True)) == "cpu"
+    assert dispatch.select_backend(LSTMSpec(4, recurrent_dropout=0.2)) == "cpu"
+    assert dispatch.select_backend(LSTMSpec(4), allow_native=False) == "cpu"
+    assert dispatch.select_backend(LSTMSpec(4), grad=False) == "native"  # oneDNN's forward
+    assert dispatch.select_backend(LSTMSpec(4), allow_native=False, grad=False) == "cpu"
+    assert dispatch.select_backend(LSTMSpec(4, layer_norm=True), grad=False) == "cpu"
+    assert dispatch.select_backend(LSTMSpec(4), **f64) == "native"
+    assert dispatch.select_backend(LSTMSpec(4), **cuda) == "native"
     assert dispatch.select_backend(LSTMSpec(4, proj_size=2)) == "native"
+    norm = LSTMSpec(4, layer_norm=True)
+    on_gpu = "triton" if triton_lstm.supports(norm, None, None) else "reference"
+    assert dispatch.select_backend(norm, **cuda) == on_gpu
     assert dispatch.select_backend(LSTMSpec(4, recurrent_activation="hard_sigmoid")) == "reference"
     assert dispatch.select_backend(LSTMSpec(4, activation="relu")) == "reference"
     assert dispatch.select_backend(LSTMSpec(4, peephole=True)) == "reference"
-    assert (
-        dispatch.select_backend(LSTMSpec(4), mask=torch.ones(2, 3, dtype=torch.bool)) == "reference"
-    )
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    assert dispatch.select_backend(LSTMSpec(4), mask=mask) == "reference"
+    assert dispatch.select_backend(LSTMSpec(4), mask=mask, **cuda) == on_gpu
 
 
 def test_native_refuses_other_cells_and_dispatch_refuses_unknown_backends():

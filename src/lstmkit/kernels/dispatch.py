@@ -3,6 +3,13 @@
 Every backend module offers ``supports(spec, mask, noise)`` and ``lstm(x, h0, c0, weights,
 spec, mask, noise)`` with the contract of `lstmkit.kernels.reference.lstm`, which supports
 everything and is the fallback.
+
+- CPU: float32 and bfloat16 calls that `cpu` supports go there, except where torch's fused
+  LSTM (oneDNN) applies and is faster: without gradients, and in bf16 (measurements in
+  `lstmkit.kernels.cpu`).
+- CUDA: torch's fused LSTM (cuDNN) runs what it can, being faster there (bench/RESULTS.md);
+  the Triton kernels (`lstmkit.kernels.triton_lstm`) run masks and variants.
+- Elsewhere torch's fused LSTM takes what it can.
 """
 
 from __future__ import annotations
@@ -11,11 +18,18 @@ from types import ModuleType
 
 import torch
 
-from lstmkit.kernels import native, reference
+from lstmkit.kernels import cpu, native, reference, triton_lstm
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
 
-BACKENDS: dict[str, ModuleType] = {"native": native, "reference": reference}
+BACKENDS: dict[str, ModuleType] = {
+    "cpu": cpu,
+    "native": native,
+    "reference": reference,
+    "triton": triton_lstm,
+}
+CPU_DTYPES = (torch.float32, torch.bfloat16)
+GPU_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def select_backend(
@@ -23,10 +37,24 @@ def select_backend(
     mask: torch.Tensor | None = None,
     noise: LSTMNoise | None = None,
     allow_native: bool = True,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    grad: bool = True,
 ) -> str:
-    """Name of the fastest backend that supports this call (``allow_native=False``: not torch's
-    fused LSTM, as Keras's ``use_cudnn=False`` asks)."""
-    return "native" if allow_native and native.supports(spec, mask, noise) else "reference"
+    """Name of the fastest backend that supports this call on ``device`` with inputs of
+    ``dtype``, with or without gradients (``allow_native=False``: not torch's fused LSTM, as
+    Keras's ``use_cudnn=False`` asks)."""
+    native_ok = allow_native and native.supports(spec, mask, noise)
+    on_cpu = torch.device(device).type == "cpu"
+    if on_cpu and dtype in CPU_DTYPES and cpu.supports(spec, mask, noise):
+        return "native" if native_ok and (not grad or cpu.bf16_requested(dtype)) else "cpu"
+    if native_ok:
+        return "native"
+    # cuDNN is faster for what it runs (bench/RESULTS.md); the Triton kernels take the rest
+    on_cuda = torch.device(device).type == "cuda"
+    if on_cuda and dtype in GPU_DTYPES and triton_lstm.supports(spec, mask, noise):
+        return "triton"
+    return "reference"
 
 
 def lstm(
@@ -41,7 +69,10 @@ def lstm(
     allow_native: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run one LSTM layer; ``backend`` forces a backend by name (for tests and benchmarks)."""
-    name = backend or select_backend(spec, mask, noise, allow_native)
+    grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, h0, c0, *weights)
+    )
+    name = backend or select_backend(spec, mask, noise, allow_native, x.device, x.dtype, grad)
     if name not in BACKENDS:
         raise ValueError(f"Unknown LSTM backend {name!r}; expected one of {sorted(BACKENDS)}")
     module = BACKENDS[name]

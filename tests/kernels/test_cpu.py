@@ -1,0 +1,222 @@
+"""The CPU kernel against the reference: outputs and every gradient, its threads and buffers."""
+
+import pytest
+import torch
+
+from lstmkit.kernels import LSTMNoise, LSTMWeights, cpu, cpu_buffers, reference
+from lstmkit.spec import LSTMSpec
+
+GRAD_FIELDS = ("kernel", "recurrent_kernel", "bias", "input_norm_gamma", "recurrent_norm_gamma",
+               "cell_norm_gamma", "cell_norm_beta")  # fmt: skip
+
+
+def problem(spec: LSTMSpec, B: int, T: int, D: int, seed: int = 0):
+    """Float64 inputs, states, weights (Glorot-like scale, so long sequences stay tame), noise."""
+    g = torch.Generator().manual_seed(seed)
+    H = spec.units
+
+    def r(*shape, scale=0.5):
+        return torch.randn(*shape, generator=g, dtype=torch.float64) * scale
+
+    ln = spec.layer_norm
+    weights = LSTMWeights(
+        kernel=r(D, 4 * H, scale=D**-0.5),
+        recurrent_kernel=r(H, 4 * H, scale=H**-0.5),
+        bias=r(4 * H) if spec.use_bias else None,
+        input_norm_gamma=1 + r(4 * H, scale=0.2) if ln else None,
+        recurrent_norm_gamma=1 + r(4 * H, scale=0.2) if ln else None,
+        cell_norm_gamma=1 + r(H, scale=0.2) if ln else None,
+        cell_norm_beta=r(H, scale=0.2) if ln else None,
+    )
+    drop = None
+    if spec.recurrent_dropout:
+        keep = torch.rand(B, H, generator=g) >= spec.recurrent_dropout
+        drop = keep.double() / (1 - spec.recurrent_dropout)
+    return r(B, T, D), r(B, H), r(B, H), weights, LSTMNoise(recurrent_mask=drop)
+
+
+def leaves(args, dtype, grad_x=True, grad_states=True, grad_weights=True):
+    x, h0, c0, w, noise = args
+
+    def leaf(t, grad):
+        return None if t is None else t.to(dtype).requires_grad_(grad)
+
+    weights = LSTMWeights(**{n: leaf(getattr(w, n), grad_weights) for n in GRAD_FIELDS})
+    mask = None if noise.recurrent_mask is None else noise.recurrent_mask.to(dtype)
+    return (leaf(x, grad_x), leaf(h0, grad_states), leaf(c0, grad_states), weights,
+            LSTMNoise(recurrent_mask=mask))  # fmt: skip
+
+
+def outputs_and_grads(kernel, spec, x, h0, c0, w, noise, loss_on=("out", "h", "c")):
+    """Outputs, final states and the gradients of a loss on them w.r.t. every leaf."""
+    out, h, c = kernel.lstm(x, h0, c0, w, spec, None, noise)
+    terms = {
+        "out": (out * torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)).sum(),
+        "h": (h * 0.3).sum(),
+        "c": (c * 0.7).sum(),
+    }
+    loss = sum(terms[k] for k in loss_on)
+    wrt = [t for t in (x, h0, c0, *w) if t is not None and t.requires_grad]
+    return [out, h, c, *torch.autograd.grad(loss, wrt)]
+
+
+def assert_matches_reference(spec, args, dtype, **kwargs):
+    loss_on = kwargs.pop("loss_on", ("out", "h", "c"))
+    ours = outputs_and_grads(cpu, spec, *leaves(args, dtype, **kwargs), loss_on=loss_on)
+    ref = outputs_and_grads(reference, spec, *leaves(args, dtype, **kwargs), loss_on=loss_on)
+    assert len(ours) == len(ref)
+    for a, b in zip(ours, ref, strict=True):
+        assert a.dtype == b.dtype == dtype
+        if dtype == torch.float64:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+        else:  # 1e-5 of the tensor's scale: weight gradients sum over every step and row
+            scale = max(1.0, b.abs().max().item())
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * scale)
+
+
+SHAPES = {  # (B, T, D, H)
+    "small": (3, 7, 5, 6),
+    "one step": (4, 1, 3, 8),
+    "one row, long": (1, 63, 9, 60),
+    "many rows": (40, 9, 4, 6),
+}
+VARIANTS = {
+    "plain": {},
+    "recurrent_dropout": {"recurrent_dropout": 0.3},
+    "layer_norm": {"layer_norm": True},
+    "both": {"layer_norm": True, "recurrent_dropout": 0.25},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
+def test_matches_reference(variant, shape, bias, dtype):
+    B, T, D, H = shape
+    spec = LSTMSpec(H, use_bias=bias, **variant)
+    assert cpu.supports(spec, None, None)
+    assert_matches_reference(spec, problem(spec, B, T, D), dtype)
+
+
+@pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
+def test_backward_in_blocks(variant, monkeypatch):
+    """Blocks of two steps, the last one partial."""
+    monkeypatch.setattr(cpu, "BLOCK_ELEMENTS", 1)
+    spec = LSTMSpec(7, **variant)
+    for dtype in (torch.float32, torch.float64):
+        assert_matches_reference(spec, problem(spec, 9, 11, 5, seed=1), dtype)
+
+
+@pytest.mark.parametrize(
+    "grads",
+    [
+        {"grad_x": False},  # the first layer: no input gradient
+        {"grad_x": False, "grad_states": False},
+        {"grad_weights": False},
+        {"grad_x": False, "grad_weights": False},
+    ],
+)
+@pytest.mark.parametrize("loss_on", [("out",), ("h",), ("c",), ("out", "c")])
+def test_only_the_gradients_asked_for(grads, loss_on):
+    spec = LSTMSpec(6, layer_norm=True)
+    args = problem(spec, 5, 6, 4)
+    assert_matches_reference(spec, args, torch.float32, loss_on=loss_on, **grads)
+
+
+@pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
+def test_gradcheck_float64(variant):
+    spec = LSTMSpec(4, **variant)
+    x, h0, c0, w, noise = problem(spec, 3, 4, 3)
+    names = [n for n in GRAD_FIELDS if getattr(w, n) is not None]
+    inputs = [t.requires_grad_() for t in (x, h0, c0, *(getattr(w, n) for n in names))]
+
+    def f(x, h0, c0, *tensors):
+        return cpu.lstm(
+            x, h0, c0, LSTMWeights(**dict(zip(names, tensors, strict=True))), spec, None, noise
+        )
+
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6)
+
+
+def test_inference_matches_reference_and_keeps_no_graph():
+    spec = LSTMSpec(8)
+    x, h0, c0, w, _ = leaves(problem(spec, 4, 5, 3), torch.float32)
+    with torch.no_grad():
+        ours = cpu.lstm(x, h0, c0, w, spec)
+        ref = reference.lstm(x, h0, c0, w, spec)
+    for a, b in zip(ours, ref, strict=True):
+        assert a.grad_fn is None
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_graph_keeps_its_buffers_until_freed():
+    """Two forwards with both graphs alive, then their backwards: no buffer lent twice."""
+    spec = LSTMSpec(6)
+    first, second = problem(spec, 3, 5, 4, seed=1), problem(spec, 3, 5, 4, seed=2)
+    refs = [outputs_and_grads(reference, spec, *leaves(a, torch.float32)) for a in (first, second)]
+    graphs = []
+    for args in (first, second):
+        x, h0, c0, w, noise = leaves(args, torch.float32)
+        out, h, c = cpu.lstm(x, h0, c0, w, spec, None, noise)
+        loss = (out * torch.linspace(-1, 1, 6)).sum() + (h * 0.3).sum() + (c * 0.7).sum()
+        graphs.append((loss, [out, h, c], [x, h0, c0, *(t for t in w if t is not None)]))
+    for (loss, outs, wrt), ref in zip(graphs, refs, strict=True):
+        ours = outs + list(torch.autograd.grad(loss, wrt))
+        for a, b in zip(ours, ref, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_buffers_return_to_the_pool():
+    cpu_buffers._free.clear()
+    lease = cpu_buffers.Lease()
+    a = lease.empty(3, 4, dtype=torch.float32)
+    assert a.shape == (3, 4)
+    del lease, a
+    again = cpu_buffers.Lease()
+    assert cpu_buffers._free[(12, torch.float32)]
+    again.empty(12, dtype=torch.float32)
+    assert not cpu_buffers._free[(12, torch.float32)]
+
+
+@pytest.mark.skipif(
+    not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no bf16 instructions"
+)
+@pytest.mark.parametrize("variant", [{}, {"recurrent_dropout": 0.3}], ids=["plain", "dropout"])
+def test_bf16_within_one_percent(variant):
+    """Under bf16 autocast the GEMMs run in bf16 (the state stays float32); and with bf16
+    inputs and weights the outputs and gradients are bf16."""
+    spec = LSTMSpec(16, **variant)
+    args = problem(spec, 6, 12, 8)
+    ref = outputs_and_grads(reference, spec, *leaves(args, torch.float32))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = outputs_and_grads(cpu, spec, *leaves(args, torch.float32))
+    halves = outputs_and_grads(cpu, spec, *leaves(args, torch.bfloat16))
+    for a, h, b in zip(ours, halves, ref, strict=True):
+        assert a.dtype == torch.float32 and h.dtype == torch.bfloat16
+        scale = b.abs().max().item()
+        assert 0 < (a - b).abs().max() <= 1e-2 * scale  # bf16: close, not equal
+        torch.testing.assert_close(h.float(), b, rtol=2e-2, atol=1e-2 * scale)
+
+
+def test_layer_norm_keeps_float32_gemms_under_autocast():
+    spec = LSTMSpec(16, layer_norm=True)
+    args = problem(spec, 6, 12, 8)
+    ref = outputs_and_grads(reference, spec, *leaves(args, torch.float32))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = outputs_and_grads(cpu, spec, *leaves(args, torch.float32))
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()))
+
+
+def test_supports_the_tanh_sigmoid_cell_without_mask_peephole_projection_or_zoneout():
+    assert cpu.supports(LSTMSpec(4, layer_norm=True, recurrent_dropout=0.2), None, None)
+    assert not cpu.supports(LSTMSpec(4, activation="relu"), None, None)
+    assert not cpu.supports(LSTMSpec(4, recurrent_activation="hard_sigmoid"), None, None)
+    assert not cpu.supports(LSTMSpec(4, peephole=True), None, None)
+    assert not cpu.supports(LSTMSpec(4, proj_size=2), None, None)
+    assert not cpu.supports(LSTMSpec(4, zoneout_cell=0.1), None, None)
+    assert not cpu.supports(LSTMSpec(4), torch.ones(2, 3, dtype=torch.bool), None)
+    with pytest.raises(ValueError, match="cannot run"):
+        x = torch.zeros(2, 3, 4)
+        cpu.lstm(x, x[:, 0], x[:, 0], None, LSTMSpec(4, peephole=True))
