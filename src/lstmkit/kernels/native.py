@@ -13,7 +13,6 @@ import torch
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
 
-
 # Our weights live in Keras layout, so cuDNN always gets fresh (cheap) contiguous copies rather
 # than one flattened buffer; its per-call warning about that says nothing actionable here.
 warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
