@@ -167,6 +167,20 @@ def test_a_graph_keeps_its_buffers_until_freed():
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(1, 5), (4, 1), (1, 1)])
+def test_outputs_are_not_views_of_pooled_buffers(shape):
+    """A later call reuses the buffers; what an earlier call returned must not change."""
+    spec = LSTMSpec(6)
+    B, T = shape
+    first = leaves(problem(spec, B, T, 3, seed=1), torch.float32, False, False, False)
+    with torch.no_grad():
+        out, h, c = cpu.lstm(*first[:4], spec)
+        kept = [t.clone() for t in (out, h, c)]
+        cpu.lstm(*leaves(problem(spec, B, T, 3, seed=2), torch.float32)[:4], spec)
+    for a, b in zip((out, h, c), kept, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_buffers_return_to_the_pool():
     cpu_buffers._free.clear()
     lease = cpu_buffers.Lease()

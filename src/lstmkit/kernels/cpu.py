@@ -208,7 +208,8 @@ def _forward(
     if ln:  # of XW (T B, 1); of HU and 2c (T, B, 1)
         s.stats = [torch.cat(x_stats[0::2]), torch.cat(x_stats[1::2])]
         s.stats += [torch.stack(stats[k::4]) for k in range(4)]
-    out = Hs[1:].transpose(0, 1).contiguous()  # a copy: the buffers go back to the pool
+    out = Hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)  # not a view:
+    # the buffers go back to the pool
     return out, Hs[T].clone(), C2[T] * 0.5, s
 
 
@@ -497,7 +498,8 @@ def lstm(
     noise: LSTMNoise | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Same contract as `lstmkit.kernels.reference.lstm`. GEMMs run in bf16 when ``x`` is bf16
-    or bf16 autocast is on (on CPUs that have bf16 instructions); the state stays float32."""
+    or bf16 autocast is on (on CPUs that have bf16 instructions, and without layer norm); the
+    state stays float32. Without gradients the forward alone runs, saving nothing."""
     if not supports(spec, mask, noise):
         raise ValueError(f"the cpu kernel cannot run {spec} with this mask/noise")
     state = torch.float64 if x.dtype == torch.float64 else torch.float32
