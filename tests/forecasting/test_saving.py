@@ -67,7 +67,7 @@ def test_load_errors(series, tmp_path):
     model.add(Input((3,)))
     model.add(Dense(1))
     model.save(tmp_path / "model.lstmkit")
-    with pytest.raises(ValueError, match="not a saved Forecaster"):
+    with pytest.raises(ValueError, match="not a saved lstmkit forecaster.*holds .lstmkit."):
         load_forecaster(tmp_path / "model.lstmkit")
     with pytest.raises(RuntimeError, match="fitted"):
         Forecaster(horizon=2).save(tmp_path / "unfitted.lstmkit")

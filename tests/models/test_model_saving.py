@@ -122,7 +122,7 @@ def test_loading_rejects_foreign_files_and_unknown_classes(tmp_path):
         load_model(junk)
     plain = tmp_path / "plain.safetensors"
     save_file({"a": torch.zeros(1)}, str(plain))
-    with pytest.raises(ValueError, match="not one written by lstmkit"):
+    with pytest.raises(ValueError, match="not a saved lstmkit model"):
         load_model(plain)
     evil = tmp_path / "evil.lstmkit"
     meta = {

@@ -15,7 +15,6 @@ code from the file). Writes are atomic and refuse to replace a file without ``ov
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,16 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import safe_open
 
 from lstmkit.data.scalers import StandardScaler
 from lstmkit.forecasting.design import Design
 from lstmkit.forecasting.forecaster import Forecaster
 from lstmkit.forecasting.transforms import TargetPipeline
-from lstmkit.models.saving import _atomic_save
+from lstmkit.models.saving import FORMAT_VERSION, atomic_save, read_file
 from lstmkit.models.sequential import Sequential
 
-FORMAT_VERSION = 1
 META_KEY = "lstmkit.forecaster"
 _FRAMES = ("history", "covariates", "future_covariates")
 
@@ -100,36 +97,13 @@ def save_forecaster(
         "state": state,
         "frames": frames,
     }
-    _atomic_save(tensors, {META_KEY: json.dumps(meta)}, Path(filepath), overwrite)
-
-
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"No saved forecaster at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except Exception as err:  # safetensors raises its own error types for foreign files
-        raise ValueError(f"{path} is not an lstmkit forecaster file: {err}") from None
-    if META_KEY not in metadata:
-        raise ValueError(
-            f"{path} is not a saved Forecaster (no {META_KEY!r} header); "
-            "models saved with model.save() load with lstmkit.models.load_model"
-        )
-    meta = json.loads(metadata[META_KEY])
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has forecaster format version {meta.get('format_version')}; "
-            f"this lstmkit reads version {FORMAT_VERSION}"
-        )
-    return meta, tensors
+    atomic_save(tensors, meta, Path(filepath), overwrite, key=META_KEY)
 
 
 def load_forecaster(filepath: str | os.PathLike) -> Forecaster:
     """Rebuild a `Forecaster` written by `Forecaster.save`; it predicts as the saved one did."""
     path = Path(filepath)
-    meta, tensors = _read(path)
+    meta, tensors = read_file(path, key=META_KEY, what="forecaster")
     if meta.get("class_name") != "Forecaster":
         raise ValueError(f"{path} holds a {meta.get('class_name')!r}; expected 'Forecaster'")
     forecaster = Forecaster(**meta["config"])

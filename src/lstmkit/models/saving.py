@@ -32,9 +32,16 @@ FORMAT_VERSION = 1
 _META_KEY = "lstmkit"
 
 
-def _atomic_save(
-    tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path, overwrite: bool
+def atomic_save(
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    path: Path,
+    overwrite: bool,
+    key: str = _META_KEY,
 ) -> None:
+    """Write ``tensors`` with ``meta`` as JSON under header ``key``: to a temporary file in the
+    same folder, then moved into place; an existing file only with ``overwrite=True``."""
+    metadata = {key: json.dumps(meta)}
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,12 +63,7 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save_weights(
     model: torch.nn.Module, filepath: str | os.PathLike, overwrite: bool = False
 ) -> None:
-    _atomic_save(
-        _weights(model),
-        {_META_KEY: json.dumps({"format_version": FORMAT_VERSION})},
-        Path(filepath),
-        overwrite,
-    )
+    atomic_save(_weights(model), {"format_version": FORMAT_VERSION}, Path(filepath), overwrite)
 
 
 def save_model(model: Any, filepath: str | os.PathLike, overwrite: bool = False) -> None:
@@ -86,25 +88,30 @@ def save_model(model: Any, filepath: str | os.PathLike, overwrite: bool = False)
                         tensors[f"optimizer/{index}/{key}"] = value
                     else:
                         meta["optimizer_scalars"].setdefault(str(index), {})[key] = value
-    _atomic_save(tensors, {_META_KEY: json.dumps(meta)}, Path(filepath), overwrite)
+    atomic_save(tensors, meta, Path(filepath), overwrite)
 
 
-def _read(filepath: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def read_file(
+    filepath: str | os.PathLike, key: str = _META_KEY, what: str = "model"
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The JSON header ``key`` and the tensors of a file written by `atomic_save`."""
     path = Path(filepath)
     if not path.is_file():
-        raise FileNotFoundError(f"No saved model at {path}")
+        raise FileNotFoundError(f"No saved {what} at {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
     except Exception as err:  # safetensors raises its own error types for foreign files
-        raise ValueError(f"{path} is not an lstmkit model file: {err}") from None
-    if _META_KEY not in metadata:
-        raise ValueError(f"{path} is a safetensors file but not one written by lstmkit")
-    meta = json.loads(metadata[_META_KEY])
+        raise ValueError(f"{path} is not an lstmkit {what} file: {err}") from None
+    if key not in metadata:
+        others = sorted(k for k in metadata if k.startswith("lstmkit"))
+        hint = f" (it holds {others[0]!r}: load it with the matching loader)" if others else ""
+        raise ValueError(f"{path} is not a saved lstmkit {what}{hint}")
+    meta = json.loads(metadata[key])
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(
-            f"{path} has format version {meta.get('format_version')}; "
+            f"{path} has {what} format version {meta.get('format_version')}; "
             f"this lstmkit reads version {FORMAT_VERSION}"
         )
     return meta, tensors
@@ -127,7 +134,7 @@ def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: 
 
 
 def load_weights(model: torch.nn.Module, filepath: str | os.PathLike) -> None:
-    _, tensors = _read(filepath)
+    _, tensors = read_file(filepath)
     _load_state(model, tensors, filepath)
 
 
@@ -135,7 +142,7 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Any:
     """Rebuild a model written by ``model.save``; compiled, with optimizer state, if it was."""
     from lstmkit.models.sequential import Sequential
 
-    meta, tensors = _read(filepath)
+    meta, tensors = read_file(filepath)
     spec = meta["model"]
     if spec["class_name"] != "Sequential":
         raise ValueError(
