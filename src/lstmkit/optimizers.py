@@ -61,6 +61,11 @@ class Optimizer:
             for group in self.torch_optimizer.param_groups:
                 group["lr"] = self._learning_rate
 
+    @property
+    def clips(self) -> bool:
+        """Whether gradients are clipped at all (the training step skips the call if not)."""
+        return self.clipnorm is not None or self.global_clipnorm is not None
+
     def clip_gradients(self, params: list[torch.nn.Parameter]) -> None:
         if self.global_clipnorm is not None:
             torch.nn.utils.clip_grad_norm_(params, self.global_clipnorm, foreach=True)

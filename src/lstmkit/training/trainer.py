@@ -144,7 +144,8 @@ class Trainer:
         y_pred, mask = self.call_with_mask(x)
         loss = self._total_loss(y, y_pred, sw, mask)
         loss.backward()
-        self.optimizer.clip_gradients([p for g in torch_opt.param_groups for p in g["params"]])
+        if self.optimizer.clips:
+            self.optimizer.clip_gradients([p for g in torch_opt.param_groups for p in g["params"]])
         torch_opt.step()
         for layer in self._constrained:
             layer.apply_constraints()
