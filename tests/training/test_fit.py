@@ -769,3 +769,20 @@ def test_verbose_2_prints_one_line_per_epoch(capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if "loss:" in line]
     assert len(lines) == 3
     assert all("val_loss:" in line and "accuracy:" in line for line in lines)
+
+
+def test_global_clipnorm_bounds_the_step():
+    """SGD with lr 1: the whole update is the clipped gradient, so its norm is the clip."""
+    from lstmkit.layers import LSTM, Dense
+    from lstmkit.models import Sequential
+    from lstmkit.optimizers import SGD
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5, 3)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32") * 100
+    model = Sequential([LSTM(4, input_shape=(5, 3)), Dense(1)])
+    model.compile(SGD(learning_rate=1.0, global_clipnorm=1e-3), "mse", device="cpu")
+    before = model.get_weights()
+    model.train_on_batch(x, y)
+    step = np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(model.get_weights(), before, strict=True)))
+    assert step == pytest.approx(1e-3, rel=1e-3)
