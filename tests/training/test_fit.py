@@ -784,5 +784,6 @@ def test_global_clipnorm_bounds_the_step():
     model.compile(SGD(learning_rate=1.0, global_clipnorm=1e-3), "mse", device="cpu")
     before = model.get_weights()
     model.train_on_batch(x, y)
-    step = np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(model.get_weights(), before, strict=True)))
+    after = model.get_weights()
+    step = np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(after, before, strict=True)))
     assert step == pytest.approx(1e-3, rel=1e-3)
