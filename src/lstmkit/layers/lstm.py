@@ -246,7 +246,10 @@ class LSTM(Layer):
             self.states = (h.detach(), c.detach())
         if self.zero_output_for_mask and mask is not None:
             sequence = sequence * mask.unsqueeze(-1)
-        output = sequence if self.return_sequences else sequence[:, -1]
+        if self.return_sequences:
+            output = sequence
+        else:  # unmasked, the last output is h_T: its gradient skips a dense (B, T, P) zero
+            output = h if mask is None else sequence[:, -1]
         return (output, h, c) if self.return_state else output
 
     def _check_mask(self, inputs: torch.Tensor, mask: Any) -> torch.Tensor | None:
