@@ -10,6 +10,10 @@ everything and is the fallback.
 - CUDA: torch's fused LSTM (cuDNN) runs what it can, being faster there (bench/RESULTS.md);
   the Triton kernels (`lstmkit.kernels.triton_lstm`) run masks and variants.
 - Elsewhere torch's fused LSTM takes what it can.
+
+Those are the fixed rules (`select_backend`). Where several backends can run a call, `lstm`
+instead times them on the first call of its kind and keeps the fastest (`autotune`), so that
+the choice follows the machine it runs on.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from types import ModuleType
 
 import torch
 
-from lstmkit.kernels import cpu, native, reference, triton_lstm
+from lstmkit.kernels import autotune, cpu, native, reference, triton_lstm
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
 
@@ -32,6 +36,26 @@ CPU_DTYPES = (torch.float32, torch.bfloat16)
 GPU_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
+def candidates(
+    spec: LSTMSpec,
+    mask: torch.Tensor | None = None,
+    noise: LSTMNoise | None = None,
+    allow_native: bool = True,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> list[str]:
+    """The fast backends (not the reference) that can run this call."""
+    kind = torch.device(device).type
+    names = []
+    if kind == "cpu" and dtype in CPU_DTYPES and cpu.supports(spec, mask, noise):
+        names.append("cpu")
+    if allow_native and native.supports(spec, mask, noise):
+        names.append("native")
+    if kind == "cuda" and dtype in GPU_DTYPES and triton_lstm.supports(spec, mask, noise):
+        names.append("triton")
+    return names
+
+
 def select_backend(
     spec: LSTMSpec,
     mask: torch.Tensor | None = None,
@@ -41,20 +65,15 @@ def select_backend(
     dtype: torch.dtype = torch.float32,
     grad: bool = True,
 ) -> str:
-    """Name of the fastest backend that supports this call on ``device`` with inputs of
+    """By fixed rules, the fastest backend that supports this call on ``device`` with inputs of
     ``dtype``, with or without gradients (``allow_native=False``: not torch's fused LSTM, as
     Keras's ``use_cudnn=False`` asks)."""
-    native_ok = allow_native and native.supports(spec, mask, noise)
-    on_cpu = torch.device(device).type == "cpu"
-    if on_cpu and dtype in CPU_DTYPES and cpu.supports(spec, mask, noise):
-        return "native" if native_ok and (not grad or cpu.bf16_requested(dtype)) else "cpu"
-    if native_ok:
-        return "native"
+    fast = candidates(spec, mask, noise, allow_native, device, dtype)
+    if "cpu" in fast:
+        bf16 = cpu.bf16_requested(dtype)
+        return "native" if "native" in fast and (not grad or bf16) else "cpu"
     # cuDNN is faster for what it runs (bench/RESULTS.md); the Triton kernels take the rest
-    on_cuda = torch.device(device).type == "cuda"
-    if on_cuda and dtype in GPU_DTYPES and triton_lstm.supports(spec, mask, noise):
-        return "triton"
-    return "reference"
+    return fast[0] if fast else "reference"
 
 
 def lstm(
@@ -72,7 +91,15 @@ def lstm(
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, c0, *weights)
     )
-    name = backend or select_backend(spec, mask, noise, allow_native, x.device, x.dtype, grad)
+    name = backend
+    if name is None:
+        fast = candidates(spec, mask, noise, allow_native, x.device, x.dtype)
+        if len(fast) > 1 and autotune.enabled():
+            key = autotune.call_key(x, h0, spec, mask, noise, grad, fast)
+            runners = {n: BACKENDS[n].lstm for n in fast}
+            name = autotune.fastest(runners, key, x, h0, c0, weights, spec, mask, noise, grad)
+        else:
+            name = select_backend(spec, mask, noise, allow_native, x.device, x.dtype, grad)
     if name not in BACKENDS:
         raise ValueError(f"Unknown LSTM backend {name!r}; expected one of {sorted(BACKENDS)}")
     module = BACKENDS[name]
