@@ -84,3 +84,19 @@ def test_spec_validates_its_fields():
         LSTMSpec(0)
     with pytest.raises(ValueError, match="Unknown activation 'tanhh'"):
         LSTMSpec(4, activation="tanhh")
+
+
+def test_inference_sees_weights_changed_in_place_or_replaced():
+    spec = LSTMSpec(6)
+    x, h0, c0, w = problem(2, 4, 3, 6, bias=True)
+    with torch.no_grad():
+        first = native.lstm(x, h0, c0, w, spec)[0]
+        torch.testing.assert_close(first, reference.lstm(x, h0, c0, w, spec)[0])
+        w.recurrent_kernel.mul_(-0.5)  # in place, as an optimizer step or set_weights does
+        w.kernel.data = w.kernel.data * 2  # new storage under the same tensor
+        changed = native.lstm(x, h0, c0, w, spec)[0]
+        torch.testing.assert_close(changed, reference.lstm(x, h0, c0, w, spec)[0])
+    assert not torch.allclose(first, changed)
+    out = native.lstm(x, h0, c0, w, spec)[0]
+    out.sum().backward()
+    assert w.kernel.grad is not None and w.recurrent_kernel.grad is not None

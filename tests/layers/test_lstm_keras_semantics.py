@@ -140,3 +140,45 @@ def test_regularizer_losses_match_keras():
     ours(inputs())
     expected = sum(float(to_numpy(v)) for v in theirs.losses)
     assert sum(v.item() for v in ours.losses) == pytest.approx(expected, rel=1e-5)
+
+
+def test_streaming_one_step_at_a_time_matches_keras_and_the_whole_sequence():
+    """``Input(batch_shape=...)`` + a stateful LSTM fed one step per predict_on_batch call."""
+    from lstmkit.layers import LSTM as OurLSTM
+    from lstmkit.layers import Dense, Input
+    from lstmkit.models import Sequential
+
+    theirs = keras.Sequential([
+        keras.Input(batch_shape=(B, 1, D)),
+        keras.layers.LSTM(H, stateful=True),
+        keras.layers.Dense(2, activation="softmax"),
+    ])  # fmt: skip
+    rng = np.random.default_rng(5)
+    theirs.set_weights(
+        [rng.normal(scale=0.4, size=w.shape).astype("float32") for w in theirs.get_weights()]
+    )
+    streaming = [Input(batch_shape=(B, 1, D)), OurLSTM(H, stateful=True), Dense(2, "softmax")]
+    ours = Sequential(streaming)
+    ours.set_weights(theirs.get_weights())
+    x = inputs()
+    for t in range(T):
+        step = x[:, t : t + 1]
+        np.testing.assert_allclose(
+            ours.predict_on_batch(step), to_numpy(theirs.predict_on_batch(step)), atol=1e-5
+        )
+    whole = Sequential([Input((T, D)), OurLSTM(H), Dense(2, "softmax")])
+    whole.set_weights(theirs.get_weights())
+    ours.layers[0].reset_states()
+    for t in range(T):
+        last = ours.predict_on_batch(x[:, t : t + 1])
+    np.testing.assert_allclose(last, whole.predict(x, verbose=0), atol=1e-5)
+
+
+def test_input_batch_shape_is_keras_batch_size_and_shape():
+    from lstmkit.layers import Input
+
+    assert Input(batch_shape=(4, 7, 3)).shape == Input((7, 3), batch_size=4).shape == (4, 7, 3)
+    with pytest.raises(ValueError, match="either batch_shape, or shape"):
+        Input((7, 3), batch_shape=(4, 7, 3))
+    with pytest.raises(ValueError, match="needs its shape"):
+        Input()

@@ -50,10 +50,13 @@ def enabled() -> bool:
 
 def cache_path() -> Path:
     """Where choices persist: ``$LSTMKIT_CACHE_DIR``, else the user's cache folder."""
-    folder = os.environ.get("LSTMKIT_CACHE_DIR")
+    return _cache_path(os.environ.get("LSTMKIT_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME"))
+
+
+@functools.lru_cache(maxsize=8)
+def _cache_path(folder: str | None, xdg: str | None) -> Path:
     if not folder:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        folder = Path(base) / "lstmkit"
+        folder = Path(xdg or Path.home() / ".cache") / "lstmkit"
     return Path(folder) / CACHE_FILE
 
 
@@ -69,10 +72,6 @@ def call_key(
     """The kind of call (see the module docstring) as one string."""
     batch, steps, features = x.shape
     device = x.device
-    if device.type == "cuda":
-        where = f"{torch.cuda.get_device_name(device)}"
-    else:
-        where = f"{_cpu_name()} x{torch.get_num_threads()}"
     autocast = (
         str(torch.get_autocast_dtype(device.type))
         if torch.is_autocast_enabled(device.type)
@@ -80,10 +79,8 @@ def call_key(
     )
     noises = [] if noise is None else [n for n, t in noise._asdict().items() if t is not None]
     return "|".join([
-        where,
-        f"torch {torch.__version__}",
-        f"lstmkit {lstmkit.__version__}",
-        repr(spec),
+        _machine(device, torch.get_num_threads()),
+        _spec_text(spec),
         f"{x.dtype} autocast {autocast}",
         f"B{_bucket(batch)} T{_bucket(steps)} I{features} H{h0.shape[-1]}",
         "grad" if grad else "no grad",
@@ -91,6 +88,21 @@ def call_key(
         "noise " + ",".join(noises),
         "of " + ",".join(candidates),
     ])  # fmt: skip
+
+
+@functools.lru_cache(maxsize=32)
+def _machine(device: torch.device, threads: int) -> str:
+    """The device (GPU name, or CPU model and threads) and the software versions."""
+    if device.type == "cuda":
+        where = torch.cuda.get_device_name(device)
+    else:
+        where = f"{_cpu_name()} x{threads}"
+    return f"{where}|torch {torch.__version__}|lstmkit {lstmkit.__version__}"
+
+
+@functools.lru_cache(maxsize=64)
+def _spec_text(spec: LSTMSpec) -> str:
+    return repr(spec)
 
 
 @functools.cache

@@ -139,7 +139,19 @@ class Flatten(Layer):
 class InputLayer(Layer):
     """Declares the shape of one sample; `Sequential` builds from it. Holds no weights."""
 
-    def __init__(self, shape: Shape, batch_size: int | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        shape: Shape | None = None,
+        batch_size: int | None = None,
+        batch_shape: Shape | None = None,
+        **kwargs: Any,
+    ):
+        if batch_shape is not None:  # Keras 3: batch_shape = (batch_size, *shape)
+            if shape is not None or batch_size is not None:
+                raise ValueError("give either batch_shape, or shape (and batch_size); not both")
+            batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
+        if shape is None:
+            raise ValueError("an input needs its shape: shape=(steps, features) or batch_shape")
         super().__init__(input_shape=tuple(shape), **kwargs)
         self.batch_size = batch_size
 
@@ -158,6 +170,12 @@ class InputLayer(Layer):
         }
 
 
-def Input(shape: Shape, batch_size: int | None = None, name: str | None = None) -> InputLayer:  # noqa: N802
-    """Keras's ``Input(shape=...)``: the input declaration to put first in a `Sequential`."""
-    return InputLayer(shape=shape, batch_size=batch_size, name=name)
+def Input(  # noqa: N802
+    shape: Shape | None = None,
+    batch_size: int | None = None,
+    name: str | None = None,
+    batch_shape: Shape | None = None,
+) -> InputLayer:
+    """Keras's ``Input(shape=...)`` or ``Input(batch_shape=...)`` (a stateful model's fixed
+    batch): the input declaration to put first in a `Sequential`."""
+    return InputLayer(shape=shape, batch_size=batch_size, batch_shape=batch_shape, name=name)

@@ -7,6 +7,7 @@ callback asks for batch logs, or when the progress bar refreshes (at most twice 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from numbers import Integral
 from typing import Any
@@ -349,7 +350,13 @@ class Trainer:
     def _ensure_device(self) -> None:
         if getattr(self, "device", None) is None:
             self.device = default_device()
-        self.to(self.device)
+        device = torch.device(self.device)
+        elsewhere = (
+            t.device.type != device.type or device.index not in (None, t.device.index)
+            for t in itertools.chain(self.parameters(), self.buffers())
+        )
+        if any(elsewhere):  # moving costs more than a small model's predict at batch 1
+            self.to(device)
 
     # -- single batches -------------------------------------------------------------------
     def train_on_batch(
