@@ -5,7 +5,9 @@ N=2048 random sequences of T=100 steps and D=32 features, batch 64. Each contend
 own process (the frameworks' thread pools would fight in one), in rounds that alternate the
 contenders so that a change in the machine's load hits them alike. Prints seconds per epoch
 (median over the timed epochs of all rounds; the first epoch of a process is warm-up: graph
-building, XLA compilation), the ratio to TF-Keras, and predict() latency at batch 1 and 256.
+building, XLA compilation), the ratio to TF-Keras, predict() latency at batch 1 and 256, and
+one streaming step: a stateful copy of the model (batch 1) fed one time step per
+``predict_on_batch`` (for PyTorch, one ``nn.LSTM`` call with the state carried by hand).
 
     python bench/fit_cpu.py              # creates .venv-bench with tensorflow-cpu on first use
     python bench/fit_cpu.py --skip-tf    # the torch-based contenders only
@@ -39,6 +41,7 @@ CONTENDERS = {
     "keras-torch": "Keras 3 on torch",
 }
 PREDICT_BATCHES = (1, 256)
+STREAM_STEPS = 200  # timed single steps of a stateful copy of the model (batch 1, 1 step)
 
 
 # -- data and timing, shared by every worker ----------------------------------------------------
@@ -70,7 +73,7 @@ def run_lstmkit(epochs: int, bf16: bool) -> dict:
     import torch
 
     from lstmkit.callbacks import Callback
-    from lstmkit.layers import LSTM, Dense
+    from lstmkit.layers import LSTM, Dense, Input
     from lstmkit.models import Sequential
     from lstmkit.utils import set_random_seed
 
@@ -103,7 +106,12 @@ def run_lstmkit(epochs: int, bf16: bool) -> dict:
             bs: latency_ms(lambda bs=bs: model.predict(x[:bs], batch_size=bs, verbose=0), 20)
             for bs in PREDICT_BATCHES
         }
-    return {"epochs": timer.times, "predict": predict, "loss": history.history["loss"][-1]}
+        streaming = Sequential([Input(batch_shape=(1, 1, D)), LSTM(UNITS, stateful=True),
+                                Dense(CLASSES, activation="softmax")])  # fmt: skip
+        streaming.set_weights(model.get_weights())
+        step = latency_ms(lambda: streaming.predict_on_batch(x[:1, :1]), STREAM_STEPS)
+    return {"epochs": timer.times, "predict": predict, "stream": step,
+            "loss": history.history["loss"][-1]}  # fmt: skip
 
 
 def run_torch(epochs: int) -> dict:
@@ -140,7 +148,16 @@ def run_torch(epochs: int) -> dict:
         return torch.softmax(model(x[:bs]), -1).numpy()
 
     pred = {bs: latency_ms(lambda bs=bs: predict(bs), 20) for bs in PREDICT_BATCHES}
-    return {"epochs": times, "predict": pred, "loss": loss}
+    state = None
+
+    @torch.no_grad()
+    def stream_step():  # one step, the state carried by hand
+        nonlocal state
+        out, state = model.lstm(x[:1, :1], state)
+        return torch.softmax(model.dense(out[:, -1]), -1).numpy()
+
+    step = latency_ms(stream_step, STREAM_STEPS)
+    return {"epochs": times, "predict": pred, "stream": step, "loss": loss}
 
 
 def run_keras(epochs: int) -> dict:
@@ -173,7 +190,15 @@ def run_keras(epochs: int) -> dict:
         bs: latency_ms(lambda bs=bs: model.predict(x[:bs], batch_size=bs, verbose=0), 20)
         for bs in PREDICT_BATCHES
     }
-    return {"epochs": timer.times, "predict": predict, "loss": history.history["loss"][-1]}
+    streaming = keras.Sequential([
+        keras.Input(batch_shape=(1, 1, D)),
+        keras.layers.LSTM(UNITS, stateful=True),
+        keras.layers.Dense(CLASSES, activation="softmax"),
+    ])  # fmt: skip
+    streaming.set_weights(model.get_weights())
+    step = latency_ms(lambda: streaming.predict_on_batch(x[:1, :1]), STREAM_STEPS)
+    return {"epochs": timer.times, "predict": predict, "stream": step,
+            "loss": history.history["loss"][-1]}  # fmt: skip
 
 
 def worker(name: str, epochs: int) -> None:
@@ -246,16 +271,19 @@ def table(results: dict[str, list[dict]]) -> str:
         name: {bs: statistics.median(r["predict"][str(bs)] for r in runs) for bs in PREDICT_BATCHES}
         for name, runs in results.items()
     }
+    stream = {name: statistics.median(r["stream"] for r in runs) for name, runs in results.items()}
     base = "tf-keras" if "tf-keras" in results else None
     lines = [
-        "| contender | s/epoch | vs TF-Keras | predict() batch 1 (ms) | predict() batch 256 (ms) |",
-        "|---|---|---|---|---|",
+        "| contender | s/epoch | vs TF-Keras | predict() batch 1 (ms) | predict() batch 256 (ms) "
+        "| stateful step (ms) |",
+        "|---|---|---|---|---|---|",
     ]
     for name in results:
         ratio = f"{epoch[name] / epoch[base]:.2f}x" if base else "-"
         p1, p256 = (pred[name][bs] for bs in PREDICT_BATCHES)
         lines.append(
-            f"| {CONTENDERS[name]} | {epoch[name]:.3f} | {ratio} | {p1:.1f} | {p256:.1f} |"
+            f"| {CONTENDERS[name]} | {epoch[name]:.3f} | {ratio} | {p1:.1f} | {p256:.1f} "
+            f"| {stream[name]:.2f} |"
         )
     return "\n".join(lines)
 

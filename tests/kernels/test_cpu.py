@@ -1,10 +1,24 @@
-"""The CPU kernel against the reference: outputs and every gradient, its threads and buffers."""
+"""The CPU kernel against the reference: outputs and every gradient, its threads and buffers.
+
+Every test runs twice: with the compiled C++ step loops (`cpu_compiled`) and with the torch-op
+loops that replace them where no compiler is at hand.
+"""
 
 import pytest
 import torch
 
-from lstmkit.kernels import LSTMNoise, LSTMWeights, cpu, cpu_buffers, reference
+from lstmkit.kernels import LSTMNoise, LSTMWeights, cpu, cpu_buffers, cpu_compiled, reference
 from lstmkit.spec import LSTMSpec
+
+
+@pytest.fixture(autouse=True, params=["compiled loops", "torch-op loops"])
+def loops(request, monkeypatch):
+    compiled = request.param == "compiled loops"
+    if compiled and cpu_compiled.loops() is None:
+        pytest.skip("the C++ loops could not be compiled here")
+    monkeypatch.setenv("LSTMKIT_CPU_LOOPS", "1" if compiled else "0")
+    return request.param
+
 
 GRAD_FIELDS = ("kernel", "recurrent_kernel", "bias", "input_norm_gamma", "recurrent_norm_gamma",
                "cell_norm_gamma", "cell_norm_beta")  # fmt: skip
@@ -234,3 +248,21 @@ def test_supports_the_tanh_sigmoid_cell_without_mask_peephole_projection_or_zone
     with pytest.raises(ValueError, match="cannot run"):
         x = torch.zeros(2, 3, 4)
         cpu.lstm(x, x[:, 0], x[:, 0], None, LSTMSpec(4, peephole=True))
+
+
+def test_nan_and_inf_propagate_and_large_inputs_saturate_as_in_the_reference():
+    spec = LSTMSpec(8)
+    x, h0, c0, w, _ = leaves(problem(spec, B=4, T=5, D=3), torch.float32)
+    with torch.no_grad():
+        w.recurrent_kernel[0, 0] = float("nan")
+        w.kernel[0, 1] = float("inf")
+    ours, ref = cpu.lstm(x, h0, c0, w, spec), reference.lstm(x, h0, c0, w, spec)
+    for a, b in zip(ours, ref, strict=True):
+        assert torch.equal(torch.isnan(a), torch.isnan(b))
+    ours[1].sum().backward()
+    assert torch.isnan(w.recurrent_kernel.grad).any()
+    x, h0, c0, w, _ = leaves(problem(spec, B=4, T=5, D=3), torch.float32)
+    big = x.detach() * 1e4
+    ours, ref = cpu.lstm(big, h0, c0, w, spec)[0], reference.lstm(big, h0, c0, w, spec)[0]
+    assert torch.isfinite(ours).all()
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)

@@ -1,43 +1,35 @@
-"""CPU LSTM: a few torch ops per step and a hand-written backward.
+"""CPU LSTM: a hand-written backward, and step loops compiled from C++ where a compiler is there.
 
 Autograd through per-step ops (the reference) records about 20 nodes per step and replays them
 one by one. This kernel is a `torch.autograd.Function` whose forward saves the gates and whose
-backward does only the recurrence step by step. What is fused, and why:
+backward does only the recurrence step by step. The steps run in C++ (`cpu_loops.cpp`, built
+on first use by `cpu_compiled`) or, without a compiler, as torch ops from Python; both read and
+write the same buffers, and the tests check both against the reference.
 
-- A forward step is one GEMM (``z += h U`` in place) and 8 pointwise ops, each writing into
-  storage allocated once per call. One sigmoid gives all four gates: the candidate-gate columns
-  of W, U and b are doubled once per call and tanh(z) = 2σ(2z) - 1, since torch's CPU tanh
-  costs 2.7 ns per element here and its sigmoid 0.5; the cell state is kept doubled, so tanh(c)
-  is one more sigmoid. The input projection x W + b is one GEMM per block of steps, done just
-  before the block so that its gates are still in cache (12.0 -> 11.2 ms for the forward loop).
-- A backward step is one GEMM (dz Uᵀ) and 4 pointwise ops. The gate derivatives σ'(z)·(...)
-  of a block of steps come from 11 larger ops, and the weight and bias gradients (and the
-  input gradient, only when x needs one: never for a first layer) from one GEMM each over the
-  block, while its data is in cache (`BLOCK_ELEMENTS`; 53 -> 46 ms forward and backward on
-  one thread).
+- The compiled steps split the batch rows between torch's threads: rows are independent through
+  the whole recurrence, so each thread runs every step of its rows (a one-thread GEMM and one
+  fused, vectorised pass over the gates) with no synchronisation. The gate derivatives of the
+  backward are computed inside its step. Seed model (B=64, T=100, I=32, H=128), 2 AMD EPYC
+  (Zen 4) CPUs, forward + backward: 23.2 ms against 30.3 for the torch-op steps and 32.6 for
+  torch's oneDNN LSTM (2026-11-26).
+- The torch-op steps: a forward step is one GEMM (``z += h U`` in place) and 8 pointwise ops;
+  one sigmoid gives all four gates: the candidate-gate columns of W, U and b are doubled once
+  per call and tanh(z) = 2σ(2z) - 1 (torch's CPU tanh costs 2.7 ns per element here, its
+  sigmoid 0.5); the cell state is kept doubled, so tanh(c) is one more sigmoid. The compiled
+  steps keep that layout. A backward step is one GEMM (dz Uᵀ) and 4 pointwise ops; the gate
+  derivatives of a block of steps come from 11 larger ops.
+- Both: the input projection x W + b is one GEMM per block of steps, done just before the
+  block so that its gates are still in cache; the weight and bias gradients (and the input
+  gradient, only when x needs one: never for a first layer) are one GEMM each over a block
+  (`BLOCK_ELEMENTS`), while its data is in cache.
 - Workspaces come from a pool (`cpu_buffers`): fresh ones cost 8,000 page faults per call,
   which made the forward twice as slow.
-- Intra-op parallelism is torch's own (the GEMMs use every thread; the pointwise ops of a
-  step are below torch's grain size and run on one). Running batch slices on Python threads
-  instead measured 42 ms against 31 for the seed model: the GIL hand-offs of ~10 small ops
-  per step, and OpenMP's idle threads spinning for 7.7 ms after each parallel op.
 - bf16 (bf16 inputs, or bf16 autocast, on CPUs with bf16 instructions): the GEMMs run in
-  bf16, the cell state and gates stay float32. torch's mixed-dtype pointwise ops are slow, so
-  this gains little (29.8 against 32.0 ms) and dispatch prefers oneDNN's bf16 LSTM (22.0 ms)
-  wherever that runs the cell; this path serves recurrent dropout and bf16-only inputs.
+  bf16, the cell state and gates stay float32.
+- Layer norm runs the torch-op steps (its per-step norms are torch's own kernels).
 
-Measured on the seed model's LSTM (B=64, T=100, I=32, H=128) on 2 AMD EPYC (Zen 4) CPUs
-shared with other jobs, minima over 30 s of repeats: forward 12.8 + backward 18.4 = 32 ms,
-torch's oneDNN LSTM 12.9 + 20.7 = 33.6 ms; on one thread 47, oneDNN 58, the reference 169.
-Without gradients oneDNN's fused forward takes 6.6 ms against 12.9, so dispatch sends
-inference there.
-
-Why torch ops and no compiled code: numba's exp and tanh do not vectorise without Intel's SVML
-(numba 0.68 found none, even with intel-cmplr-lib-rt installed), and its fused forward step
-measured 336 µs against 33 µs for the 8 torch ops, before counting the GEMM it cannot call
-without scipy; torch.compile needs a C++ compiler at run time (InvalidCxxCompiler without
-one); a C++ extension needs one at install time, or wheels per torch version; TorchScript is
-deprecated in torch 2.13.
+Without gradients torch's fused oneDNN forward is faster (6.3 ms against 10.6 for the seed
+model), so dispatch sends inference there.
 """
 
 from __future__ import annotations
@@ -47,6 +39,7 @@ from typing import NamedTuple
 
 import torch
 
+from lstmkit.kernels import cpu_compiled
 from lstmkit.kernels.cpu_buffers import Lease
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
@@ -163,12 +156,18 @@ def _forward(
         s.HU = HU = empty(T, B, 4 * H, dtype=state)
     h_in = torch.empty(B, H, dtype=gemm)  # h ⊙ mask, rounded once to the GEMM dtype
     hu = torch.empty(B, 4 * H, dtype=gemm)  # h U, where it cannot go straight to its target
+    U = p.recurrent
+    K = min(T, _block_steps(B, H))
+    compiled = None if ln else cpu_compiled.loops()
+    if compiled is not None:  # the same steps, in C++
+        for t in range(0, T, K):
+            _input_projection(s, p, slice(t, min(t + K, T)))
+            compiled.forward_steps(G, Hs, Hg, C2, S, U, drop, t, min(t + K, T))
+        return _forward_results(Hs, C2, T, s)
     zs, hs, hgs, cs, ss = G.unbind(0), Hs.unbind(0), Hg.unbind(0), C2.unbind(0), S.unbind(0)
     i_s, f_s, g_s, o_s = (v.unbind(0) for v in G.view(T, B, 4, H).unbind(2))
     hus = HU.unbind(0) if ln else ()
     x_stats, stats = [], []  # layer norms' means and 1/σ
-    U = p.recurrent
-    K = min(T, _block_steps(B, H))
     for t in range(T):
         if t % K == 0:  # x W + b of the next block of steps, while it stays in cache
             x_stats += _input_projection(s, p, slice(t, min(t + K, T)))
@@ -208,8 +207,14 @@ def _forward(
     if ln:  # of XW (T B, 1); of HU and 2c (T, B, 1)
         s.stats = [torch.cat(x_stats[0::2]), torch.cat(x_stats[1::2])]
         s.stats += [torch.stack(stats[k::4]) for k in range(4)]
-    out = Hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)  # not a view:
-    # the buffers go back to the pool
+    return _forward_results(Hs, C2, T, s)
+
+
+def _forward_results(
+    Hs: torch.Tensor, C2: torch.Tensor, T: int, s: _Saved
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, _Saved]:
+    """Outputs (B, T, H), h_T, c_T as new tensors (the buffers go back to the pool), and s."""
+    out = Hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
     return out, Hs[T].clone(), C2[T] * 0.5, s
 
 
@@ -286,7 +291,9 @@ def _backward(
     ln = w.cell_norm_gamma is not None
     K = min(T, _block_steps(B, H))
     empty = Lease().empty  # scratch, back to the pool on return
-    A, M = empty(K, B, 4, H, dtype=state), empty(K, B, 4, H, dtype=state)
+    compiled = None if ln else cpu_compiled.loops()
+    if compiled is None:  # gate derivatives of a block, for the torch-op steps
+        A, M = empty(K, B, 4, H, dtype=state), empty(K, B, 4, H, dtype=state)
     dZ = empty(K, B, 4 * H, dtype=state if ln else gemm)  # d z of the block's steps
     dZ3, dZo = dZ.view(K, B, 4, H)[:, :, :3], dZ.view(K, B, 4, H)[:, :, 3]
     gates, f = G.view(T, B, 4, H), G.view(T, B, 4, H)[:, :, 1]
@@ -315,8 +322,15 @@ def _backward(
         DY = empty(K, B, H, dtype=state)  # d of the output tanh's argument
         cs, hus = s.C2.unbind(0), s.HU.unbind(0)
     rec = None  # d (h_in U) of the step after: dz, or its layer norm's input gradient
+    d_out_state = None if d_out is None or compiled is None else d_out.to(state).contiguous()
     for t0 in range((T - 1) // K * K, -1, -K):
         n = min(K, T - t0)
+        if compiled is not None:  # the same steps, gate derivatives included, in C++
+            compiled.backward_steps(dZ[:n], G, s.C2, s.S, dh, dc, U_t, rec, d_out_state, drop,
+                                    t0, n)  # fmt: skip
+            rec = dZ[0]
+            _block_grads(s, grads, dx, W_t, norms, t0, dZ[:n], [], None, drop, Hm)
+            continue
         Bc = _gate_derivatives(
             gates[t0 : t0 + n], s.C2[t0 : t0 + n], s.S[t0 : t0 + n], A[:n], M[:n]
         )
@@ -507,7 +521,7 @@ def lstm(
     # torch's own autocast alike
     gemm = torch.bfloat16 if bf16_requested(x.dtype) and not spec.layer_norm else state
     drop = None if noise is None else noise.recurrent_mask
-    drop = None if drop is None else drop.detach().to(state)  # (B, H)
+    drop = None if drop is None else drop.detach().to(state).contiguous()  # (B, H)
     tensors = [getattr(weights, name) for name in _GRAD_FIELDS]
     if torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, c0, *tensors)

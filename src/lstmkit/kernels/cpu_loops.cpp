@@ -1,0 +1,189 @@
+// The per-step loops of kernels/cpu.py in C++: one GEMM and one fused pass over the batch per
+// step, instead of a GEMM and 8 (forward) or 4 (backward) torch ops called from Python.
+//
+// The buffers and their meaning are those of cpu.py (see _Saved there): G (T, B, 4H) holds
+// x W + b on entry and the gates i, f, s = sigmoid(2 z_g), o on return (the candidate-gate
+// columns of W, U and b come doubled, so that tanh(z_g) = 2 s - 1); C2 (T+1, B, H) the doubled
+// cell states; S (T, B, H) sigmoid(2 c), so that tanh(c) = 2 S - 1; Hs (T+1, B, H) the hidden
+// states in float32 and Hg the same in the GEMM dtype (the same tensor when that is float32).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <optional>
+
+namespace {
+
+// Runs body(b0, b1) on contiguous chunks of the batch rows, one per intra-op thread. Rows are
+// independent through the whole recurrence, so each thread runs every step of its rows with
+// no synchronisation; a GEMM called inside runs on its caller's thread.
+template <typename F>
+inline void by_rows(int64_t rows, const F& body) {
+  at::parallel_for(0, rows, 1, body);
+}
+
+template <typename T>
+inline T sigmoid(T x) {
+  const T e = std::exp(-std::fabs(x));  // in (0, 1]: never overflows
+  const T r = T(1) / (T(1) + e);
+  return x >= T(0) ? r : e * r;
+}
+
+template <typename state_t, typename gemm_t>
+void forward_steps_impl(const at::Tensor& G, const at::Tensor& Hs, const at::Tensor& Hg,
+                        const at::Tensor& C2, const at::Tensor& S, const at::Tensor& U,
+                        const std::optional<at::Tensor>& drop, int64_t t0, int64_t t1) {
+  const int64_t B = G.size(1), H4 = G.size(2), H = H4 / 4;
+  state_t* g = G.data_ptr<state_t>();
+  state_t* hs = Hs.data_ptr<state_t>();
+  gemm_t* hg = Hg.data_ptr<gemm_t>();
+  state_t* c2 = C2.data_ptr<state_t>();
+  state_t* s = S.data_ptr<state_t>();
+  const state_t* mask = drop ? drop->data_ptr<state_t>() : nullptr;
+  const bool separate = Hg.data_ptr() != Hs.data_ptr();
+  by_rows(B, [&](int64_t b0, int64_t b1) {
+    const int64_t rows = b1 - b0;
+    auto hu = at::empty({rows, H4}, U.options());
+    auto h_in = at::empty({rows, H}, U.options());
+    const gemm_t* u = hu.data_ptr<gemm_t>();
+    gemm_t* hin = h_in.data_ptr<gemm_t>();
+    for (int64_t t = t0; t < t1; ++t) {
+      if (mask) {  // h_in = h_t * mask, in the GEMM dtype
+        const state_t* h = hs + (t * B + b0) * H;
+        const state_t* mk = mask + b0 * H;
+        for (int64_t k = 0; k < rows * H; ++k) hin[k] = static_cast<gemm_t>(h[k] * mk[k]);
+        at::mm_out(hu, h_in, U);
+      } else {
+        at::mm_out(hu, Hg[t].narrow(0, b0, rows), U);
+      }
+      for (int64_t b = b0; b < b1; ++b) {
+        state_t* z = g + (t * B + b) * H4;
+        const gemm_t* zu = u + (b - b0) * H4;
+#pragma omp simd
+        for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(z[j] + static_cast<state_t>(zu[j]));
+        const state_t* cp = c2 + (t * B + b) * H;
+        state_t* cn = c2 + ((t + 1) * B + b) * H;
+        state_t* st = s + (t * B + b) * H;
+        state_t* hn = hs + ((t + 1) * B + b) * H;
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          const state_t i = z[k], f = z[H + k], sg = z[2 * H + k], o = z[3 * H + k];
+          const state_t c = f * cp[k] + state_t(4) * i * sg - state_t(2) * i;  // 2c, doubled
+          cn[k] = c;
+          const state_t sc = sigmoid<state_t>(c);  // tanh(c) = 2 sigmoid(2c) - 1
+          st[k] = sc;
+          hn[k] = o * (state_t(2) * sc - state_t(1));
+        }
+        if (separate) {
+          gemm_t* hgn = hg + ((t + 1) * B + b) * H;
+          for (int64_t k = 0; k < H; ++k) hgn[k] = static_cast<gemm_t>(hn[k]);
+        }
+      }
+    }
+  });
+}
+
+void forward_steps(const at::Tensor& G, const at::Tensor& Hs, const at::Tensor& Hg,
+                   const at::Tensor& C2, const at::Tensor& S, const at::Tensor& U,
+                   const std::optional<at::Tensor>& drop, int64_t t0, int64_t t1) {
+  if (G.scalar_type() == at::kDouble) {
+    forward_steps_impl<double, double>(G, Hs, Hg, C2, S, U, drop, t0, t1);
+  } else if (U.scalar_type() == at::kBFloat16) {
+    forward_steps_impl<float, c10::BFloat16>(G, Hs, Hg, C2, S, U, drop, t0, t1);
+  } else {
+    forward_steps_impl<float, float>(G, Hs, Hg, C2, S, U, drop, t0, t1);
+  }
+}
+
+// One block of the backward, steps t0 + n - 1 down to t0 (j = n - 1 .. 0 within the block):
+//   dh = (dz_{t+1} U^T) * mask + d out_t   (the step after's dz: dZ[j + 1], or rec at j = n-1)
+//   dc += dh * o (1 - tanh(c)^2);  dz_t = sigma' * (dc g~, dc c_{t-1}, dc i 4 s (1 - s), dh tanh(c))
+//   dc *= f
+// where sigma' = sigma (1 - sigma) of each gate and g~ = 2 s - 1 = tanh(z_g), from the saved G,
+// C2 and S. dZ (n, B, 4H) receives dz; dh and dc (B, H) carry the state from block to block.
+template <typename state_t, typename gemm_t>
+void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor& C2,
+                         const at::Tensor& S, const at::Tensor& dh, const at::Tensor& dc,
+                         const at::Tensor& U_t, const std::optional<at::Tensor>& rec,
+                         const std::optional<at::Tensor>& d_out,
+                         const std::optional<at::Tensor>& drop, int64_t t0, int64_t n) {
+  const int64_t B = dh.size(0), H = dh.size(1), H4 = 4 * H, T = G.size(0);
+  gemm_t* dz = dZ.data_ptr<gemm_t>();
+  const state_t* g = G.data_ptr<state_t>();
+  const state_t* c2 = C2.data_ptr<state_t>();
+  const state_t* s = S.data_ptr<state_t>();
+  state_t* dhp = dh.data_ptr<state_t>();
+  state_t* dcp = dc.data_ptr<state_t>();
+  const state_t* dout = d_out ? d_out->data_ptr<state_t>() : nullptr;  // (B, T, H)
+  const state_t* mask = drop ? drop->data_ptr<state_t>() : nullptr;
+  by_rows(B, [&](int64_t b0, int64_t b1) {
+    const int64_t rows = b1 - b0;
+    auto back = at::empty({rows, H}, U_t.options());
+    const gemm_t* bk = back.data_ptr<gemm_t>();
+    for (int64_t j = n - 1; j >= 0; --j) {
+      const int64_t t = t0 + j;
+      const bool has_next = j < n - 1 || rec.has_value();
+      if (has_next) {
+        at::mm_out(back, (j < n - 1 ? dZ[j + 1] : *rec).narrow(0, b0, rows), U_t);
+      }
+      for (int64_t b = b0; b < b1; ++b) {
+        state_t* dhb = dhp + b * H;
+        state_t* dcb = dcp + b * H;
+        if (has_next) {
+          const gemm_t* r = bk + (b - b0) * H;
+          const state_t* mk = mask ? mask + b * H : nullptr;
+          const state_t* o = dout ? dout + (b * T + t) * H : nullptr;
+#pragma omp simd
+          for (int64_t k = 0; k < H; ++k) {
+            state_t v = static_cast<state_t>(r[k]);
+            if (mk) v *= mk[k];
+            if (o) v += o[k];
+            dhb[k] = v;
+          }
+        }
+        const state_t* gt = g + (t * B + b) * H4;  // i, f, s = sigmoid(2 z_g), o
+        const state_t* cp = c2 + (t * B + b) * H;   // 2 c_{t-1}
+        const state_t* st = s + (t * B + b) * H;    // sigmoid(2 c_t)
+        gemm_t* out = dz + (j * B + b) * H4;
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          const state_t i = gt[k], f = gt[H + k], sg = gt[2 * H + k], o = gt[3 * H + k];
+          const state_t tanh_c = state_t(2) * st[k] - state_t(1);
+          const state_t c = dcb[k] + dhb[k] * o * (state_t(1) - tanh_c * tanh_c);
+          out[k] = static_cast<gemm_t>(c * (state_t(2) * sg - state_t(1)) * i * (state_t(1) - i));
+          out[H + k] = static_cast<gemm_t>(c * state_t(0.5) * cp[k] * f * (state_t(1) - f));
+          out[2 * H + k] = static_cast<gemm_t>(c * state_t(4) * i * sg * (state_t(1) - sg));
+          out[3 * H + k] = static_cast<gemm_t>(dhb[k] * tanh_c * o * (state_t(1) - o));
+          dcb[k] = c * f;
+        }
+      }
+    }
+  });
+}
+
+void backward_steps(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor& C2,
+                    const at::Tensor& S, const at::Tensor& dh, const at::Tensor& dc,
+                    const at::Tensor& U_t, const std::optional<at::Tensor>& rec,
+                    const std::optional<at::Tensor>& d_out, const std::optional<at::Tensor>& drop,
+                    int64_t t0, int64_t n) {
+  if (G.scalar_type() == at::kDouble) {
+    backward_steps_impl<double, double>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, t0, n);
+  } else if (U_t.scalar_type() == at::kBFloat16) {
+    backward_steps_impl<float, c10::BFloat16>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, t0, n);
+  } else {
+    backward_steps_impl<float, float>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, t0, n);
+  }
+}
+
+}  // namespace
+
+TORCH_LIBRARY(lstmkit_cpu, m) {
+  m.def("backward_steps(Tensor(a!) dZ, Tensor G, Tensor C2, Tensor S, Tensor(b!) dh, "
+        "Tensor(c!) dc, Tensor U_t, Tensor? rec, Tensor? d_out, Tensor? drop, int t0, int n) "
+        "-> ()",
+        &backward_steps);
+  m.def("forward_steps(Tensor(a!) G, Tensor(b!) Hs, Tensor(c!) Hg, Tensor(d!) C2, "
+        "Tensor(e!) S, Tensor U, Tensor? drop, int t0, int t1) -> ()",
+        &forward_steps);
+}
