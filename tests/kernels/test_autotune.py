@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from lstmkit.kernels import autotune, dispatch
+from lstmkit.kernels import autotune, cpu, dispatch
 from lstmkit.kernels.weights import LSTMWeights
 from lstmkit.spec import LSTMSpec
 
@@ -64,8 +64,7 @@ def test_first_call_times_candidates_then_cache_file_answers(tuning, monkeypatch
 
 def test_cached_choice_is_used(tuning, monkeypatch):
     x, h0, c0, w = call()
-    fast = dispatch.candidates(SPEC)
-    key = autotune.call_key(x, h0, SPEC, None, None, True, fast)
+    key = autotune.call_key(x, h0, SPEC, None, None, True, [cpu.flavour(SPEC), "native"])
     tuning.parent.mkdir(exist_ok=True)
     tuning.write_text(json.dumps({key: "native"}))
     used = []

@@ -56,6 +56,12 @@ def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None)
     return classic and not others and mask is None
 
 
+def flavour(spec: LSTMSpec) -> str:
+    """Which step loops would run ``spec``: "cpu c++" or "cpu torch-ops" (timings differ)."""
+    compiled = not spec.layer_norm and cpu_compiled.loops() is not None
+    return "cpu c++" if compiled else "cpu torch-ops"
+
+
 def bf16_requested(dtype: torch.dtype) -> bool:
     """Whether a call with inputs of ``dtype`` should multiply in bf16: bf16 inputs or bf16
     autocast, on a CPU with bf16 instructions (AVX512-BF16, AMX)."""

@@ -95,7 +95,8 @@ def lstm(
     if name is None:
         fast = candidates(spec, mask, noise, allow_native, x.device, x.dtype)
         if len(fast) > 1 and autotune.enabled():
-            key = autotune.call_key(x, h0, spec, mask, noise, grad, fast)
+            labels = [cpu.flavour(spec) if n == "cpu" else n for n in fast]
+            key = autotune.call_key(x, h0, spec, mask, noise, grad, labels)
             runners = {n: BACKENDS[n].lstm for n in fast}
             name = autotune.fastest(runners, key, x, h0, c0, weights, spec, mask, noise, grad)
         else:
