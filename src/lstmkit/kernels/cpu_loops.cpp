@@ -11,6 +11,8 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 
 namespace {
@@ -21,6 +23,31 @@ namespace {
 template <typename F>
 inline void by_rows(int64_t rows, const F& body) {
   at::parallel_for(0, rows, 1, body);
+}
+
+// Conversions to and from the GEMM dtype that the compiler can vectorise: bf16 rounds to
+// nearest even by integer arithmetic (c10's conversion, with its NaN test, stays scalar).
+template <typename gemm_t, typename state_t>
+inline gemm_t to_gemm(state_t v) { return static_cast<gemm_t>(v); }
+
+template <>
+inline c10::BFloat16 to_gemm<c10::BFloat16, float>(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  const bool nan = (u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu);
+  u = nan ? 0x7fc00000u : u + 0x7fffu + ((u >> 16) & 1u);
+  return c10::BFloat16(static_cast<uint16_t>(u >> 16), c10::BFloat16::from_bits());
+}
+
+template <typename state_t, typename gemm_t>
+inline state_t from_gemm(gemm_t v) { return static_cast<state_t>(v); }
+
+template <>
+inline float from_gemm<float, c10::BFloat16>(c10::BFloat16 v) {
+  const uint32_t u = static_cast<uint32_t>(v.x) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
 }
 
 template <typename T>
@@ -52,7 +79,8 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& Hs, const at::Ten
       if (mask) {  // h_in = h_t * mask, in the GEMM dtype
         const state_t* h = hs + (t * B + b0) * H;
         const state_t* mk = mask + b0 * H;
-        for (int64_t k = 0; k < rows * H; ++k) hin[k] = static_cast<gemm_t>(h[k] * mk[k]);
+#pragma omp simd
+        for (int64_t k = 0; k < rows * H; ++k) hin[k] = to_gemm<gemm_t>(h[k] * mk[k]);
         at::mm_out(hu, h_in, U);
       } else {
         at::mm_out(hu, Hg[t].narrow(0, b0, rows), U);
@@ -61,7 +89,7 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& Hs, const at::Ten
         state_t* z = g + (t * B + b) * H4;
         const gemm_t* zu = u + (b - b0) * H4;
 #pragma omp simd
-        for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(z[j] + static_cast<state_t>(zu[j]));
+        for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(z[j] + from_gemm<state_t>(zu[j]));
         const state_t* cp = c2 + (t * B + b) * H;
         state_t* cn = c2 + ((t + 1) * B + b) * H;
         state_t* st = s + (t * B + b) * H;
@@ -77,7 +105,8 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& Hs, const at::Ten
         }
         if (separate) {
           gemm_t* hgn = hg + ((t + 1) * B + b) * H;
-          for (int64_t k = 0; k < H; ++k) hgn[k] = static_cast<gemm_t>(hn[k]);
+#pragma omp simd
+          for (int64_t k = 0; k < H; ++k) hgn[k] = to_gemm<gemm_t>(hn[k]);
         }
       }
     }
@@ -136,7 +165,7 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
           const state_t* o = dout ? dout + (b * T + t) * H : nullptr;
 #pragma omp simd
           for (int64_t k = 0; k < H; ++k) {
-            state_t v = static_cast<state_t>(r[k]);
+            state_t v = from_gemm<state_t>(r[k]);
             if (mk) v *= mk[k];
             if (o) v += o[k];
             dhb[k] = v;
@@ -151,10 +180,10 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
           const state_t i = gt[k], f = gt[H + k], sg = gt[2 * H + k], o = gt[3 * H + k];
           const state_t tanh_c = state_t(2) * st[k] - state_t(1);
           const state_t c = dcb[k] + dhb[k] * o * (state_t(1) - tanh_c * tanh_c);
-          out[k] = static_cast<gemm_t>(c * (state_t(2) * sg - state_t(1)) * i * (state_t(1) - i));
-          out[H + k] = static_cast<gemm_t>(c * state_t(0.5) * cp[k] * f * (state_t(1) - f));
-          out[2 * H + k] = static_cast<gemm_t>(c * state_t(4) * i * sg * (state_t(1) - sg));
-          out[3 * H + k] = static_cast<gemm_t>(dhb[k] * tanh_c * o * (state_t(1) - o));
+          out[k] = to_gemm<gemm_t>(c * (state_t(2) * sg - state_t(1)) * i * (state_t(1) - i));
+          out[H + k] = to_gemm<gemm_t>(c * state_t(0.5) * cp[k] * f * (state_t(1) - f));
+          out[2 * H + k] = to_gemm<gemm_t>(c * state_t(4) * i * sg * (state_t(1) - sg));
+          out[3 * H + k] = to_gemm<gemm_t>(dhb[k] * tanh_c * o * (state_t(1) - o));
           dcb[k] = c * f;
         }
       }
