@@ -5,8 +5,9 @@ N=2048 random sequences of T=100 steps and D=32 features, batch 64. Each contend
 own process (the frameworks' thread pools would fight in one), in rounds that alternate the
 contenders so that a change in the machine's load hits them alike. Prints seconds per epoch
 (median over the timed epochs of all rounds; the first epoch of a process is warm-up: graph
-building, XLA compilation), the ratio to TF-Keras, predict() latency at batch 1 and 256, and
-one streaming step: a stateful copy of the model (batch 1) fed one time step per
+building, XLA compilation), the ratio to TF-Keras (the median over rounds of the ratio within a
+round, since a shared machine's speed drifts between rounds), predict() latency at batch 1
+and 256, and one streaming step: a stateful copy of the model (batch 1) fed one time step per
 ``predict_on_batch`` (for PyTorch, one ``nn.LSTM`` call with the state carried by hand).
 
     python bench/fit_cpu.py              # creates .venv-bench with tensorflow-cpu on first use
@@ -273,13 +274,21 @@ def table(results: dict[str, list[dict]]) -> str:
     }
     stream = {name: statistics.median(r["stream"] for r in runs) for name, runs in results.items()}
     base = "tf-keras" if "tf-keras" in results else None
+    # the machine's speed drifts: compare each round's epochs with TF-Keras's in the same round
+    ratio_of = {
+        name: statistics.median(
+            statistics.median(r["epochs"][1:]) / statistics.median(b["epochs"][1:])
+            for r, b in zip(runs, results[base], strict=True)
+        )
+        for name, runs in results.items()
+    } if base else {}  # fmt: skip
     lines = [
         "| contender | s/epoch | vs TF-Keras | predict() batch 1 (ms) | predict() batch 256 (ms) "
         "| stateful step (ms) |",
         "|---|---|---|---|---|---|",
     ]
     for name in results:
-        ratio = f"{epoch[name] / epoch[base]:.2f}x" if base else "-"
+        ratio = f"{ratio_of[name]:.2f}x" if base else "-"
         p1, p256 = (pred[name][bs] for bs in PREDICT_BATCHES)
         lines.append(
             f"| {CONTENDERS[name]} | {epoch[name]:.3f} | {ratio} | {p1:.1f} | {p256:.1f} "
