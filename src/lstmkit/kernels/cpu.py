@@ -333,9 +333,9 @@ def _backward(
         n = min(K, T - t0)
         if compiled is not None:  # the same steps, gate derivatives included, in C++
             compiled.backward_steps(dZ[:n], G, s.C2, s.S, dh, dc, U_t, rec, d_out_state, drop,
-                                    t0, n)  # fmt: skip
+                                    grads.get("bias"), t0, n)  # fmt: skip
             rec = dZ[0]
-            _block_grads(s, grads, dx, W_t, norms, t0, dZ[:n], [], None, drop, Hm)
+            _block_grads(s, grads, dx, W_t, norms, t0, dZ[:n], [], None, drop, Hm, bias=False)
             continue
         Bc = _gate_derivatives(
             gates[t0 : t0 + n], s.C2[t0 : t0 + n], s.S[t0 : t0 + n], A[:n], M[:n]
@@ -402,11 +402,13 @@ def _block_grads(
     DY: torch.Tensor | None,
     drop: torch.Tensor | None,
     Hm: torch.Tensor | None,
+    bias: bool = True,
 ) -> None:
     """Add the share of steps t0 .. t0+n-1 to the weight gradients in ``grads`` and write
     their input gradients into ``dx``: one GEMM each over the block's n B rows. ``dZ`` (n, B,
     4H) is d z; with layer norm (``norms``: γ_x, γ_h, 2 γ_c) ``recs`` holds each step's
-    d (h_in U) and ``DY`` (n, B, H) the d of the output tanh's argument."""
+    d (h_in U) and ``DY`` (n, B, H) the d of the output tanh's argument. ``bias=False``: the
+    bias gradient was summed already (by the compiled steps)."""
     state, gemm = s.G.dtype, s.X.dtype
     n, B, H4 = dZ.shape
     H, D = H4 // 4, s.X.shape[-1]
@@ -444,7 +446,7 @@ def _block_grads(
         _add_product(grads["recurrent_kernel"], h_in.view(n * B, H).t(), rec.to(gemm))
     if "kernel" in grads:
         _add_product(grads["kernel"], s.X[steps].view(n * B, D).t(), dXW)
-    if "bias" in grads:
+    if bias and "bias" in grads:
         grads["bias"] += dZ2.sum(0, dtype=state)
     if dx is not None:
         dx[:, steps] = (dXW @ W_t).view(n, B, D).transpose(0, 1)

@@ -13,6 +13,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
+#include <vector>
 #include <optional>
 
 namespace {
@@ -130,13 +132,16 @@ void forward_steps(const at::Tensor& G, const at::Tensor& Hs, const at::Tensor& 
 //   dc += dh * o (1 - tanh(c)^2);  dz_t = sigma' * (dc g~, dc c_{t-1}, dc i 4 s (1 - s), dh tanh(c))
 //   dc *= f
 // where sigma' = sigma (1 - sigma) of each gate and g~ = 2 s - 1 = tanh(z_g), from the saved G,
-// C2 and S. dZ (n, B, 4H) receives dz; dh and dc (B, H) carry the state from block to block.
+// C2 and S. dZ (n, B, 4H) receives dz; dh and dc (B, H) carry the state from block to block;
+// d_bias (4H), if given, gets the sum of dz over the block's steps and rows (before rounding dz
+// to the GEMM dtype).
 template <typename state_t, typename gemm_t>
 void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor& C2,
                          const at::Tensor& S, const at::Tensor& dh, const at::Tensor& dc,
                          const at::Tensor& U_t, const std::optional<at::Tensor>& rec,
                          const std::optional<at::Tensor>& d_out,
-                         const std::optional<at::Tensor>& drop, int64_t t0, int64_t n) {
+                         const std::optional<at::Tensor>& drop,
+                         const std::optional<at::Tensor>& d_bias, int64_t t0, int64_t n) {
   const int64_t B = dh.size(0), H = dh.size(1), H4 = 4 * H, T = G.size(0);
   gemm_t* dz = dZ.data_ptr<gemm_t>();
   const state_t* g = G.data_ptr<state_t>();
@@ -146,10 +151,12 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
   state_t* dcp = dc.data_ptr<state_t>();
   const state_t* dout = d_out ? d_out->data_ptr<state_t>() : nullptr;  // (B, T, H)
   const state_t* mask = drop ? drop->data_ptr<state_t>() : nullptr;
+  std::mutex bias_lock;
   by_rows(B, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
     auto back = at::empty({rows, H}, U_t.options());
     const gemm_t* bk = back.data_ptr<gemm_t>();
+    std::vector<state_t> db(d_bias ? H4 : 0, state_t(0));  // this thread's share, unrounded
     for (int64_t j = n - 1; j >= 0; --j) {
       const int64_t t = t0 + j;
       const bool has_next = j < n - 1 || rec.has_value();
@@ -180,13 +187,28 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
           const state_t i = gt[k], f = gt[H + k], sg = gt[2 * H + k], o = gt[3 * H + k];
           const state_t tanh_c = state_t(2) * st[k] - state_t(1);
           const state_t c = dcb[k] + dhb[k] * o * (state_t(1) - tanh_c * tanh_c);
-          out[k] = to_gemm<gemm_t>(c * (state_t(2) * sg - state_t(1)) * i * (state_t(1) - i));
-          out[H + k] = to_gemm<gemm_t>(c * state_t(0.5) * cp[k] * f * (state_t(1) - f));
-          out[2 * H + k] = to_gemm<gemm_t>(c * state_t(4) * i * sg * (state_t(1) - sg));
-          out[3 * H + k] = to_gemm<gemm_t>(dhb[k] * tanh_c * o * (state_t(1) - o));
+          const state_t di = c * (state_t(2) * sg - state_t(1)) * i * (state_t(1) - i);
+          const state_t df = c * state_t(0.5) * cp[k] * f * (state_t(1) - f);
+          const state_t dg = c * state_t(4) * i * sg * (state_t(1) - sg);
+          const state_t d_o = dhb[k] * tanh_c * o * (state_t(1) - o);
+          out[k] = to_gemm<gemm_t>(di);
+          out[H + k] = to_gemm<gemm_t>(df);
+          out[2 * H + k] = to_gemm<gemm_t>(dg);
+          out[3 * H + k] = to_gemm<gemm_t>(d_o);
           dcb[k] = c * f;
+          if (d_bias) {
+            db[k] += di;
+            db[H + k] += df;
+            db[2 * H + k] += dg;
+            db[3 * H + k] += d_o;
+          }
         }
       }
+    }
+    if (d_bias) {
+      std::lock_guard<std::mutex> guard(bias_lock);
+      state_t* total = d_bias->data_ptr<state_t>();
+      for (int64_t k = 0; k < H4; ++k) total[k] += db[k];
     }
   });
 }
@@ -195,13 +217,16 @@ void backward_steps(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor&
                     const at::Tensor& S, const at::Tensor& dh, const at::Tensor& dc,
                     const at::Tensor& U_t, const std::optional<at::Tensor>& rec,
                     const std::optional<at::Tensor>& d_out, const std::optional<at::Tensor>& drop,
-                    int64_t t0, int64_t n) {
+                    const std::optional<at::Tensor>& d_bias, int64_t t0, int64_t n) {
   if (G.scalar_type() == at::kDouble) {
-    backward_steps_impl<double, double>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, t0, n);
+    backward_steps_impl<double, double>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, d_bias, t0,
+                                                      n);
   } else if (U_t.scalar_type() == at::kBFloat16) {
-    backward_steps_impl<float, c10::BFloat16>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, t0, n);
+    backward_steps_impl<float, c10::BFloat16>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, d_bias, t0,
+                                                      n);
   } else {
-    backward_steps_impl<float, float>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, t0, n);
+    backward_steps_impl<float, float>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, d_bias, t0,
+                                                      n);
   }
 }
 
@@ -209,7 +234,8 @@ void backward_steps(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor&
 
 TORCH_LIBRARY(lstmkit_cpu, m) {
   m.def("backward_steps(Tensor(a!) dZ, Tensor G, Tensor C2, Tensor S, Tensor(b!) dh, "
-        "Tensor(c!) dc, Tensor U_t, Tensor? rec, Tensor? d_out, Tensor? drop, int t0, int n) "
+        "Tensor(c!) dc, Tensor U_t, Tensor? rec, Tensor? d_out, Tensor? drop, Tensor(d!)? d_bias, "
+        "int t0, int n) "
         "-> ()",
         &backward_steps);
   m.def("forward_steps(Tensor(a!) G, Tensor(b!) Hs, Tensor(c!) Hg, Tensor(d!) C2, "
