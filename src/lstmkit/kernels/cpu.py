@@ -165,10 +165,9 @@ def _forward(
     U = p.recurrent
     K = min(T, _block_steps(B, H))
     compiled = None if ln else cpu_compiled.loops()
-    if compiled is not None:  # the same steps, in C++
-        for t in range(0, T, K):
-            _input_projection(s, p, slice(t, min(t + K, T)))
-            compiled.forward_steps(G, Hs, Hg, C2, S, U, drop, t, min(t + K, T))
+    if compiled is not None:  # the same steps in C++, x W + h U as one GEMM per step
+        WU = torch.cat([p.kernel, U])
+        compiled.forward_steps(G, X, WU, p.bias, Hs, Hg, C2, S, drop)
         return _forward_results(Hs, C2, T, s)
     zs, hs, hgs, cs, ss = G.unbind(0), Hs.unbind(0), Hg.unbind(0), C2.unbind(0), S.unbind(0)
     i_s, f_s, g_s, o_s = (v.unbind(0) for v in G.view(T, B, 4, H).unbind(2))

@@ -1,9 +1,10 @@
 // The per-step loops of kernels/cpu.py in C++: one GEMM and one fused pass over the batch per
 // step, instead of a GEMM and 8 (forward) or 4 (backward) torch ops called from Python.
 //
-// The buffers and their meaning are those of cpu.py (see _Saved there): G (T, B, 4H) holds
-// x W + b on entry and the gates i, f, s = sigmoid(2 z_g), o on return (the candidate-gate
-// columns of W, U and b come doubled, so that tanh(z_g) = 2 s - 1); C2 (T+1, B, H) the doubled
+// The buffers and their meaning are those of cpu.py (see _Saved there): G (T, B, 4H) receives
+// the gates i, f, s = sigmoid(2 z_g), o (the candidate-gate columns of W, U and b come doubled,
+// so that tanh(z_g) = 2 s - 1); X (T, B, I) holds the inputs and WU (I + H, 4H) the kernel
+// stacked on the recurrent kernel, both in the GEMM dtype; C2 (T+1, B, H) the doubled
 // cell states; S (T, B, H) sigmoid(2 c), so that tanh(c) = 2 S - 1; Hs (T+1, B, H) the hidden
 // states in float32 and Hg the same in the GEMM dtype (the same tensor when that is float32).
 #include <ATen/ATen.h>
@@ -60,11 +61,14 @@ inline T sigmoid(T x) {
 }
 
 template <typename state_t, typename gemm_t>
-void forward_steps_impl(const at::Tensor& G, const at::Tensor& Hs, const at::Tensor& Hg,
-                        const at::Tensor& C2, const at::Tensor& S, const at::Tensor& U,
-                        const std::optional<at::Tensor>& drop, int64_t t0, int64_t t1) {
-  const int64_t B = G.size(1), H4 = G.size(2), H = H4 / 4;
+void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tensor& WU,
+                        const std::optional<at::Tensor>& bias, const at::Tensor& Hs,
+                        const at::Tensor& Hg, const at::Tensor& C2, const at::Tensor& S,
+                        const std::optional<at::Tensor>& drop) {
+  const int64_t T = G.size(0), B = G.size(1), H4 = G.size(2), H = H4 / 4, I = X.size(2);
   state_t* g = G.data_ptr<state_t>();
+  const gemm_t* x = X.data_ptr<gemm_t>();
+  const state_t* b_ = bias ? bias->data_ptr<state_t>() : nullptr;
   state_t* hs = Hs.data_ptr<state_t>();
   gemm_t* hg = Hg.data_ptr<gemm_t>();
   state_t* c2 = C2.data_ptr<state_t>();
@@ -73,25 +77,34 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& Hs, const at::Ten
   const bool separate = Hg.data_ptr() != Hs.data_ptr();
   by_rows(B, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
-    auto hu = at::empty({rows, H4}, U.options());
-    auto h_in = at::empty({rows, H}, U.options());
-    const gemm_t* u = hu.data_ptr<gemm_t>();
-    gemm_t* hin = h_in.data_ptr<gemm_t>();
-    for (int64_t t = t0; t < t1; ++t) {
-      if (mask) {  // h_in = h_t * mask, in the GEMM dtype
-        const state_t* h = hs + (t * B + b0) * H;
-        const state_t* mk = mask + b0 * H;
+    auto xh = at::empty({rows, I + H}, WU.options());  // [x_t, h_{t-1} (* mask)] of the rows
+    auto zu = at::empty({rows, H4}, WU.options());
+    gemm_t* in = xh.data_ptr<gemm_t>();
+    const gemm_t* u = zu.data_ptr<gemm_t>();
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t b = b0; b < b1; ++b) {
+        gemm_t* row = in + (b - b0) * (I + H);
+        std::memcpy(row, x + (t * B + b) * I, I * sizeof(gemm_t));
+        if (mask) {
+          const state_t* h = hs + (t * B + b) * H;
+          const state_t* mk = mask + b * H;
 #pragma omp simd
-        for (int64_t k = 0; k < rows * H; ++k) hin[k] = to_gemm<gemm_t>(h[k] * mk[k]);
-        at::mm_out(hu, h_in, U);
-      } else {
-        at::mm_out(hu, Hg[t].narrow(0, b0, rows), U);
+          for (int64_t k = 0; k < H; ++k) row[I + k] = to_gemm<gemm_t>(h[k] * mk[k]);
+        } else {
+          std::memcpy(row + I, hg + (t * B + b) * H, H * sizeof(gemm_t));
+        }
       }
+      at::mm_out(zu, xh, WU);  // x_t W + h_{t-1} U in one GEMM
       for (int64_t b = b0; b < b1; ++b) {
         state_t* z = g + (t * B + b) * H4;
-        const gemm_t* zu = u + (b - b0) * H4;
+        const gemm_t* zb = u + (b - b0) * H4;
+        if (b_) {
 #pragma omp simd
-        for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(z[j] + from_gemm<state_t>(zu[j]));
+          for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(from_gemm<state_t>(zb[j]) + b_[j]);
+        } else {
+#pragma omp simd
+          for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(from_gemm<state_t>(zb[j]));
+        }
         const state_t* cp = c2 + (t * B + b) * H;
         state_t* cn = c2 + ((t + 1) * B + b) * H;
         state_t* st = s + (t * B + b) * H;
@@ -115,15 +128,16 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& Hs, const at::Ten
   });
 }
 
-void forward_steps(const at::Tensor& G, const at::Tensor& Hs, const at::Tensor& Hg,
-                   const at::Tensor& C2, const at::Tensor& S, const at::Tensor& U,
-                   const std::optional<at::Tensor>& drop, int64_t t0, int64_t t1) {
+void forward_steps(const at::Tensor& G, const at::Tensor& X, const at::Tensor& WU,
+                   const std::optional<at::Tensor>& bias, const at::Tensor& Hs,
+                   const at::Tensor& Hg, const at::Tensor& C2, const at::Tensor& S,
+                   const std::optional<at::Tensor>& drop) {
   if (G.scalar_type() == at::kDouble) {
-    forward_steps_impl<double, double>(G, Hs, Hg, C2, S, U, drop, t0, t1);
-  } else if (U.scalar_type() == at::kBFloat16) {
-    forward_steps_impl<float, c10::BFloat16>(G, Hs, Hg, C2, S, U, drop, t0, t1);
+    forward_steps_impl<double, double>(G, X, WU, bias, Hs, Hg, C2, S, drop);
+  } else if (WU.scalar_type() == at::kBFloat16) {
+    forward_steps_impl<float, c10::BFloat16>(G, X, WU, bias, Hs, Hg, C2, S, drop);
   } else {
-    forward_steps_impl<float, float>(G, Hs, Hg, C2, S, U, drop, t0, t1);
+    forward_steps_impl<float, float>(G, X, WU, bias, Hs, Hg, C2, S, drop);
   }
 }
 
@@ -238,7 +252,7 @@ TORCH_LIBRARY(lstmkit_cpu, m) {
         "int t0, int n) "
         "-> ()",
         &backward_steps);
-  m.def("forward_steps(Tensor(a!) G, Tensor(b!) Hs, Tensor(c!) Hg, Tensor(d!) C2, "
-        "Tensor(e!) S, Tensor U, Tensor? drop, int t0, int t1) -> ()",
+  m.def("forward_steps(Tensor(a!) G, Tensor X, Tensor WU, Tensor? bias, Tensor(b!) Hs, "
+        "Tensor(c!) Hg, Tensor(d!) C2, Tensor(e!) S, Tensor? drop) -> ()",
         &forward_steps);
 }
