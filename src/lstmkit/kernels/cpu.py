@@ -46,6 +46,7 @@ from lstmkit.spec import LSTMSpec
 
 LN_EPSILON = 1e-5  # as kernels.reference
 BLOCK_ELEMENTS = 1 << 19  # a block of steps spans this many gate values (2 MiB of float32)
+COMPILED_BLOCKS = 8  # the compiled steps' backward takes blocks this many times as long
 _layer_norm_backward = torch.ops.aten.native_layer_norm_backward
 
 
@@ -294,9 +295,10 @@ def _backward(
     T, B, H4 = G.shape
     H, D = H4 // 4, s.X.shape[-1]
     ln = w.cell_norm_gamma is not None
-    K = min(T, _block_steps(B, H))
-    empty = Lease().empty  # scratch, back to the pool on return
     compiled = None if ln else cpu_compiled.loops()
+    # the compiled steps gain from fewer, larger weight-gradient GEMMs more than from cache
+    K = min(T, _block_steps(B, H) * (COMPILED_BLOCKS if compiled is not None else 1))
+    empty = Lease().empty  # scratch, back to the pool on return
     if compiled is None:  # gate derivatives of a block, for the torch-op steps
         A, M = empty(K, B, 4, H, dtype=state), empty(K, B, 4, H, dtype=state)
     dZ = empty(K, B, 4 * H, dtype=state if ln else gemm)  # d z of the block's steps
