@@ -122,6 +122,20 @@ def test_backward_in_blocks(variant, monkeypatch):
         assert_matches_reference(spec, problem(spec, 9, 11, 5, seed=1), dtype)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("variant", [{}, {"recurrent_dropout": 0.3}], ids=["plain", "dropout"])
+def test_batch_rows_split_across_threads(variant, threads):
+    """The compiled steps give each thread its own rows (here uneven: 7 rows over 2 or 3)."""
+    spec = LSTMSpec(6, **variant)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for dtype in (torch.float32, torch.float64):
+            assert_matches_reference(spec, problem(spec, 7, 9, 4, seed=2), dtype)
+    finally:
+        torch.set_num_threads(previous)
+
+
 @pytest.mark.parametrize(
     "grads",
     [
