@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
-#include <vector>
 #include <optional>
+#include <vector>
 
 namespace {
 
@@ -60,6 +60,9 @@ inline T sigmoid(T x) {
   return x >= T(0) ? r : e * r;
 }
 
+// All T steps of the forward. Per step and thread: gather [x_t, h_{t-1} (* mask)] of its rows,
+// one GEMM against WU, then one pass that applies the sigmoid to the four gates (plus bias) and
+// updates the doubled cell state and the hidden state.
 template <typename state_t, typename gemm_t>
 void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tensor& WU,
                         const std::optional<at::Tensor>& bias, const at::Tensor& Hs,
@@ -68,7 +71,7 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
   const int64_t T = G.size(0), B = G.size(1), H4 = G.size(2), H = H4 / 4, I = X.size(2);
   state_t* g = G.data_ptr<state_t>();
   const gemm_t* x = X.data_ptr<gemm_t>();
-  const state_t* b_ = bias ? bias->data_ptr<state_t>() : nullptr;
+  const state_t* bias_ = bias ? bias->data_ptr<state_t>() : nullptr;
   state_t* hs = Hs.data_ptr<state_t>();
   gemm_t* hg = Hg.data_ptr<gemm_t>();
   state_t* c2 = C2.data_ptr<state_t>();
@@ -98,9 +101,9 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
       for (int64_t b = b0; b < b1; ++b) {
         state_t* z = g + (t * B + b) * H4;
         const gemm_t* zb = u + (b - b0) * H4;
-        if (b_) {
+        if (bias_) {
 #pragma omp simd
-          for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(from_gemm<state_t>(zb[j]) + b_[j]);
+          for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(from_gemm<state_t>(zb[j]) + bias_[j]);
         } else {
 #pragma omp simd
           for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(from_gemm<state_t>(zb[j]));
