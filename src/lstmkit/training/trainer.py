@@ -351,11 +351,14 @@ class Trainer:
         if getattr(self, "device", None) is None:
             self.device = default_device()
         device = torch.device(self.device)
-        elsewhere = (
-            t.device.type != device.type or device.index not in (None, t.device.index)
-            for t in itertools.chain(self.parameters(), self.buffers())
-        )
-        if any(elsewhere):  # moving costs more than a small model's predict at batch 1
+        # moving costs more than a small model's predict at batch 1: look at the first weight
+        # (layers built later are built on the model's device)
+        first = next(itertools.chain(self.parameters(), self.buffers()), None)
+        if (
+            first is None
+            or first.device.type != device.type
+            or (device.index not in (None, first.device.index))
+        ):
             self.to(device)
 
     # -- single batches -------------------------------------------------------------------
@@ -392,9 +395,17 @@ class Trainer:
         self._test_step(data.x, data.y, data.sample_weight)
         return self._batch_result(return_dict)
 
+    @torch.no_grad()
     def predict_on_batch(self, x: Any) -> np.ndarray:
-        """Model outputs for one batch as a NumPy array."""
-        return self.predict(x, batch_size=len(x), verbose=0)
+        """Model outputs for one batch as a NumPy array: `predict` without batching or
+        callbacks, so that a stateful model stepped one time step per call (streaming) pays
+        little beyond the layers themselves."""
+        self._ensure_device()
+        data = ArrayData(x, device=self.device)
+        if len(data) == 0:
+            raise ValueError("x is empty: expected at least one sample")
+        self.eval()
+        return _to_numpy(self(data.x))
 
     def _batch_result(self, return_dict: bool):
         logs = self._logs()
