@@ -126,7 +126,7 @@ def test_no_timing_when_turned_off_or_one_candidate(tuning, monkeypatch):
     dispatch.lstm(*call(), SPEC)
     monkeypatch.setenv("LSTMKIT_AUTOTUNE", "1")
     mask = torch.ones(4, 5, dtype=torch.bool)
-    dispatch.lstm(*call(), SPEC, mask=mask)  # only the reference runs masks on the CPU
+    dispatch.lstm(*call(), SPEC, mask=mask)  # one backend runs masks on the CPU
     dispatch.lstm(*call(), SPEC, backend="cpu")  # forced
     assert runs == [] and not tuning.exists()
 

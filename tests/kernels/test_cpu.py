@@ -61,9 +61,9 @@ def leaves(args, dtype, grad_x=True, grad_states=True, grad_weights=True):
             LSTMNoise(recurrent_mask=mask))  # fmt: skip
 
 
-def outputs_and_grads(kernel, spec, x, h0, c0, w, noise, loss_on=("out", "h", "c")):
+def outputs_and_grads(kernel, spec, x, h0, c0, w, noise, loss_on=("out", "h", "c"), mask=None):
     """Outputs, final states and the gradients of a loss on them w.r.t. every leaf."""
-    out, h, c = kernel.lstm(x, h0, c0, w, spec, None, noise)
+    out, h, c = kernel.lstm(x, h0, c0, w, spec, mask, noise)
     terms = {
         "out": (out * torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)).sum(),
         "h": (h * 0.3).sum(),
@@ -74,10 +74,10 @@ def outputs_and_grads(kernel, spec, x, h0, c0, w, noise, loss_on=("out", "h", "c
     return [out, h, c, *torch.autograd.grad(loss, wrt)]
 
 
-def assert_matches_reference(spec, args, dtype, **kwargs):
+def assert_matches_reference(spec, args, dtype, mask=None, **kwargs):
     loss_on = kwargs.pop("loss_on", ("out", "h", "c"))
-    ours = outputs_and_grads(cpu, spec, *leaves(args, dtype, **kwargs), loss_on=loss_on)
-    ref = outputs_and_grads(reference, spec, *leaves(args, dtype, **kwargs), loss_on=loss_on)
+    ours = outputs_and_grads(cpu, spec, *leaves(args, dtype, **kwargs), loss_on, mask)
+    ref = outputs_and_grads(reference, spec, *leaves(args, dtype, **kwargs), loss_on, mask)
     assert len(ours) == len(ref)
     for a, b in zip(ours, ref, strict=True):
         assert a.dtype == b.dtype == dtype
@@ -251,14 +251,16 @@ def test_layer_norm_keeps_float32_gemms_under_autocast():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()))
 
 
-def test_supports_the_tanh_sigmoid_cell_without_mask_peephole_projection_or_zoneout():
+def test_supports_the_tanh_sigmoid_cell_without_peephole_projection_or_zoneout(loops):
     assert cpu.supports(LSTMSpec(4, layer_norm=True, recurrent_dropout=0.2), None, None)
     assert not cpu.supports(LSTMSpec(4, activation="relu"), None, None)
     assert not cpu.supports(LSTMSpec(4, recurrent_activation="hard_sigmoid"), None, None)
     assert not cpu.supports(LSTMSpec(4, peephole=True), None, None)
     assert not cpu.supports(LSTMSpec(4, proj_size=2), None, None)
     assert not cpu.supports(LSTMSpec(4, zoneout_cell=0.1), None, None)
-    assert not cpu.supports(LSTMSpec(4), torch.ones(2, 3, dtype=torch.bool), None)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    assert cpu.supports(LSTMSpec(4), mask, None) == (loops == "compiled loops")
+    assert not cpu.supports(LSTMSpec(4, layer_norm=True), mask, None)
     with pytest.raises(ValueError, match="cannot run"):
         x = torch.zeros(2, 3, 4)
         cpu.lstm(x, x[:, 0], x[:, 0], None, LSTMSpec(4, peephole=True))
@@ -280,3 +282,46 @@ def test_nan_and_inf_propagate_and_large_inputs_saturate_as_in_the_reference():
     ours, ref = cpu.lstm(big, h0, c0, w, spec)[0], reference.lstm(big, h0, c0, w, spec)[0]
     assert torch.isfinite(ours).all()
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+MASKS = {  # (B=4, T=6): True where a step is real
+    "post-padding": [[1, 1, 1, 1, 0, 0], [1] * 6, [1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0]],
+    "pre-padding": [[0, 0, 1, 1, 1, 1], [1] * 6, [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 1]],
+    "holes and an empty row": [[1, 0, 1, 0, 1, 0], [0] * 6, [0, 1, 1, 0, 0, 1], [1] * 6],
+}
+
+
+@pytest.mark.parametrize("mask", MASKS.values(), ids=MASKS.keys())
+@pytest.mark.parametrize("variant", [{}, {"recurrent_dropout": 0.3}], ids=["plain", "dropout"])
+def test_masks_match_reference(mask, variant, loops):
+    """Keras's masking: states carry over a masked step, the output repeats (0 before the
+    first real step); gradients too, with a loss on every output and the final states."""
+    if loops != "compiled loops":
+        pytest.skip("masks run on the compiled steps only")
+    spec = LSTMSpec(5, **variant)
+    mask = torch.tensor(mask, dtype=torch.bool)
+    for dtype in (torch.float32, torch.float64):
+        for loss_on in (("out", "h", "c"), ("h",), ("out",)):
+            args = problem(spec, 4, 6, 3, seed=3)
+            assert_matches_reference(spec, args, dtype, mask=mask, loss_on=loss_on)
+
+
+def test_masks_in_blocks_and_threads_and_gradcheck(loops, monkeypatch):
+    if loops != "compiled loops":
+        pytest.skip("masks run on the compiled steps only")
+    spec = LSTMSpec(4, recurrent_dropout=0.2)
+    mask = torch.tensor(MASKS["holes and an empty row"] * 2, dtype=torch.bool)  # (8, 6)
+    monkeypatch.setattr(cpu, "BLOCK_ELEMENTS", 1)  # blocks of a few steps
+    previous = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        assert_matches_reference(spec, problem(spec, 8, 6, 3, seed=4), torch.float64, mask=mask)
+    finally:
+        torch.set_num_threads(previous)
+    x, h0, c0, w, noise = leaves(problem(spec, 3, 5, 2, seed=5), torch.float64)
+    small = mask[:3, :5]
+
+    def run(*t):
+        return cpu.lstm(t[0], t[1], t[2], LSTMWeights(*t[3:], *[None] * 4), spec, small, noise)
+
+    assert torch.autograd.gradcheck(run, (x, h0, c0, w.kernel, w.recurrent_kernel, w.bias))

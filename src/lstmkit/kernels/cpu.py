@@ -26,7 +26,12 @@ write the same buffers, and the tests check both against the reference.
   which made the forward twice as slow.
 - bf16 (bf16 inputs, or bf16 autocast, on CPUs with bf16 instructions): the GEMMs run in
   bf16, the cell state and gates stay float32.
-- Layer norm runs the torch-op steps (its per-step norms are torch's own kernels).
+- Masks (per-sample lengths; Keras's semantics, as `kernels.reference`) run on the compiled
+  steps only: a masked step computes its gates like any other (so every saved value is
+  finite) and then carries the states over; the backward keeps the output's gradient apart
+  from the states'. Seed model with lengths drawn from 20-100: 27.7 ms forward and backward
+  against 133.8 for the reference.
+- Layer norm runs the torch-op steps (its per-step norms are torch's own kernels), unmasked.
 
 Without gradients torch's fused oneDNN forward is faster (6.3 ms against 10.6 for the seed
 model), so dispatch sends inference there.
@@ -51,10 +56,13 @@ _layer_norm_backward = torch.ops.aten.native_layer_norm_backward
 
 
 def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:
-    """The tanh/sigmoid cell, plain or with layer norm and/or recurrent dropout, unmasked."""
+    """The tanh/sigmoid cell, plain or with layer norm and/or recurrent dropout; masks (per-step
+    lengths) where the compiled steps run, without layer norm."""
     classic = spec.activation == "tanh" and spec.recurrent_activation == "sigmoid"
     others = spec.peephole or spec.proj_size or spec.zoneout_cell or spec.zoneout_hidden
-    return classic and not others and mask is None
+    if mask is not None and (spec.layer_norm or cpu_compiled.loops() is None):
+        return False
+    return classic and not others
 
 
 def flavour(spec: LSTMSpec) -> str:
@@ -135,13 +143,21 @@ class _Saved:
         self.XW: torch.Tensor | None = None
         self.HU: torch.Tensor | None = None
         self.stats: list[torch.Tensor] = []
+        self.steps: torch.Tensor | None = None  # with a mask: (B, T), 1 where a step is real
+        self.O: torch.Tensor | None = None  # with a mask: the outputs (T, B, H)
 
 
 def _forward(
-    x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, p: _Params, drop: torch.Tensor | None
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    p: _Params,
+    drop: torch.Tensor | None,
+    steps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, _Saved]:
     """The recurrence over ``x`` (B, T, I) from ``h0``, ``c0`` (B, H), in the state dtype of
-    ``h0``: outputs (B, T, H), h_T, c_T and what the backward needs."""
+    ``h0``: outputs (B, T, H), h_T, c_T and what the backward needs. ``steps`` (B, T), in the
+    state dtype, is 1 where a step is real and 0 where it is masked (compiled steps only)."""
     gemm, state = p.recurrent.dtype, h0.dtype
     B, T, D = x.shape
     H = h0.shape[-1]
@@ -168,8 +184,12 @@ def _forward(
     compiled = None if ln else cpu_compiled.loops()
     if compiled is not None:  # the same steps in C++, x W + h U as one GEMM per step
         WU = torch.cat([p.kernel, U])
-        compiled.forward_steps(G, X, WU, p.bias, Hs, Hg, C2, S, drop)
-        return _forward_results(Hs, C2, T, s)
+        if steps is not None:
+            s.steps, s.O = steps, empty(T, B, H, dtype=state)
+        compiled.forward_steps(G, X, WU, p.bias, Hs, Hg, C2, S, drop, steps, s.O)
+        return _forward_results(Hs if steps is None else s.O, C2, T, s)
+    if steps is not None:
+        raise ValueError("masks need the compiled steps (see kernels.cpu_compiled)")
     zs, hs, hgs, cs, ss = G.unbind(0), Hs.unbind(0), Hg.unbind(0), C2.unbind(0), S.unbind(0)
     i_s, f_s, g_s, o_s = (v.unbind(0) for v in G.view(T, B, 4, H).unbind(2))
     hus = HU.unbind(0) if ln else ()
@@ -217,11 +237,12 @@ def _forward(
 
 
 def _forward_results(
-    Hs: torch.Tensor, C2: torch.Tensor, T: int, s: _Saved
+    outputs: torch.Tensor, C2: torch.Tensor, T: int, s: _Saved
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, _Saved]:
-    """Outputs (B, T, H), h_T, c_T as new tensors (the buffers go back to the pool), and s."""
-    out = Hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
-    return out, Hs[T].clone(), C2[T] * 0.5, s
+    """Outputs (B, T, H) from ``outputs`` (Hs, or O with a mask), h_T, c_T as new tensors
+    (the buffers go back to the pool), and s."""
+    out = outputs[-T:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
+    return out, s.Hs[T].clone(), C2[T] * 0.5, s
 
 
 def _input_projection(s: _Saved, p: _Params, steps: slice) -> list[torch.Tensor]:
@@ -310,8 +331,9 @@ def _backward(
     dh = torch.zeros(B, H, dtype=state) if d_h is None else d_h.to(state, copy=True)
     dc = torch.zeros(B, H, dtype=state) if d_c is None else d_c.to(state, copy=True)
     dc_gates = dc.unsqueeze(1)  # (B, 1, H), a view: dc broadcast over the gates i, f, g
-    if douts is not None:
+    if douts is not None and compiled is None:  # the compiled steps keep d out apart
         dh.add_(douts[T - 1])
+    d_output = torch.zeros(B, H, dtype=state)  # compiled steps: gradient of the output o_t
     back = torch.empty(B, H, dtype=gemm)  # dz Uᵀ
     Hm = None if drop is None else empty(K, B, H, dtype=gemm)  # h ⊙ mask
     dx = torch.empty(B, T, D, dtype=state) if needs[0] else None
@@ -333,8 +355,9 @@ def _backward(
     for t0 in range((T - 1) // K * K, -1, -K):
         n = min(K, T - t0)
         if compiled is not None:  # the same steps, gate derivatives included, in C++
-            compiled.backward_steps(dZ[:n], G, s.C2, s.S, dh, dc, U_t, rec, d_out_state, drop,
-                                    grads.get("bias"), t0, n)  # fmt: skip
+            bias_grad = grads.get("bias")
+            compiled.backward_steps(dZ[:n], G, s.C2, s.S, dh, dc, d_output, U_t, rec,
+                                    d_out_state, drop, s.steps, bias_grad, t0, n)  # fmt: skip
             rec = dZ[0]
             _block_grads(s, grads, dx, W_t, norms, t0, dZ[:n], [], None, drop, Hm, bias=False)
             continue
@@ -388,6 +411,8 @@ def _backward(
         d_h0 = torch.mm(rec.to(gemm), U_t).to(state)
         if drop is not None:
             d_h0.mul_(drop)
+        if s.steps is not None:  # where the first step is masked, h_0 is carried to h_1
+            d_h0.addcmul_(1 - s.steps[:, :1], dh)
     return [dx, d_h0, dc if needs[2] else None, *(grads.get(name) for name in _GRAD_FIELDS)]
 
 
@@ -469,9 +494,9 @@ class _LSTM(torch.autograd.Function):
     """The recurrence with its hand-written backward; see the module's docstring."""
 
     @staticmethod
-    def forward(ctx, gemm, drop, x, h0, c0, *weights):
+    def forward(ctx, gemm, drop, steps, x, h0, c0, *weights):
         w = LSTMWeights(**dict(zip(_GRAD_FIELDS, weights, strict=True)))
-        out, h_T, c_T, saved = _run(x, h0, c0, w, gemm, drop)
+        out, h_T, c_T, saved = _run(x, h0, c0, w, gemm, drop, steps)
         ctx.set_materialize_grads(False)
         ctx.saved, ctx.drop = saved, drop  # freed, back to the pool, with the graph
         ctx.dtypes = [t.dtype for t in (x, h0, c0)]
@@ -484,9 +509,10 @@ class _LSTM(torch.autograd.Function):
         weights = ctx.saved_tensors
         w = LSTMWeights(**dict(zip(_GRAD_FIELDS, weights, strict=True)))
         with torch.autocast("cpu", enabled=False):
-            grads = _backward(ctx.saved, w, ctx.drop, d_out, d_h, d_c, ctx.needs_input_grad[2:])
+            grads = _backward(ctx.saved, w, ctx.drop, d_out, d_h, d_c, ctx.needs_input_grad[3:])
         dtypes = ctx.dtypes + [None if t is None else t.dtype for t in weights]
         return (
+            None,
             None,
             None,
             *(g if g is None else g.to(d) for g, d in zip(grads, dtypes, strict=True)),
@@ -500,13 +526,14 @@ def _run(
     w: LSTMWeights,
     gemm: torch.dtype,
     drop: torch.Tensor | None,
+    steps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, _Saved]:
     """The forward with GEMMs in ``gemm``; outputs in the input's dtype."""
     state = torch.float64 if x.dtype == torch.float64 else torch.float32
     with torch.autocast("cpu", enabled=False):
         p = _params(w, gemm, state)
         out, h_T, c_T, saved = _forward(
-            x.detach(), h0.detach().to(state), c0.detach().to(state), p, drop
+            x.detach(), h0.detach().to(state), c0.detach().to(state), p, drop, steps
         )
     return out.to(x.dtype), h_T.to(x.dtype), c_T.to(x.dtype), saved
 
@@ -531,10 +558,11 @@ def lstm(
     gemm = torch.bfloat16 if bf16_requested(x.dtype) and not spec.layer_norm else state
     drop = None if noise is None else noise.recurrent_mask
     drop = None if drop is None else drop.detach().to(state).contiguous()  # (B, H)
+    steps = None if mask is None else mask.detach().to(state).contiguous()  # (B, T)
     tensors = [getattr(weights, name) for name in _GRAD_FIELDS]
     if torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, c0, *tensors)
     ):
-        return _LSTM.apply(gemm, drop, x, h0, c0, *tensors)
-    out, h_T, c_T, _ = _run(x, h0, c0, weights, gemm, drop)
+        return _LSTM.apply(gemm, drop, steps, x, h0, c0, *tensors)
+    out, h_T, c_T, _ = _run(x, h0, c0, weights, gemm, drop, steps)
     return out, h_T, c_T

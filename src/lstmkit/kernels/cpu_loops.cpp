@@ -67,7 +67,9 @@ template <typename state_t, typename gemm_t>
 void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tensor& WU,
                         const std::optional<at::Tensor>& bias, const at::Tensor& Hs,
                         const at::Tensor& Hg, const at::Tensor& C2, const at::Tensor& S,
-                        const std::optional<at::Tensor>& drop) {
+                        const std::optional<at::Tensor>& drop,
+                        const std::optional<at::Tensor>& steps,
+                        const std::optional<at::Tensor>& O) {
   const int64_t T = G.size(0), B = G.size(1), H4 = G.size(2), H = H4 / 4, I = X.size(2);
   state_t* g = G.data_ptr<state_t>();
   const gemm_t* x = X.data_ptr<gemm_t>();
@@ -77,6 +79,8 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
   state_t* c2 = C2.data_ptr<state_t>();
   state_t* s = S.data_ptr<state_t>();
   const state_t* mask = drop ? drop->data_ptr<state_t>() : nullptr;
+  const state_t* real = steps ? steps->data_ptr<state_t>() : nullptr;  // (B, T) 1: a real step
+  state_t* out = O ? O->data_ptr<state_t>() : nullptr;                   // (T, B, H) outputs
   const bool separate = Hg.data_ptr() != Hs.data_ptr();
   by_rows(B, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
@@ -111,15 +115,26 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
         const state_t* cp = c2 + (t * B + b) * H;
         state_t* cn = c2 + ((t + 1) * B + b) * H;
         state_t* st = s + (t * B + b) * H;
+        const state_t* hp = hs + (t * B + b) * H;
         state_t* hn = hs + ((t + 1) * B + b) * H;
+        // a masked step (Keras): the states carry over and the output repeats the previous
+        // one (0 before the first real step); its gates are computed all the same, so that
+        // every saved value is finite
+        const bool step = !real || real[b * T + t] != state_t(0);
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           const state_t i = z[k], f = z[H + k], sg = z[2 * H + k], o = z[3 * H + k];
           const state_t c = f * cp[k] + state_t(4) * i * sg - state_t(2) * i;  // 2c, doubled
-          cn[k] = c;
           const state_t sc = sigmoid<state_t>(c);  // tanh(c) = 2 sigmoid(2c) - 1
           st[k] = sc;
-          hn[k] = o * (state_t(2) * sc - state_t(1));
+          const state_t h = o * (state_t(2) * sc - state_t(1));
+          cn[k] = step ? c : cp[k];
+          hn[k] = step ? h : hp[k];
+        }
+        if (out) {
+          state_t* ot = out + (t * B + b) * H;
+          const state_t* before = t ? out + ((t - 1) * B + b) * H : nullptr;
+          for (int64_t k = 0; k < H; ++k) ot[k] = step ? hn[k] : (before ? before[k] : state_t(0));
         }
         if (separate) {
           gemm_t* hgn = hg + ((t + 1) * B + b) * H;
@@ -134,30 +149,38 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
 void forward_steps(const at::Tensor& G, const at::Tensor& X, const at::Tensor& WU,
                    const std::optional<at::Tensor>& bias, const at::Tensor& Hs,
                    const at::Tensor& Hg, const at::Tensor& C2, const at::Tensor& S,
-                   const std::optional<at::Tensor>& drop) {
+                   const std::optional<at::Tensor>& drop, const std::optional<at::Tensor>& steps,
+                   const std::optional<at::Tensor>& O) {
   if (G.scalar_type() == at::kDouble) {
-    forward_steps_impl<double, double>(G, X, WU, bias, Hs, Hg, C2, S, drop);
+    forward_steps_impl<double, double>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O);
   } else if (WU.scalar_type() == at::kBFloat16) {
-    forward_steps_impl<float, c10::BFloat16>(G, X, WU, bias, Hs, Hg, C2, S, drop);
+    forward_steps_impl<float, c10::BFloat16>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O);
   } else {
-    forward_steps_impl<float, float>(G, X, WU, bias, Hs, Hg, C2, S, drop);
+    forward_steps_impl<float, float>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O);
   }
 }
 
-// One block of the backward, steps t0 + n - 1 down to t0 (j = n - 1 .. 0 within the block):
-//   dh = (dz_{t+1} U^T) * mask + d out_t   (the step after's dz: dZ[j + 1], or rec at j = n-1)
-//   dc += dh * o (1 - tanh(c)^2);  dz_t = sigma' * (dc g~, dc c_{t-1}, dc i 4 s (1 - s), dh tanh(c))
-//   dc *= f
+// One block of the backward, steps t0 + n - 1 down to t0 (j = n - 1 .. 0 within the block).
+// Per row, dh holds the gradient of the carried state h_t, dc that of c_t and dout that of the
+// output o_t (they differ only where steps are masked); m_t is 1 for a real step, 0 for a
+// masked one (always 1 without a mask):
+//   dh = (dz_{t+1} U^T) * mask + (1 - m_{t+1}) dh      (dz_{t+1}: dZ[j + 1], or rec at j = n-1)
+//   dout = d out_t + (1 - m_{t+1}) dout
+//   dh_new = m_t (dh + dout);  dc_new = m_t dc + dh_new o (1 - tanh(c)^2)
+//   dz_t = sigma' * (dc_new g~, dc_new c_{t-1}, dc_new i 4 s (1 - s), dh_new tanh(c))
+//   dc = dc_new f + (1 - m_t) dc
 // where sigma' = sigma (1 - sigma) of each gate and g~ = 2 s - 1 = tanh(z_g), from the saved G,
-// C2 and S. dZ (n, B, 4H) receives dz; dh and dc (B, H) carry the state from block to block;
-// d_bias (4H), if given, gets the sum of dz over the block's steps and rows (before rounding dz
-// to the GEMM dtype).
+// C2 and S. At the last step (t = T - 1) dh is the gradient of h_T as given and dout that of
+// o_{T-1}. dZ (n, B, 4H) receives dz; dh, dc and dout (B, H) carry from block to block; d_bias
+// (4H), if given, gets the sum of dz over the block (before rounding dz to the GEMM dtype).
 template <typename state_t, typename gemm_t>
 void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor& C2,
                          const at::Tensor& S, const at::Tensor& dh, const at::Tensor& dc,
-                         const at::Tensor& U_t, const std::optional<at::Tensor>& rec,
+                         const at::Tensor& dout, const at::Tensor& U_t,
+                         const std::optional<at::Tensor>& rec,
                          const std::optional<at::Tensor>& d_out,
                          const std::optional<at::Tensor>& drop,
+                         const std::optional<at::Tensor>& steps,
                          const std::optional<at::Tensor>& d_bias, int64_t t0, int64_t n) {
   const int64_t B = dh.size(0), H = dh.size(1), H4 = 4 * H, T = G.size(0);
   gemm_t* dz = dZ.data_ptr<gemm_t>();
@@ -166,8 +189,10 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
   const state_t* s = S.data_ptr<state_t>();
   state_t* dhp = dh.data_ptr<state_t>();
   state_t* dcp = dc.data_ptr<state_t>();
-  const state_t* dout = d_out ? d_out->data_ptr<state_t>() : nullptr;  // (B, T, H)
+  state_t* dop = dout.data_ptr<state_t>();
+  const state_t* given = d_out ? d_out->data_ptr<state_t>() : nullptr;  // (B, T, H)
   const state_t* mask = drop ? drop->data_ptr<state_t>() : nullptr;
+  const state_t* real = steps ? steps->data_ptr<state_t>() : nullptr;  // (B, T)
   std::mutex bias_lock;
   by_rows(B, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
@@ -176,24 +201,30 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
     std::vector<state_t> db(d_bias ? H4 : 0, state_t(0));  // this thread's share, unrounded
     for (int64_t j = n - 1; j >= 0; --j) {
       const int64_t t = t0 + j;
-      const bool has_next = j < n - 1 || rec.has_value();
+      const bool has_next = j < n - 1 || rec.has_value();  // a step after t
       if (has_next) {
         at::mm_out(back, (j < n - 1 ? dZ[j + 1] : *rec).narrow(0, b0, rows), U_t);
       }
       for (int64_t b = b0; b < b1; ++b) {
         state_t* dhb = dhp + b * H;
         state_t* dcb = dcp + b * H;
+        state_t* dob = dop + b * H;
+        const state_t* o_given = given ? given + (b * T + t) * H : nullptr;
+        const state_t m = real ? real[b * T + t] : state_t(1);
+        // what the step after passed over unchanged: all of it where it was masked
+        const state_t carry = real && has_next ? state_t(1) - real[b * T + t + 1] : state_t(0);
         if (has_next) {
           const gemm_t* r = bk + (b - b0) * H;
           const state_t* mk = mask ? mask + b * H : nullptr;
-          const state_t* o = dout ? dout + (b * T + t) * H : nullptr;
 #pragma omp simd
           for (int64_t k = 0; k < H; ++k) {
-            state_t v = from_gemm<state_t>(r[k]);
-            if (mk) v *= mk[k];
-            if (o) v += o[k];
-            dhb[k] = v;
+            const state_t v = from_gemm<state_t>(r[k]);
+            dhb[k] = (mk ? v * mk[k] : v) + carry * dhb[k];
+            dob[k] = (o_given ? o_given[k] : state_t(0)) + carry * dob[k];
           }
+        } else {
+#pragma omp simd
+          for (int64_t k = 0; k < H; ++k) dob[k] = o_given ? o_given[k] : state_t(0);
         }
         const state_t* gt = g + (t * B + b) * H4;  // i, f, s = sigmoid(2 z_g), o
         const state_t* cp = c2 + (t * B + b) * H;   // 2 c_{t-1}
@@ -203,16 +234,17 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
         for (int64_t k = 0; k < H; ++k) {
           const state_t i = gt[k], f = gt[H + k], sg = gt[2 * H + k], o = gt[3 * H + k];
           const state_t tanh_c = state_t(2) * st[k] - state_t(1);
-          const state_t c = dcb[k] + dhb[k] * o * (state_t(1) - tanh_c * tanh_c);
+          const state_t dh_new = m * (dhb[k] + dob[k]);
+          const state_t c = m * dcb[k] + dh_new * o * (state_t(1) - tanh_c * tanh_c);
           const state_t di = c * (state_t(2) * sg - state_t(1)) * i * (state_t(1) - i);
           const state_t df = c * state_t(0.5) * cp[k] * f * (state_t(1) - f);
           const state_t dg = c * state_t(4) * i * sg * (state_t(1) - sg);
-          const state_t d_o = dhb[k] * tanh_c * o * (state_t(1) - o);
+          const state_t d_o = dh_new * tanh_c * o * (state_t(1) - o);
           out[k] = to_gemm<gemm_t>(di);
           out[H + k] = to_gemm<gemm_t>(df);
           out[2 * H + k] = to_gemm<gemm_t>(dg);
           out[3 * H + k] = to_gemm<gemm_t>(d_o);
-          dcb[k] = c * f;
+          dcb[k] = c * f + (state_t(1) - m) * dcb[k];
           if (d_bias) {
             db[k] += di;
             db[H + k] += df;
@@ -232,18 +264,19 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
 
 void backward_steps(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor& C2,
                     const at::Tensor& S, const at::Tensor& dh, const at::Tensor& dc,
-                    const at::Tensor& U_t, const std::optional<at::Tensor>& rec,
-                    const std::optional<at::Tensor>& d_out, const std::optional<at::Tensor>& drop,
+                    const at::Tensor& dout, const at::Tensor& U_t,
+                    const std::optional<at::Tensor>& rec, const std::optional<at::Tensor>& d_out,
+                    const std::optional<at::Tensor>& drop, const std::optional<at::Tensor>& steps,
                     const std::optional<at::Tensor>& d_bias, int64_t t0, int64_t n) {
   if (G.scalar_type() == at::kDouble) {
-    backward_steps_impl<double, double>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, d_bias, t0,
-                                                      n);
+    backward_steps_impl<double, double>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop, steps,
+                                        d_bias, t0, n);
   } else if (U_t.scalar_type() == at::kBFloat16) {
-    backward_steps_impl<float, c10::BFloat16>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, d_bias, t0,
-                                                      n);
+    backward_steps_impl<float, c10::BFloat16>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop,
+                                              steps, d_bias, t0, n);
   } else {
-    backward_steps_impl<float, float>(dZ, G, C2, S, dh, dc, U_t, rec, d_out, drop, d_bias, t0,
-                                                      n);
+    backward_steps_impl<float, float>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop, steps,
+                                      d_bias, t0, n);
   }
 }
 
@@ -251,11 +284,11 @@ void backward_steps(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor&
 
 TORCH_LIBRARY(lstmkit_cpu, m) {
   m.def("backward_steps(Tensor(a!) dZ, Tensor G, Tensor C2, Tensor S, Tensor(b!) dh, "
-        "Tensor(c!) dc, Tensor U_t, Tensor? rec, Tensor? d_out, Tensor? drop, Tensor(d!)? d_bias, "
-        "int t0, int n) "
-        "-> ()",
+        "Tensor(c!) dc, Tensor(d!) dout, Tensor U_t, Tensor? rec, Tensor? d_out, Tensor? drop, "
+        "Tensor? steps, Tensor(e!)? d_bias, int t0, int n) -> ()",
         &backward_steps);
   m.def("forward_steps(Tensor(a!) G, Tensor X, Tensor WU, Tensor? bias, Tensor(b!) Hs, "
-        "Tensor(c!) Hg, Tensor(d!) C2, Tensor(e!) S, Tensor? drop) -> ()",
+        "Tensor(c!) Hg, Tensor(d!) C2, Tensor(e!) S, Tensor? drop, Tensor? steps, "
+        "Tensor(f!)? O) -> ()",
         &forward_steps);
 }
