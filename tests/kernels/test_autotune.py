@@ -157,3 +157,18 @@ def test_cuda_plain_cell_times_cudnn_against_triton(tuning):
     assert dispatch.candidates(SPEC, device="cuda") == ["native", "triton"]
     dispatch.lstm(x, h0, c0, w, SPEC)
     assert list(json.loads(tuning.read_text()).values())[0] in ("native", "triton")
+
+
+def test_long_calls_are_timed_on_their_first_steps(tuning, monkeypatch):
+    lengths = []
+    original = autotune._time
+
+    def spy(run, copies, spec, mask, noise, grad):
+        lengths.append((copies[0].shape[1], None if mask is None else mask.shape[1]))
+        return original(run, copies, spec, mask, noise, grad)
+
+    monkeypatch.setattr(autotune, "_time", spy)
+    x, h0, c0, w = call(batch=2, steps=100)
+    out, _, _ = dispatch.lstm(x, h0, c0, w, SPEC)
+    assert out.shape == (2, 100, 8)  # the call itself runs in full
+    assert set(lengths) == {(autotune.TIMED_STEPS, None)}

@@ -11,8 +11,9 @@ A kind of call is: the device (CPU model and thread count, or GPU name), torch a
 versions, the spec, dtype and autocast dtype, batch and steps rounded up to a power of two,
 input and state sizes, whether gradients flow, and whether there is a mask and which noise.
 
-Timing uses detached copies of the call's tensors and draws no random numbers, so it neither
-changes a user's autograd graph nor the random stream of a seeded run.
+Timing uses detached copies of the call's tensors (at most their first 64 steps) and draws no
+random numbers, so it neither changes a user's autograd graph nor the random stream of a
+seeded run.
 ``LSTMKIT_AUTOTUNE=0`` turns timing off: dispatch then follows its fixed rules.
 """
 
@@ -36,6 +37,7 @@ from lstmkit.spec import LSTMSpec
 
 CACHE_FILE = "backends.json"
 ROUNDS = 3  # timed runs per backend, after one warm-up (which also compiles Triton kernels)
+TIMED_STEPS = 64  # longer calls are timed on their first steps
 
 _memory: dict[str, str] = {}
 _loaded_from: Path | None = None
@@ -140,6 +142,7 @@ def fastest(
     if choice in runners:
         return choice
     best = {name: float("inf") for name in runners}
+    x, mask, noise = _first_steps(x, mask, noise, TIMED_STEPS)
     copies = _detached(x, h0, c0, weights, grad)
     for round_ in range(ROUNDS + 1):
         for name, run in runners.items():
@@ -149,6 +152,22 @@ def fastest(
     choice = min(best, key=best.__getitem__)
     _store(key, choice)
     return choice
+
+
+def _first_steps(
+    x: torch.Tensor, mask: torch.Tensor | None, noise: LSTMNoise | None, steps: int
+) -> tuple[torch.Tensor, torch.Tensor | None, LSTMNoise | None]:
+    """The call cut to its first ``steps`` time steps: every backend's time grows in
+    proportion to the steps, so a long sequence costs no longer to time than a short one."""
+    if x.shape[1] <= steps:
+        return x, mask, noise
+    if noise is not None:  # zoneout masks have a time axis; recurrent dropout's has none
+        noise = noise._replace(**{
+            name: t[:, :steps]
+            for name, t in noise._asdict().items()
+            if t is not None and name != "recurrent_mask"
+        })  # fmt: skip
+    return x[:, :steps], None if mask is None else mask[:, :steps], noise
 
 
 def _detached(x, h0, c0, weights: LSTMWeights, grad: bool) -> tuple:
