@@ -18,10 +18,11 @@ write the same buffers, and the tests check both against the reference.
   sigmoid 0.5); the cell state is kept doubled, so tanh(c) is one more sigmoid. The compiled
   steps keep that layout. A backward step is one GEMM (dz Uᵀ) and 4 pointwise ops; the gate
   derivatives of a block of steps come from 11 larger ops.
-- Both: the input projection x W + b is one GEMM per block of steps, done just before the
-  block so that its gates are still in cache; the weight and bias gradients (and the input
-  gradient, only when x needs one: never for a first layer) are one GEMM each over a block
-  (`BLOCK_ELEMENTS`), while its data is in cache.
+- The input projection x W: in the compiled steps part of the step's GEMM ([x_t, h_{t-1}]
+  against W stacked on U); in the torch-op steps one GEMM per block of steps, done just before
+  the block so that its gates are still in cache. The weight gradients (and the input
+  gradient, only when x needs one: never for a first layer) are one GEMM each over a block of
+  steps (`BLOCK_ELEMENTS`, times `COMPILED_BLOCKS` for the compiled steps).
 - Workspaces come from a pool (`cpu_buffers`): fresh ones cost 8,000 page faults per call,
   which made the forward twice as slow.
 - bf16 (bf16 inputs, or bf16 autocast, on CPUs with bf16 instructions): the GEMMs run in
@@ -177,10 +178,7 @@ def _forward(
     if ln:
         s.XW = empty(T * B, 4 * H, dtype=state)
         s.HU = HU = empty(T, B, 4 * H, dtype=state)
-    h_in = torch.empty(B, H, dtype=gemm)  # h ⊙ mask, rounded once to the GEMM dtype
-    hu = torch.empty(B, 4 * H, dtype=gemm)  # h U, where it cannot go straight to its target
     U = p.recurrent
-    K = min(T, _block_steps(B, H))
     compiled = None if ln else cpu_compiled.loops()
     if compiled is not None:  # the same steps in C++, x W + h U as one GEMM per step
         WU = torch.cat([p.kernel, U])
@@ -190,6 +188,9 @@ def _forward(
         return _forward_results(Hs if steps is None else s.O, C2, T, s)
     if steps is not None:
         raise ValueError("masks need the compiled steps (see kernels.cpu_compiled)")
+    h_in = torch.empty(B, H, dtype=gemm)  # h ⊙ mask, rounded once to the GEMM dtype
+    hu = torch.empty(B, 4 * H, dtype=gemm)  # h U, where it cannot go straight to its target
+    K = min(T, _block_steps(B, H))
     zs, hs, hgs, cs, ss = G.unbind(0), Hs.unbind(0), Hg.unbind(0), C2.unbind(0), S.unbind(0)
     i_s, f_s, g_s, o_s = (v.unbind(0) for v in G.view(T, B, 4, H).unbind(2))
     hus = HU.unbind(0) if ln else ()
