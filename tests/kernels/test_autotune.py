@@ -172,3 +172,22 @@ def test_long_calls_are_timed_on_their_first_steps(tuning, monkeypatch):
     out, _, _ = dispatch.lstm(x, h0, c0, w, SPEC)
     assert out.shape == (2, 100, 8)  # the call itself runs in full
     assert set(lengths) == {(autotune.TIMED_STEPS, None)}
+
+
+def test_a_backend_that_fails_while_timed_is_not_chosen(tuning, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("no kernel for this shape")
+
+    monkeypatch.setitem(dispatch.BACKENDS, "native", _Broken(broken))
+    with pytest.warns(UserWarning, match="'native' failed while being timed"):
+        out, _, _ = dispatch.lstm(*call(), SPEC)
+    assert list(json.loads(tuning.read_text()).values()) == ["cpu"]
+    assert out.shape == (4, 5, 8)
+
+
+class _Broken:
+    def __init__(self, lstm):
+        self.lstm = lstm
+
+    def supports(self, *args):
+        return True

@@ -141,15 +141,25 @@ def fastest(
     choice = _lookup(key)
     if choice in runners:
         return choice
-    best = {name: float("inf") for name in runners}
+    best: dict[str, float | None] = {name: float("inf") for name in runners}
     x, mask, noise = _first_steps(x, mask, noise, TIMED_STEPS)
     copies = _detached(x, h0, c0, weights, grad)
     for round_ in range(ROUNDS + 1):
         for name, run in runners.items():
-            seconds = _time(run, copies, spec, mask, noise, grad)
+            if best[name] is None:
+                continue
+            try:
+                seconds = _time(run, copies, spec, mask, noise, grad)
+            except Exception as error:  # a backend that fails here is not chosen
+                warnings.warn(f"backend {name!r} failed while being timed: {error}", stacklevel=4)
+                best[name] = None
+                continue
             if round_:  # round 0 warms up
                 best[name] = min(best[name], seconds)
-    choice = min(best, key=best.__getitem__)
+    timed = {name: seconds for name, seconds in best.items() if seconds is not None}
+    if not timed:
+        raise RuntimeError(f"every backend failed on this call: {sorted(runners)}")
+    choice = min(timed, key=timed.__getitem__)
     _store(key, choice)
     return choice
 
