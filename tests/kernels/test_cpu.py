@@ -56,9 +56,9 @@ def leaves(args, dtype, grad_x=True, grad_states=True, grad_weights=True):
         return None if t is None else t.to(dtype).requires_grad_(grad)
 
     weights = LSTMWeights(**{n: leaf(getattr(w, n), grad_weights) for n in GRAD_FIELDS})
-    mask = None if noise.recurrent_mask is None else noise.recurrent_mask.to(dtype)
-    return (leaf(x, grad_x), leaf(h0, grad_states), leaf(c0, grad_states), weights,
-            LSTMNoise(recurrent_mask=mask))  # fmt: skip
+    if noise is not None:  # in the dtype of the call
+        noise = LSTMNoise(*(None if t is None else t.to(dtype) for t in noise))
+    return leaf(x, grad_x), leaf(h0, grad_states), leaf(c0, grad_states), weights, noise
 
 
 def outputs_and_grads(kernel, spec, x, h0, c0, w, noise, loss_on=("out", "h", "c"), mask=None):
@@ -251,15 +251,17 @@ def test_layer_norm_keeps_float32_gemms_under_autocast():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()))
 
 
-def test_supports_the_tanh_sigmoid_cell_without_peephole_projection_or_zoneout(loops):
+def test_supports_the_tanh_sigmoid_cell_without_peephole_or_projection(loops):
     assert cpu.supports(LSTMSpec(4, layer_norm=True, recurrent_dropout=0.2), None, None)
     assert not cpu.supports(LSTMSpec(4, activation="relu"), None, None)
     assert not cpu.supports(LSTMSpec(4, recurrent_activation="hard_sigmoid"), None, None)
     assert not cpu.supports(LSTMSpec(4, peephole=True), None, None)
     assert not cpu.supports(LSTMSpec(4, proj_size=2), None, None)
-    assert not cpu.supports(LSTMSpec(4, zoneout_cell=0.1), None, None)
+    compiled = loops == "compiled loops"
+    assert cpu.supports(LSTMSpec(4, zoneout_cell=0.1), None, None) == compiled
+    assert not cpu.supports(LSTMSpec(4, zoneout_cell=0.1, layer_norm=True), None, None)
     mask = torch.ones(2, 3, dtype=torch.bool)
-    assert cpu.supports(LSTMSpec(4), mask, None) == (loops == "compiled loops")
+    assert cpu.supports(LSTMSpec(4), mask, None) == compiled
     assert not cpu.supports(LSTMSpec(4, layer_norm=True), mask, None)
     with pytest.raises(ValueError, match="cannot run"):
         x = torch.zeros(2, 3, 4)
@@ -323,5 +325,56 @@ def test_masks_in_blocks_and_threads_and_gradcheck(loops, monkeypatch):
 
     def run(*t):
         return cpu.lstm(t[0], t[1], t[2], LSTMWeights(*t[3:], *[None] * 4), spec, small, noise)
+
+    assert torch.autograd.gradcheck(run, (x, h0, c0, w.kernel, w.recurrent_kernel, w.bias))
+
+
+ZONEOUT = {
+    "cell": {"zoneout_cell": 0.3},
+    "hidden": {"zoneout_hidden": 0.4},
+    "both, with recurrent dropout": {"zoneout_cell": 0.2, "zoneout_hidden": 0.3,
+                                     "recurrent_dropout": 0.25},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("variant", ZONEOUT.values(), ids=ZONEOUT.keys())
+def test_zoneout_matches_reference(variant, training, masked, loops):
+    """Zoneout (Krueger et al. 2017): keep masks in training, the rates' expectation at
+    inference; with and without a mask; outputs and every gradient."""
+    if loops != "compiled loops":
+        pytest.skip("zoneout runs on the compiled steps only")
+    spec = LSTMSpec(5, **variant)
+    B, T = 4, 6
+    x, h0, c0, w, noise = problem(spec, B, T, 3, seed=6)
+    g = torch.Generator().manual_seed(7)
+
+    def keep(rate):
+        return (torch.rand(B, T, 5, generator=g) < rate).double() if rate else None
+
+    noise = noise._replace(
+        zoneout_cell=keep(spec.zoneout_cell), zoneout_hidden=keep(spec.zoneout_hidden)
+    )
+    if not training:
+        noise = None
+    mask = torch.tensor(MASKS["holes and an empty row"], dtype=torch.bool) if masked else None
+    for dtype in (torch.float32, torch.float64):
+        assert_matches_reference(spec, (x, h0, c0, w, noise), dtype, mask=mask)
+
+
+def test_zoneout_gradcheck(loops):
+    if loops != "compiled loops":
+        pytest.skip("zoneout runs on the compiled steps only")
+    spec = LSTMSpec(3, zoneout_cell=0.3, zoneout_hidden=0.5)
+    x, h0, c0, w, noise = leaves(problem(spec, 2, 4, 2, seed=8), torch.float64)
+    g = torch.Generator().manual_seed(9)
+    noise = LSTMNoise(
+        zoneout_cell=(torch.rand(2, 4, 3, generator=g) < 0.3).double(),
+        zoneout_hidden=(torch.rand(2, 4, 3, generator=g) < 0.5).double(),
+    )
+
+    def run(*t):
+        return cpu.lstm(t[0], t[1], t[2], LSTMWeights(*t[3:], *[None] * 4), spec, None, noise)
 
     assert torch.autograd.gradcheck(run, (x, h0, c0, w.kernel, w.recurrent_kernel, w.bias))

@@ -47,6 +47,7 @@ import torch
 
 from lstmkit.kernels import cpu_compiled
 from lstmkit.kernels.cpu_buffers import Lease
+from lstmkit.kernels.reference import check_noise
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
 
@@ -58,12 +59,12 @@ _layer_norm_backward = torch.ops.aten.native_layer_norm_backward
 
 def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:
     """The tanh/sigmoid cell, plain or with layer norm and/or recurrent dropout; masks (per-step
-    lengths) where the compiled steps run, without layer norm."""
+    lengths) and zoneout where the compiled steps run, without layer norm."""
     classic = spec.activation == "tanh" and spec.recurrent_activation == "sigmoid"
-    others = spec.peephole or spec.proj_size or spec.zoneout_cell or spec.zoneout_hidden
-    if mask is not None and (spec.layer_norm or cpu_compiled.loops() is None):
+    zoneout = spec.zoneout_cell or spec.zoneout_hidden
+    if (mask is not None or zoneout) and (spec.layer_norm or cpu_compiled.loops() is None):
         return False
-    return classic and not others
+    return classic and not (spec.peephole or spec.proj_size)
 
 
 def flavour(spec: LSTMSpec) -> str:
@@ -128,6 +129,19 @@ def _params(w: LSTMWeights, gemm: torch.dtype, state: torch.dtype) -> _Params:
     )
 
 
+class Zoneout(NamedTuple):
+    """Zoneout of one call (Krueger et al. 2017) for the compiled steps: keep masks (B, T, H),
+    1 where the old value is kept (training), or None and the rates (their expectation)."""
+
+    keep_c: torch.Tensor | None = None
+    keep_h: torch.Tensor | None = None
+    rate_c: float = 0.0
+    rate_h: float = 0.0
+
+
+NO_ZONEOUT = Zoneout()
+
+
 class _Saved:
     """What the forward keeps for the backward, time-major, in buffers of ``lease``.
 
@@ -146,6 +160,7 @@ class _Saved:
         self.stats: list[torch.Tensor] = []
         self.steps: torch.Tensor | None = None  # with a mask: (B, T), 1 where a step is real
         self.O: torch.Tensor | None = None  # with a mask: the outputs (T, B, H)
+        self.zoneout = NO_ZONEOUT
 
 
 def _forward(
@@ -155,10 +170,12 @@ def _forward(
     p: _Params,
     drop: torch.Tensor | None,
     steps: torch.Tensor | None = None,
+    zoneout: Zoneout = NO_ZONEOUT,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, _Saved]:
     """The recurrence over ``x`` (B, T, I) from ``h0``, ``c0`` (B, H), in the state dtype of
     ``h0``: outputs (B, T, H), h_T, c_T and what the backward needs. ``steps`` (B, T), in the
-    state dtype, is 1 where a step is real and 0 where it is masked (compiled steps only)."""
+    state dtype, is 1 where a step is real and 0 where it is masked; it and ``zoneout`` need
+    the compiled steps."""
     gemm, state = p.recurrent.dtype, h0.dtype
     B, T, D = x.shape
     H = h0.shape[-1]
@@ -184,10 +201,11 @@ def _forward(
         WU = torch.cat([p.kernel, U])
         if steps is not None:
             s.steps, s.O = steps, empty(T, B, H, dtype=state)
-        compiled.forward_steps(G, X, WU, p.bias, Hs, Hg, C2, S, drop, steps, s.O)
+        s.zoneout = zoneout
+        compiled.forward_steps(G, X, WU, p.bias, Hs, Hg, C2, S, drop, steps, s.O, *zoneout)
         return _forward_results(Hs if steps is None else s.O, C2, T, s)
-    if steps is not None:
-        raise ValueError("masks need the compiled steps (see kernels.cpu_compiled)")
+    if steps is not None or zoneout.rate_c or zoneout.rate_h:
+        raise ValueError("masks and zoneout need the compiled steps (see kernels.cpu_compiled)")
     h_in = torch.empty(B, H, dtype=gemm)  # h ⊙ mask, rounded once to the GEMM dtype
     hu = torch.empty(B, 4 * H, dtype=gemm)  # h U, where it cannot go straight to its target
     K = min(T, _block_steps(B, H))
@@ -358,7 +376,8 @@ def _backward(
         if compiled is not None:  # the same steps, gate derivatives included, in C++
             bias_grad = grads.get("bias")
             compiled.backward_steps(dZ[:n], G, s.C2, s.S, dh, dc, d_output, U_t, rec,
-                                    d_out_state, drop, s.steps, bias_grad, t0, n)  # fmt: skip
+                                    d_out_state, drop, s.steps, *s.zoneout, bias_grad, t0,
+                                    n)  # fmt: skip
             rec = dZ[0]
             _block_grads(s, grads, dx, W_t, norms, t0, dZ[:n], [], None, drop, Hm, bias=False)
             continue
@@ -412,8 +431,8 @@ def _backward(
         d_h0 = torch.mm(rec.to(gemm), U_t).to(state)
         if drop is not None:
             d_h0.mul_(drop)
-        if s.steps is not None:  # where the first step is masked, h_0 is carried to h_1
-            d_h0.addcmul_(1 - s.steps[:, :1], dh)
+        if compiled is not None:  # what h_0 gets besides dz_0 Uᵀ (masked or zoned-out steps)
+            d_h0 += dh
     return [dx, d_h0, dc if needs[2] else None, *(grads.get(name) for name in _GRAD_FIELDS)]
 
 
@@ -495,9 +514,9 @@ class _LSTM(torch.autograd.Function):
     """The recurrence with its hand-written backward; see the module's docstring."""
 
     @staticmethod
-    def forward(ctx, gemm, drop, steps, x, h0, c0, *weights):
+    def forward(ctx, gemm, drop, steps, zoneout, x, h0, c0, *weights):
         w = LSTMWeights(**dict(zip(_GRAD_FIELDS, weights, strict=True)))
-        out, h_T, c_T, saved = _run(x, h0, c0, w, gemm, drop, steps)
+        out, h_T, c_T, saved = _run(x, h0, c0, w, gemm, drop, steps, zoneout)
         ctx.set_materialize_grads(False)
         ctx.saved, ctx.drop = saved, drop  # freed, back to the pool, with the graph
         ctx.dtypes = [t.dtype for t in (x, h0, c0)]
@@ -510,9 +529,10 @@ class _LSTM(torch.autograd.Function):
         weights = ctx.saved_tensors
         w = LSTMWeights(**dict(zip(_GRAD_FIELDS, weights, strict=True)))
         with torch.autocast("cpu", enabled=False):
-            grads = _backward(ctx.saved, w, ctx.drop, d_out, d_h, d_c, ctx.needs_input_grad[3:])
+            grads = _backward(ctx.saved, w, ctx.drop, d_out, d_h, d_c, ctx.needs_input_grad[4:])
         dtypes = ctx.dtypes + [None if t is None else t.dtype for t in weights]
         return (
+            None,
             None,
             None,
             None,
@@ -528,13 +548,14 @@ def _run(
     gemm: torch.dtype,
     drop: torch.Tensor | None,
     steps: torch.Tensor | None = None,
+    zoneout: Zoneout = NO_ZONEOUT,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, _Saved]:
     """The forward with GEMMs in ``gemm``; outputs in the input's dtype."""
     state = torch.float64 if x.dtype == torch.float64 else torch.float32
     with torch.autocast("cpu", enabled=False):
         p = _params(w, gemm, state)
         out, h_T, c_T, saved = _forward(
-            x.detach(), h0.detach().to(state), c0.detach().to(state), p, drop, steps
+            x.detach(), h0.detach().to(state), c0.detach().to(state), p, drop, steps, zoneout
         )
     return out.to(x.dtype), h_T.to(x.dtype), c_T.to(x.dtype), saved
 
@@ -560,10 +581,26 @@ def lstm(
     drop = None if noise is None else noise.recurrent_mask
     drop = None if drop is None else drop.detach().to(state).contiguous()  # (B, H)
     steps = None if mask is None else mask.detach().to(state).contiguous()  # (B, T)
+    zoneout = _zoneout(spec, noise, state)
     tensors = [getattr(weights, name) for name in _GRAD_FIELDS]
     if torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, c0, *tensors)
     ):
-        return _LSTM.apply(gemm, drop, steps, x, h0, c0, *tensors)
-    out, h_T, c_T, _ = _run(x, h0, c0, weights, gemm, drop, steps)
+        return _LSTM.apply(gemm, drop, steps, zoneout, x, h0, c0, *tensors)
+    out, h_T, c_T, _ = _run(x, h0, c0, weights, gemm, drop, steps, zoneout)
     return out, h_T, c_T
+
+
+def _zoneout(spec: LSTMSpec, noise: LSTMNoise | None, state: torch.dtype) -> Zoneout:
+    """The call's zoneout: its keep masks in training (``noise``), its rates at inference."""
+    check_noise(spec, noise)
+
+    def keep(rate: float, mask: torch.Tensor | None) -> torch.Tensor | None:
+        return None if not rate or mask is None else mask.detach().to(state).contiguous()
+
+    return Zoneout(
+        keep(spec.zoneout_cell, noise and noise.zoneout_cell),
+        keep(spec.zoneout_hidden, noise and noise.zoneout_hidden),
+        float(spec.zoneout_cell),
+        float(spec.zoneout_hidden),
+    )

@@ -69,7 +69,9 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
                         const at::Tensor& Hg, const at::Tensor& C2, const at::Tensor& S,
                         const std::optional<at::Tensor>& drop,
                         const std::optional<at::Tensor>& steps,
-                        const std::optional<at::Tensor>& O) {
+                        const std::optional<at::Tensor>& O,
+                        const std::optional<at::Tensor>& keep_c,
+                        const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h) {
   const int64_t T = G.size(0), B = G.size(1), H4 = G.size(2), H = H4 / 4, I = X.size(2);
   state_t* g = G.data_ptr<state_t>();
   const gemm_t* x = X.data_ptr<gemm_t>();
@@ -81,6 +83,9 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
   const state_t* mask = drop ? drop->data_ptr<state_t>() : nullptr;
   const state_t* real = steps ? steps->data_ptr<state_t>() : nullptr;  // (B, T) 1: a real step
   state_t* out = O ? O->data_ptr<state_t>() : nullptr;                   // (T, B, H) outputs
+  // zoneout: 1 where the old value is kept (B, T, H), or the rate (its expectation) without
+  const state_t* kc_ = keep_c ? keep_c->data_ptr<state_t>() : nullptr;
+  const state_t* kh_ = keep_h ? keep_h->data_ptr<state_t>() : nullptr;
   const bool separate = Hg.data_ptr() != Hs.data_ptr();
   by_rows(B, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
@@ -121,6 +126,8 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
         // one (0 before the first real step); its gates are computed all the same, so that
         // every saved value is finite
         const bool step = !real || real[b * T + t] != state_t(0);
+        const state_t* kct = kc_ ? kc_ + (b * T + t) * H : nullptr;
+        const state_t* kht = kh_ ? kh_ + (b * T + t) * H : nullptr;
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           const state_t i = z[k], f = z[H + k], sg = z[2 * H + k], o = z[3 * H + k];
@@ -128,8 +135,11 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
           const state_t sc = sigmoid<state_t>(c);  // tanh(c) = 2 sigmoid(2c) - 1
           st[k] = sc;
           const state_t h = o * (state_t(2) * sc - state_t(1));
-          cn[k] = step ? c : cp[k];
-          hn[k] = step ? h : hp[k];
+          const state_t kc = kct ? kct[k] : state_t(rate_c), kh = kht ? kht[k] : state_t(rate_h);
+          const state_t cz = kc * cp[k] + (state_t(1) - kc) * c;  // zoneout (Krueger et al.)
+          const state_t hz = kh * hp[k] + (state_t(1) - kh) * h;
+          cn[k] = step ? cz : cp[k];
+          hn[k] = step ? hz : hp[k];
         }
         if (out) {
           state_t* ot = out + (t * B + b) * H;
@@ -150,29 +160,37 @@ void forward_steps(const at::Tensor& G, const at::Tensor& X, const at::Tensor& W
                    const std::optional<at::Tensor>& bias, const at::Tensor& Hs,
                    const at::Tensor& Hg, const at::Tensor& C2, const at::Tensor& S,
                    const std::optional<at::Tensor>& drop, const std::optional<at::Tensor>& steps,
-                   const std::optional<at::Tensor>& O) {
+                   const std::optional<at::Tensor>& O, const std::optional<at::Tensor>& keep_c,
+                   const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h) {
   if (G.scalar_type() == at::kDouble) {
-    forward_steps_impl<double, double>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O);
+    forward_steps_impl<double, double>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O, keep_c,
+                                       keep_h, rate_c, rate_h);
   } else if (WU.scalar_type() == at::kBFloat16) {
-    forward_steps_impl<float, c10::BFloat16>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O);
+    forward_steps_impl<float, c10::BFloat16>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O,
+                                             keep_c, keep_h, rate_c, rate_h);
   } else {
-    forward_steps_impl<float, float>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O);
+    forward_steps_impl<float, float>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O, keep_c,
+                                     keep_h, rate_c, rate_h);
   }
 }
 
 // One block of the backward, steps t0 + n - 1 down to t0 (j = n - 1 .. 0 within the block).
-// Per row, dh holds the gradient of the carried state h_t, dc that of c_t and dout that of the
-// output o_t (they differ only where steps are masked); m_t is 1 for a real step, 0 for a
-// masked one (always 1 without a mask):
-//   dh = (dz_{t+1} U^T) * mask + (1 - m_{t+1}) dh      (dz_{t+1}: dZ[j + 1], or rec at j = n-1)
-//   dout = d out_t + (1 - m_{t+1}) dout
-//   dh_new = m_t (dh + dout);  dc_new = m_t dc + dh_new o (1 - tanh(c)^2)
-//   dz_t = sigma' * (dc_new g~, dc_new c_{t-1}, dc_new i 4 s (1 - s), dh_new tanh(c))
-//   dc = dc_new f + (1 - m_t) dc
+// Per row, dh and dc hold the gradients of the carried states h_t and c_t, dout that of the
+// output o_t (they differ where steps are masked or zoned out). A step t of the forward made,
+// with m = 1 for a real step (0 where masked) and k_c, k_h the zoneout keep values (0 without):
+//   c_t = m (k_c c_{t-1} + (1 - k_c) c_new) + (1 - m) c_{t-1}, likewise h_t from h_new;
+//   o_t = m (k_h h_{t-1} + (1 - k_h) h_new) + (1 - m) o_{t-1}
+// so, going back, with dh and dout first completed by what step t + 1 sends,
+//   dh += (dz_{t+1} U^T) * mask  (dz_{t+1}: dZ[j + 1], or rec at j = n-1);  dout += d out_t
+//   dhz = m (dh + dout);  dh_new = (1 - k_h) dhz;  dcz = m dc
+//   dc_new = (1 - k_c) dcz + dh_new o (1 - tanh(c_new)^2)
+//   dz_t = sigma' * (dc_new g~, dc_new c_{t-1}, dc_new i 4 s (1 - s), dh_new tanh(c_new))
+//   and what goes on to step t - 1 besides the GEMM:
+//   dc = dc_new f + (1 - m) dc + k_c dcz;  dh = (1 - m) dh + k_h dhz;  dout = (1 - m) dout
 // where sigma' = sigma (1 - sigma) of each gate and g~ = 2 s - 1 = tanh(z_g), from the saved G,
-// C2 and S. At the last step (t = T - 1) dh is the gradient of h_T as given and dout that of
-// o_{T-1}. dZ (n, B, 4H) receives dz; dh, dc and dout (B, H) carry from block to block; d_bias
-// (4H), if given, gets the sum of dz over the block (before rounding dz to the GEMM dtype).
+// C2 and S. At t = T - 1, dh holds the gradient of h_T as given. After t = 0, dh and dc hold
+// what h_0 and c_0 get besides dz_0 U^T. dZ (n, B, 4H) receives dz; d_bias (4H), if given, gets
+// the sum of dz over the block (before rounding dz to the GEMM dtype).
 template <typename state_t, typename gemm_t>
 void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor& C2,
                          const at::Tensor& S, const at::Tensor& dh, const at::Tensor& dc,
@@ -181,6 +199,8 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
                          const std::optional<at::Tensor>& d_out,
                          const std::optional<at::Tensor>& drop,
                          const std::optional<at::Tensor>& steps,
+                         const std::optional<at::Tensor>& keep_c,
+                         const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h,
                          const std::optional<at::Tensor>& d_bias, int64_t t0, int64_t n) {
   const int64_t B = dh.size(0), H = dh.size(1), H4 = 4 * H, T = G.size(0);
   gemm_t* dz = dZ.data_ptr<gemm_t>();
@@ -193,6 +213,8 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
   const state_t* given = d_out ? d_out->data_ptr<state_t>() : nullptr;  // (B, T, H)
   const state_t* mask = drop ? drop->data_ptr<state_t>() : nullptr;
   const state_t* real = steps ? steps->data_ptr<state_t>() : nullptr;  // (B, T)
+  const state_t* kc_ = keep_c ? keep_c->data_ptr<state_t>() : nullptr;  // (B, T, H)
+  const state_t* kh_ = keep_h ? keep_h->data_ptr<state_t>() : nullptr;
   std::mutex bias_lock;
   by_rows(B, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
@@ -210,32 +232,35 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
         state_t* dcb = dcp + b * H;
         state_t* dob = dop + b * H;
         const state_t* o_given = given ? given + (b * T + t) * H : nullptr;
-        const state_t m = real ? real[b * T + t] : state_t(1);
-        // what the step after passed over unchanged: all of it where it was masked
-        const state_t carry = real && has_next ? state_t(1) - real[b * T + t + 1] : state_t(0);
         if (has_next) {
           const gemm_t* r = bk + (b - b0) * H;
           const state_t* mk = mask ? mask + b * H : nullptr;
 #pragma omp simd
           for (int64_t k = 0; k < H; ++k) {
             const state_t v = from_gemm<state_t>(r[k]);
-            dhb[k] = (mk ? v * mk[k] : v) + carry * dhb[k];
-            dob[k] = (o_given ? o_given[k] : state_t(0)) + carry * dob[k];
+            dhb[k] += mk ? v * mk[k] : v;
           }
-        } else {
-#pragma omp simd
-          for (int64_t k = 0; k < H; ++k) dob[k] = o_given ? o_given[k] : state_t(0);
         }
+        if (o_given) {
+#pragma omp simd
+          for (int64_t k = 0; k < H; ++k) dob[k] += o_given[k];
+        }
+        const state_t m = real ? real[b * T + t] : state_t(1);
+        const state_t* kct = kc_ ? kc_ + (b * T + t) * H : nullptr;
+        const state_t* kht = kh_ ? kh_ + (b * T + t) * H : nullptr;
         const state_t* gt = g + (t * B + b) * H4;  // i, f, s = sigmoid(2 z_g), o
         const state_t* cp = c2 + (t * B + b) * H;   // 2 c_{t-1}
-        const state_t* st = s + (t * B + b) * H;    // sigmoid(2 c_t)
+        const state_t* st = s + (t * B + b) * H;    // sigmoid(2 c_new)
         gemm_t* out = dz + (j * B + b) * H4;
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           const state_t i = gt[k], f = gt[H + k], sg = gt[2 * H + k], o = gt[3 * H + k];
+          const state_t kc = kct ? kct[k] : state_t(rate_c), kh = kht ? kht[k] : state_t(rate_h);
           const state_t tanh_c = state_t(2) * st[k] - state_t(1);
-          const state_t dh_new = m * (dhb[k] + dob[k]);
-          const state_t c = m * dcb[k] + dh_new * o * (state_t(1) - tanh_c * tanh_c);
+          const state_t dhz = m * (dhb[k] + dob[k]);
+          const state_t dh_new = (state_t(1) - kh) * dhz;
+          const state_t dcz = m * dcb[k];
+          const state_t c = (state_t(1) - kc) * dcz + dh_new * o * (state_t(1) - tanh_c * tanh_c);
           const state_t di = c * (state_t(2) * sg - state_t(1)) * i * (state_t(1) - i);
           const state_t df = c * state_t(0.5) * cp[k] * f * (state_t(1) - f);
           const state_t dg = c * state_t(4) * i * sg * (state_t(1) - sg);
@@ -244,7 +269,9 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
           out[H + k] = to_gemm<gemm_t>(df);
           out[2 * H + k] = to_gemm<gemm_t>(dg);
           out[3 * H + k] = to_gemm<gemm_t>(d_o);
-          dcb[k] = c * f + (state_t(1) - m) * dcb[k];
+          dcb[k] = c * f + (state_t(1) - m) * dcb[k] + kc * dcz;
+          dhb[k] = (state_t(1) - m) * dhb[k] + kh * dhz;
+          dob[k] = (state_t(1) - m) * dob[k];
           if (d_bias) {
             db[k] += di;
             db[H + k] += df;
@@ -267,16 +294,19 @@ void backward_steps(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor&
                     const at::Tensor& dout, const at::Tensor& U_t,
                     const std::optional<at::Tensor>& rec, const std::optional<at::Tensor>& d_out,
                     const std::optional<at::Tensor>& drop, const std::optional<at::Tensor>& steps,
+                    const std::optional<at::Tensor>& keep_c,
+                    const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h,
                     const std::optional<at::Tensor>& d_bias, int64_t t0, int64_t n) {
   if (G.scalar_type() == at::kDouble) {
     backward_steps_impl<double, double>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop, steps,
-                                        d_bias, t0, n);
+                                        keep_c, keep_h, rate_c, rate_h, d_bias, t0, n);
   } else if (U_t.scalar_type() == at::kBFloat16) {
     backward_steps_impl<float, c10::BFloat16>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop,
-                                              steps, d_bias, t0, n);
+                                              steps, keep_c, keep_h, rate_c, rate_h, d_bias, t0,
+                                              n);
   } else {
     backward_steps_impl<float, float>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop, steps,
-                                      d_bias, t0, n);
+                                      keep_c, keep_h, rate_c, rate_h, d_bias, t0, n);
   }
 }
 
@@ -285,10 +315,11 @@ void backward_steps(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor&
 TORCH_LIBRARY(lstmkit_cpu, m) {
   m.def("backward_steps(Tensor(a!) dZ, Tensor G, Tensor C2, Tensor S, Tensor(b!) dh, "
         "Tensor(c!) dc, Tensor(d!) dout, Tensor U_t, Tensor? rec, Tensor? d_out, Tensor? drop, "
-        "Tensor? steps, Tensor(e!)? d_bias, int t0, int n) -> ()",
+        "Tensor? steps, Tensor? keep_c, Tensor? keep_h, float rate_c, float rate_h, "
+        "Tensor(e!)? d_bias, int t0, int n) -> ()",
         &backward_steps);
   m.def("forward_steps(Tensor(a!) G, Tensor X, Tensor WU, Tensor? bias, Tensor(b!) Hs, "
         "Tensor(c!) Hg, Tensor(d!) C2, Tensor(e!) S, Tensor? drop, Tensor? steps, "
-        "Tensor(f!)? O) -> ()",
+        "Tensor(f!)? O, Tensor? keep_c, Tensor? keep_h, float rate_c, float rate_h) -> ()",
         &forward_steps);
 }
