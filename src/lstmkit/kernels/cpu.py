@@ -32,7 +32,12 @@ write the same buffers, and the tests check both against the reference.
   finite) and then carries the states over; the backward keeps the output's gradient apart
   from the states'. Seed model with lengths drawn from 20-100: 27.7 ms forward and backward
   against 133.8 for the reference.
-- Layer norm runs the torch-op steps (its per-step norms are torch's own kernels), unmasked.
+- Zoneout (Krueger et al. 2017; keep masks in training, the rates' expectation at inference)
+  runs on the compiled steps too: seed model, rates 0.1, 33.9 ms forward and backward against
+  143.9 for the reference. In the backward one rule carries what a masked or zoned-out step
+  passes over unchanged (see `cpu_loops.cpp`).
+- Layer norm runs the torch-op steps (its per-step norms are torch's own kernels), without
+  masks or zoneout; peepholes and projection are not supported here.
 
 Without gradients torch's fused oneDNN forward is faster (6.3 ms against 10.6 for the seed
 model), so dispatch sends inference there.
