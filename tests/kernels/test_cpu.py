@@ -21,7 +21,7 @@ def loops(request, monkeypatch):
 
 
 GRAD_FIELDS = ("kernel", "recurrent_kernel", "bias", "input_norm_gamma", "recurrent_norm_gamma",
-               "cell_norm_gamma", "cell_norm_beta")  # fmt: skip
+               "cell_norm_gamma", "cell_norm_beta", "peephole")  # fmt: skip
 
 
 def problem(spec: LSTMSpec, B: int, T: int, D: int, seed: int = 0):
@@ -41,6 +41,7 @@ def problem(spec: LSTMSpec, B: int, T: int, D: int, seed: int = 0):
         recurrent_norm_gamma=1 + r(4 * H, scale=0.2) if ln else None,
         cell_norm_gamma=1 + r(H, scale=0.2) if ln else None,
         cell_norm_beta=r(H, scale=0.2) if ln else None,
+        peephole=r(3, H) if spec.peephole else None,
     )
     drop = None
     if spec.recurrent_dropout:
@@ -251,11 +252,12 @@ def test_layer_norm_keeps_float32_gemms_under_autocast():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()))
 
 
-def test_supports_the_tanh_sigmoid_cell_without_peephole_or_projection(loops):
+def test_supports_the_tanh_sigmoid_cell_without_projection(loops):
     assert cpu.supports(LSTMSpec(4, layer_norm=True, recurrent_dropout=0.2), None, None)
     assert not cpu.supports(LSTMSpec(4, activation="relu"), None, None)
     assert not cpu.supports(LSTMSpec(4, recurrent_activation="hard_sigmoid"), None, None)
-    assert not cpu.supports(LSTMSpec(4, peephole=True), None, None)
+    assert cpu.supports(LSTMSpec(4, peephole=True), None, None) == (loops == "compiled loops")
+    assert not cpu.supports(LSTMSpec(4, peephole=True, layer_norm=True), None, None)
     assert not cpu.supports(LSTMSpec(4, proj_size=2), None, None)
     compiled = loops == "compiled loops"
     assert cpu.supports(LSTMSpec(4, zoneout_cell=0.1), None, None) == compiled
@@ -265,7 +267,7 @@ def test_supports_the_tanh_sigmoid_cell_without_peephole_or_projection(loops):
     assert not cpu.supports(LSTMSpec(4, layer_norm=True), mask, None)
     with pytest.raises(ValueError, match="cannot run"):
         x = torch.zeros(2, 3, 4)
-        cpu.lstm(x, x[:, 0], x[:, 0], None, LSTMSpec(4, peephole=True))
+        cpu.lstm(x, x[:, 0], x[:, 0], None, LSTMSpec(4, proj_size=2))
 
 
 def test_nan_and_inf_propagate_and_large_inputs_saturate_as_in_the_reference():
@@ -378,3 +380,51 @@ def test_zoneout_gradcheck(loops):
         return cpu.lstm(t[0], t[1], t[2], LSTMWeights(*t[3:], *[None] * 4), spec, None, noise)
 
     assert torch.autograd.gradcheck(run, (x, h0, c0, w.kernel, w.recurrent_kernel, w.bias))
+
+
+PEEPHOLE = {
+    "alone": {"peephole": True},
+    "with dropout and zoneout": {"peephole": True, "recurrent_dropout": 0.2,
+                                 "zoneout_cell": 0.3, "zoneout_hidden": 0.2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("variant", PEEPHOLE.values(), ids=PEEPHOLE.keys())
+def test_peepholes_match_reference(variant, masked, loops):
+    """Peepholes (Gers & Schmidhuber 2000): i and f see c_{t-1}, o sees c_t; the peephole
+    weights get their gradients too."""
+    if loops != "compiled loops":
+        pytest.skip("peepholes run on the compiled steps only")
+    spec = LSTMSpec(5, **variant)
+    B, T = 4, 6
+    x, h0, c0, w, noise = problem(spec, B, T, 3, seed=10)
+    g = torch.Generator().manual_seed(11)
+
+    def keep(rate):
+        return (torch.rand(B, T, 5, generator=g) < rate).double() if rate else None
+
+    noise = noise._replace(
+        zoneout_cell=keep(spec.zoneout_cell), zoneout_hidden=keep(spec.zoneout_hidden)
+    )
+    mask = torch.tensor(MASKS["pre-padding"], dtype=torch.bool) if masked else None
+    for dtype in (torch.float32, torch.float64):
+        assert_matches_reference(spec, (x, h0, c0, w, noise), dtype, mask=mask)
+
+
+def test_peephole_gradcheck(loops):
+    if loops != "compiled loops":
+        pytest.skip("peepholes run on the compiled steps only")
+    spec = LSTMSpec(3, peephole=True, zoneout_cell=0.4)
+    x, h0, c0, w, _ = leaves(problem(spec, 2, 4, 2, seed=12), torch.float64)
+    noise = LSTMNoise(zoneout_cell=torch.tensor([[0, 1, 0, 1], [1, 0, 0, 1]]).double()[..., None]
+                      .expand(2, 4, 3).contiguous())  # fmt: skip
+    mask = torch.tensor([[1, 1, 0, 1], [0, 1, 1, 1]], dtype=torch.bool)
+
+    def run(x, h0, c0, kernel, recurrent, bias, peephole):
+        weights = LSTMWeights(kernel, recurrent, bias, peephole=peephole)
+        return cpu.lstm(x, h0, c0, weights, spec, mask, noise)
+
+    assert torch.autograd.gradcheck(
+        run, (x, h0, c0, w.kernel, w.recurrent_kernel, w.bias, w.peephole)
+    )

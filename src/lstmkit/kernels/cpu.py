@@ -64,12 +64,12 @@ _layer_norm_backward = torch.ops.aten.native_layer_norm_backward
 
 def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:
     """The tanh/sigmoid cell, plain or with layer norm and/or recurrent dropout; masks (per-step
-    lengths) and zoneout where the compiled steps run, without layer norm."""
+    lengths), zoneout and peepholes where the compiled steps run, without layer norm."""
     classic = spec.activation == "tanh" and spec.recurrent_activation == "sigmoid"
-    zoneout = spec.zoneout_cell or spec.zoneout_hidden
-    if (mask is not None or zoneout) and (spec.layer_norm or cpu_compiled.loops() is None):
+    compiled_only = mask is not None or spec.zoneout_cell or spec.zoneout_hidden or spec.peephole
+    if compiled_only and (spec.layer_norm or cpu_compiled.loops() is None):
         return False
-    return classic and not (spec.peephole or spec.proj_size)
+    return classic and not spec.proj_size
 
 
 def flavour(spec: LSTMSpec) -> str:
@@ -105,6 +105,7 @@ class _Params(NamedTuple):
     recurrent_gamma: torch.Tensor | None  # (4H,)
     cell_gamma: torch.Tensor | None  # (H,) 2 γ_c
     cell_beta: torch.Tensor | None  # (H,) 2 β_c
+    peephole: torch.Tensor | None = None  # (3, H) rows i, f, o (compiled steps)
 
 
 def _doubled(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -119,9 +120,10 @@ def _doubled(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
 
 def _params(w: LSTMWeights, gemm: torch.dtype, state: torch.dtype) -> _Params:
     if w.cell_norm_gamma is None:
+        peephole = None if w.peephole is None else w.peephole.detach().to(state).contiguous()
         return _Params(
             _doubled(w.kernel, gemm), _doubled(w.recurrent_kernel, gemm), _doubled(w.bias, state),
-            None, None, None, None,
+            None, None, None, None, peephole,
         )  # fmt: skip
     return _Params(
         w.kernel.detach().to(gemm),
@@ -166,6 +168,8 @@ class _Saved:
         self.steps: torch.Tensor | None = None  # with a mask: (B, T), 1 where a step is real
         self.O: torch.Tensor | None = None  # with a mask: the outputs (T, B, H)
         self.zoneout = NO_ZONEOUT
+        self.peephole: torch.Tensor | None = None  # (3, H), in the state dtype
+        self.Cn: torch.Tensor | None = None  # with peepholes: the doubled c_new (T, B, H)
 
 
 def _forward(
@@ -207,10 +211,15 @@ def _forward(
         if steps is not None:
             s.steps, s.O = steps, empty(T, B, H, dtype=state)
         s.zoneout = zoneout
-        compiled.forward_steps(G, X, WU, p.bias, Hs, Hg, C2, S, drop, steps, s.O, *zoneout)
+        if p.peephole is not None:
+            s.peephole, s.Cn = p.peephole, empty(T, B, H, dtype=state)
+        compiled.forward_steps(G, X, WU, p.bias, Hs, Hg, C2, S, drop, steps, s.O, *zoneout,
+                               s.peephole, s.Cn)  # fmt: skip
         return _forward_results(Hs if steps is None else s.O, C2, T, s)
-    if steps is not None or zoneout.rate_c or zoneout.rate_h:
-        raise ValueError("masks and zoneout need the compiled steps (see kernels.cpu_compiled)")
+    if steps is not None or zoneout.rate_c or zoneout.rate_h or p.peephole is not None:
+        raise ValueError(
+            "masks, zoneout and peepholes need the compiled steps (see kernels.cpu_compiled)"
+        )
     h_in = torch.empty(B, H, dtype=gemm)  # h ⊙ mask, rounded once to the GEMM dtype
     hu = torch.empty(B, 4 * H, dtype=gemm)  # h U, where it cannot go straight to its target
     K = min(T, _block_steps(B, H))
@@ -381,8 +390,8 @@ def _backward(
         if compiled is not None:  # the same steps, gate derivatives included, in C++
             bias_grad = grads.get("bias")
             compiled.backward_steps(dZ[:n], G, s.C2, s.S, dh, dc, d_output, U_t, rec,
-                                    d_out_state, drop, s.steps, *s.zoneout, bias_grad, t0,
-                                    n)  # fmt: skip
+                                    d_out_state, drop, s.steps, *s.zoneout, s.peephole, s.Cn,
+                                    bias_grad, grads.get("peephole"), t0, n)  # fmt: skip
             rec = dZ[0]
             _block_grads(s, grads, dx, W_t, norms, t0, dZ[:n], [], None, drop, Hm, bias=False)
             continue
@@ -512,7 +521,7 @@ def _add_product(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 _GRAD_FIELDS = ("kernel", "recurrent_kernel", "bias", "input_norm_gamma", "recurrent_norm_gamma",
-                "cell_norm_gamma", "cell_norm_beta")  # fmt: skip
+                "cell_norm_gamma", "cell_norm_beta", "peephole")  # fmt: skip
 
 
 class _LSTM(torch.autograd.Function):

@@ -71,7 +71,9 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
                         const std::optional<at::Tensor>& steps,
                         const std::optional<at::Tensor>& O,
                         const std::optional<at::Tensor>& keep_c,
-                        const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h) {
+                        const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h,
+                        const std::optional<at::Tensor>& peephole,
+                        const std::optional<at::Tensor>& Cn) {
   const int64_t T = G.size(0), B = G.size(1), H4 = G.size(2), H = H4 / 4, I = X.size(2);
   state_t* g = G.data_ptr<state_t>();
   const gemm_t* x = X.data_ptr<gemm_t>();
@@ -86,7 +88,16 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
   // zoneout: 1 where the old value is kept (B, T, H), or the rate (its expectation) without
   const state_t* kc_ = keep_c ? keep_c->data_ptr<state_t>() : nullptr;
   const state_t* kh_ = keep_h ? keep_h->data_ptr<state_t>() : nullptr;
+  // peepholes (Gers & Schmidhuber 2000), rows i, f, o of (3, H); zeros without them
+  std::vector<state_t> no_peephole(peephole ? 0 : 3 * H, state_t(0));
+  const state_t* pi = peephole ? peephole->data_ptr<state_t>() : no_peephole.data();
+  const state_t *pf = pi + H, *po = pi + 2 * H;
+  state_t* cnew = Cn ? Cn->data_ptr<state_t>() : nullptr;  // (T, B, H) doubled c_new, if asked
   const bool separate = Hg.data_ptr() != Hs.data_ptr();
+  // a gate's pre-activation: its share of the step's GEMM plus the bias
+  auto pre = [bias_](const gemm_t* zb, int64_t j) {
+    return from_gemm<state_t>(zb[j]) + (bias_ ? bias_[j] : state_t(0));
+  };
   by_rows(B, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
     auto xh = at::empty({rows, I + H}, WU.options());  // [x_t, h_{t-1} (* mask)] of the rows
@@ -110,18 +121,12 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
       for (int64_t b = b0; b < b1; ++b) {
         state_t* z = g + (t * B + b) * H4;
         const gemm_t* zb = u + (b - b0) * H4;
-        if (bias_) {
-#pragma omp simd
-          for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(from_gemm<state_t>(zb[j]) + bias_[j]);
-        } else {
-#pragma omp simd
-          for (int64_t j = 0; j < H4; ++j) z[j] = sigmoid<state_t>(from_gemm<state_t>(zb[j]));
-        }
         const state_t* cp = c2 + (t * B + b) * H;
         state_t* cn = c2 + ((t + 1) * B + b) * H;
         state_t* st = s + (t * B + b) * H;
         const state_t* hp = hs + (t * B + b) * H;
         state_t* hn = hs + ((t + 1) * B + b) * H;
+        state_t* cw = cnew ? cnew + (t * B + b) * H : nullptr;
         // a masked step (Keras): the states carry over and the output repeats the previous
         // one (0 before the first real step); its gates are computed all the same, so that
         // every saved value is finite
@@ -130,8 +135,17 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
         const state_t* kht = kh_ ? kh_ + (b * T + t) * H : nullptr;
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
-          const state_t i = z[k], f = z[H + k], sg = z[2 * H + k], o = z[3 * H + k];
+          const state_t c_prev = state_t(0.5) * cp[k];
+          const state_t i = sigmoid<state_t>(pre(zb, k) + pi[k] * c_prev);
+          const state_t f = sigmoid<state_t>(pre(zb, H + k) + pf[k] * c_prev);
+          const state_t sg = sigmoid<state_t>(pre(zb, 2 * H + k));
           const state_t c = f * cp[k] + state_t(4) * i * sg - state_t(2) * i;  // 2c, doubled
+          const state_t o = sigmoid<state_t>(pre(zb, 3 * H + k) + po[k] * state_t(0.5) * c);
+          z[k] = i;
+          z[H + k] = f;
+          z[2 * H + k] = sg;
+          z[3 * H + k] = o;
+          if (cw) cw[k] = c;
           const state_t sc = sigmoid<state_t>(c);  // tanh(c) = 2 sigmoid(2c) - 1
           st[k] = sc;
           const state_t h = o * (state_t(2) * sc - state_t(1));
@@ -161,16 +175,17 @@ void forward_steps(const at::Tensor& G, const at::Tensor& X, const at::Tensor& W
                    const at::Tensor& Hg, const at::Tensor& C2, const at::Tensor& S,
                    const std::optional<at::Tensor>& drop, const std::optional<at::Tensor>& steps,
                    const std::optional<at::Tensor>& O, const std::optional<at::Tensor>& keep_c,
-                   const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h) {
+                   const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h,
+                   const std::optional<at::Tensor>& peephole, const std::optional<at::Tensor>& Cn) {
   if (G.scalar_type() == at::kDouble) {
     forward_steps_impl<double, double>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O, keep_c,
-                                       keep_h, rate_c, rate_h);
+                                       keep_h, rate_c, rate_h, peephole, Cn);
   } else if (WU.scalar_type() == at::kBFloat16) {
     forward_steps_impl<float, c10::BFloat16>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O,
-                                             keep_c, keep_h, rate_c, rate_h);
+                                             keep_c, keep_h, rate_c, rate_h, peephole, Cn);
   } else {
     forward_steps_impl<float, float>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O, keep_c,
-                                     keep_h, rate_c, rate_h);
+                                     keep_h, rate_c, rate_h, peephole, Cn);
   }
 }
 
@@ -180,13 +195,16 @@ void forward_steps(const at::Tensor& G, const at::Tensor& X, const at::Tensor& W
 // with m = 1 for a real step (0 where masked) and k_c, k_h the zoneout keep values (0 without):
 //   c_t = m (k_c c_{t-1} + (1 - k_c) c_new) + (1 - m) c_{t-1}, likewise h_t from h_new;
 //   o_t = m (k_h h_{t-1} + (1 - k_h) h_new) + (1 - m) o_{t-1}
+// and the peepholes p_i, p_f see c_{t-1}, p_o sees c_new (all zero without peepholes);
 // so, going back, with dh and dout first completed by what step t + 1 sends,
 //   dh += (dz_{t+1} U^T) * mask  (dz_{t+1}: dZ[j + 1], or rec at j = n-1);  dout += d out_t
 //   dhz = m (dh + dout);  dh_new = (1 - k_h) dhz;  dcz = m dc
-//   dc_new = (1 - k_c) dcz + dh_new o (1 - tanh(c_new)^2)
-//   dz_t = sigma' * (dc_new g~, dc_new c_{t-1}, dc_new i 4 s (1 - s), dh_new tanh(c_new))
+//   dz_o = dh_new tanh(c_new) sigma'_o
+//   dc_new = (1 - k_c) dcz + dh_new o (1 - tanh(c_new)^2) + dz_o p_o
+//   (dz_i, dz_f, dz_g) = sigma' * dc_new (g~, c_{t-1}, i 4 s (1 - s))
 //   and what goes on to step t - 1 besides the GEMM:
-//   dc = dc_new f + (1 - m) dc + k_c dcz;  dh = (1 - m) dh + k_h dhz;  dout = (1 - m) dout
+//   dc = dc_new f + (1 - m) dc + k_c dcz + dz_i p_i + dz_f p_f;  dh = (1 - m) dh + k_h dhz;
+//   dout = (1 - m) dout
 // where sigma' = sigma (1 - sigma) of each gate and g~ = 2 s - 1 = tanh(z_g), from the saved G,
 // C2 and S. At t = T - 1, dh holds the gradient of h_T as given. After t = 0, dh and dc hold
 // what h_0 and c_0 get besides dz_0 U^T. dZ (n, B, 4H) receives dz; d_bias (4H), if given, gets
@@ -201,8 +219,15 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
                          const std::optional<at::Tensor>& steps,
                          const std::optional<at::Tensor>& keep_c,
                          const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h,
-                         const std::optional<at::Tensor>& d_bias, int64_t t0, int64_t n) {
+                         const std::optional<at::Tensor>& peephole,
+                         const std::optional<at::Tensor>& Cn,
+                         const std::optional<at::Tensor>& d_bias,
+                         const std::optional<at::Tensor>& d_peephole, int64_t t0, int64_t n) {
   const int64_t B = dh.size(0), H = dh.size(1), H4 = 4 * H, T = G.size(0);
+  std::vector<state_t> no_peephole(peephole ? 0 : 3 * H, state_t(0));
+  const state_t* pi = peephole ? peephole->data_ptr<state_t>() : no_peephole.data();
+  const state_t *pf = pi + H, *po = pi + 2 * H;
+  const state_t* cnew = Cn ? Cn->data_ptr<state_t>() : nullptr;  // doubled c_new
   gemm_t* dz = dZ.data_ptr<gemm_t>();
   const state_t* g = G.data_ptr<state_t>();
   const state_t* c2 = C2.data_ptr<state_t>();
@@ -215,12 +240,13 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
   const state_t* real = steps ? steps->data_ptr<state_t>() : nullptr;  // (B, T)
   const state_t* kc_ = keep_c ? keep_c->data_ptr<state_t>() : nullptr;  // (B, T, H)
   const state_t* kh_ = keep_h ? keep_h->data_ptr<state_t>() : nullptr;
-  std::mutex bias_lock;
+  std::mutex sum_lock;
   by_rows(B, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
     auto back = at::empty({rows, H}, U_t.options());
     const gemm_t* bk = back.data_ptr<gemm_t>();
     std::vector<state_t> db(d_bias ? H4 : 0, state_t(0));  // this thread's share, unrounded
+    std::vector<state_t> dp(d_peephole ? 3 * H : 0, state_t(0));
     for (int64_t j = n - 1; j >= 0; --j) {
       const int64_t t = t0 + j;
       const bool has_next = j < n - 1 || rec.has_value();  // a step after t
@@ -251,6 +277,7 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
         const state_t* gt = g + (t * B + b) * H4;  // i, f, s = sigmoid(2 z_g), o
         const state_t* cp = c2 + (t * B + b) * H;   // 2 c_{t-1}
         const state_t* st = s + (t * B + b) * H;    // sigmoid(2 c_new)
+        const state_t* cw = cnew ? cnew + (t * B + b) * H : nullptr;
         gemm_t* out = dz + (j * B + b) * H4;
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
@@ -260,16 +287,17 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
           const state_t dhz = m * (dhb[k] + dob[k]);
           const state_t dh_new = (state_t(1) - kh) * dhz;
           const state_t dcz = m * dcb[k];
-          const state_t c = (state_t(1) - kc) * dcz + dh_new * o * (state_t(1) - tanh_c * tanh_c);
+          const state_t d_o = dh_new * tanh_c * o * (state_t(1) - o);
+          const state_t c = (state_t(1) - kc) * dcz +
+                            dh_new * o * (state_t(1) - tanh_c * tanh_c) + d_o * po[k];
           const state_t di = c * (state_t(2) * sg - state_t(1)) * i * (state_t(1) - i);
           const state_t df = c * state_t(0.5) * cp[k] * f * (state_t(1) - f);
           const state_t dg = c * state_t(4) * i * sg * (state_t(1) - sg);
-          const state_t d_o = dh_new * tanh_c * o * (state_t(1) - o);
           out[k] = to_gemm<gemm_t>(di);
           out[H + k] = to_gemm<gemm_t>(df);
           out[2 * H + k] = to_gemm<gemm_t>(dg);
           out[3 * H + k] = to_gemm<gemm_t>(d_o);
-          dcb[k] = c * f + (state_t(1) - m) * dcb[k] + kc * dcz;
+          dcb[k] = c * f + (state_t(1) - m) * dcb[k] + kc * dcz + di * pi[k] + df * pf[k];
           dhb[k] = (state_t(1) - m) * dhb[k] + kh * dhz;
           dob[k] = (state_t(1) - m) * dob[k];
           if (d_bias) {
@@ -278,13 +306,22 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
             db[2 * H + k] += dg;
             db[3 * H + k] += d_o;
           }
+          if (d_peephole) {  // c_{t-1} = cp / 2, c_new = cw / 2
+            dp[k] += di * state_t(0.5) * cp[k];
+            dp[H + k] += df * state_t(0.5) * cp[k];
+            dp[2 * H + k] += d_o * state_t(0.5) * cw[k];
+          }
         }
       }
     }
+    std::lock_guard<std::mutex> guard(sum_lock);
     if (d_bias) {
-      std::lock_guard<std::mutex> guard(bias_lock);
       state_t* total = d_bias->data_ptr<state_t>();
       for (int64_t k = 0; k < H4; ++k) total[k] += db[k];
+    }
+    if (d_peephole) {
+      state_t* total = d_peephole->data_ptr<state_t>();
+      for (int64_t k = 0; k < 3 * H; ++k) total[k] += dp[k];
     }
   });
 }
@@ -296,17 +333,21 @@ void backward_steps(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor&
                     const std::optional<at::Tensor>& drop, const std::optional<at::Tensor>& steps,
                     const std::optional<at::Tensor>& keep_c,
                     const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h,
-                    const std::optional<at::Tensor>& d_bias, int64_t t0, int64_t n) {
+                    const std::optional<at::Tensor>& peephole, const std::optional<at::Tensor>& Cn,
+                    const std::optional<at::Tensor>& d_bias,
+                    const std::optional<at::Tensor>& d_peephole, int64_t t0, int64_t n) {
   if (G.scalar_type() == at::kDouble) {
     backward_steps_impl<double, double>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop, steps,
-                                        keep_c, keep_h, rate_c, rate_h, d_bias, t0, n);
+                                        keep_c, keep_h, rate_c, rate_h, peephole, Cn, d_bias,
+                                        d_peephole, t0, n);
   } else if (U_t.scalar_type() == at::kBFloat16) {
     backward_steps_impl<float, c10::BFloat16>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop,
-                                              steps, keep_c, keep_h, rate_c, rate_h, d_bias, t0,
-                                              n);
+                                              steps, keep_c, keep_h, rate_c, rate_h, peephole,
+                                              Cn, d_bias, d_peephole, t0, n);
   } else {
     backward_steps_impl<float, float>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop, steps,
-                                      keep_c, keep_h, rate_c, rate_h, d_bias, t0, n);
+                                      keep_c, keep_h, rate_c, rate_h, peephole, Cn, d_bias,
+                                      d_peephole, t0, n);
   }
 }
 
@@ -316,10 +357,12 @@ TORCH_LIBRARY(lstmkit_cpu, m) {
   m.def("backward_steps(Tensor(a!) dZ, Tensor G, Tensor C2, Tensor S, Tensor(b!) dh, "
         "Tensor(c!) dc, Tensor(d!) dout, Tensor U_t, Tensor? rec, Tensor? d_out, Tensor? drop, "
         "Tensor? steps, Tensor? keep_c, Tensor? keep_h, float rate_c, float rate_h, "
-        "Tensor(e!)? d_bias, int t0, int n) -> ()",
+        "Tensor? peephole, Tensor? Cn, Tensor(e!)? d_bias, Tensor(f!)? d_peephole, int t0, "
+        "int n) -> ()",
         &backward_steps);
   m.def("forward_steps(Tensor(a!) G, Tensor X, Tensor WU, Tensor? bias, Tensor(b!) Hs, "
         "Tensor(c!) Hg, Tensor(d!) C2, Tensor(e!) S, Tensor? drop, Tensor? steps, "
-        "Tensor(f!)? O, Tensor? keep_c, Tensor? keep_h, float rate_c, float rate_h) -> ()",
+        "Tensor(f!)? O, Tensor? keep_c, Tensor? keep_h, float rate_c, float rate_h, "
+        "Tensor? peephole, Tensor(g!)? Cn) -> ()",
         &forward_steps);
 }
