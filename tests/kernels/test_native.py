@@ -74,9 +74,10 @@ def test_dispatch_picks_cpu_then_native_for_what_they_compute():
     assert dispatch.select_backend(norm, **cuda) == on_gpu
     assert dispatch.select_backend(LSTMSpec(4, recurrent_activation="hard_sigmoid")) == "reference"
     assert dispatch.select_backend(LSTMSpec(4, activation="relu")) == "reference"
-    assert dispatch.select_backend(LSTMSpec(4, peephole=True)) == "reference"
+    compiled = cpu_compiled.loops() is not None  # masks, peepholes: the compiled CPU steps
+    peephole = dispatch.select_backend(LSTMSpec(4, peephole=True))
+    assert peephole == ("cpu" if compiled else "reference")
     mask = torch.ones(2, 3, dtype=torch.bool)
-    compiled = cpu_compiled.loops() is not None  # masks run on the compiled CPU steps
     assert dispatch.select_backend(LSTMSpec(4), mask=mask) == ("cpu" if compiled else "reference")
     assert dispatch.select_backend(LSTMSpec(4), mask=mask, **cuda) == on_gpu
 
