@@ -22,7 +22,9 @@ namespace {
 
 // Runs body(b0, b1) on contiguous chunks of the batch rows, one per intra-op thread. Rows are
 // independent through the whole recurrence, so each thread runs every step of its rows with
-// no synchronisation; a GEMM called inside runs on its caller's thread.
+// no synchronisation; a GEMM called inside runs on its caller's thread. The bodies capture
+// their pointers by value: captured by reference, they would be reloaded after every store,
+// and the inner loops would not vectorise.
 template <typename F>
 inline void by_rows(int64_t rows, const F& body) {
   at::parallel_for(0, rows, 1, body);
@@ -94,16 +96,17 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
   const state_t *pf = pi + H, *po = pi + 2 * H;
   state_t* cnew = Cn ? Cn->data_ptr<state_t>() : nullptr;  // (T, B, H) doubled c_new, if asked
   const bool separate = Hg.data_ptr() != Hs.data_ptr();
-  // a gate's pre-activation: its share of the step's GEMM plus the bias
-  auto pre = [bias_](const gemm_t* zb, int64_t j) {
-    return from_gemm<state_t>(zb[j]) + (bias_ ? bias_[j] : state_t(0));
-  };
-  by_rows(B, [&](int64_t b0, int64_t b1) {
+  std::vector<state_t> no_bias(bias_ ? 0 : H4, state_t(0));
+  const state_t* bi = bias_ ? bias_ : no_bias.data();  // the bias, blocks i, f, g, o of H
+  const state_t *bf = bi + H, *bg = bi + 2 * H, *bo = bi + 3 * H;
+  by_rows(B, [=](int64_t b0, int64_t b1) {  // by value: no reloads in the loops
     const int64_t rows = b1 - b0;
     auto xh = at::empty({rows, I + H}, WU.options());  // [x_t, h_{t-1} (* mask)] of the rows
     auto zu = at::empty({rows, H4}, WU.options());
     gemm_t* in = xh.data_ptr<gemm_t>();
     const gemm_t* u = zu.data_ptr<gemm_t>();
+    std::vector<state_t> unused_c(cnew ? 0 : H);  // where c_new goes when nobody needs it
+    const std::vector<state_t> all_c(H, state_t(rate_c)), all_h(H, state_t(rate_h));
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t b = b0; b < b1; ++b) {
         gemm_t* row = in + (b - b0) * (I + H);
@@ -126,34 +129,40 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
         state_t* st = s + (t * B + b) * H;
         const state_t* hp = hs + (t * B + b) * H;
         state_t* hn = hs + ((t + 1) * B + b) * H;
-        state_t* cw = cnew ? cnew + (t * B + b) * H : nullptr;
+        state_t* cw = cnew ? cnew + (t * B + b) * H : unused_c.data();
         // a masked step (Keras): the states carry over and the output repeats the previous
         // one (0 before the first real step); its gates are computed all the same, so that
         // every saved value is finite
         const bool step = !real || real[b * T + t] != state_t(0);
-        const state_t* kct = kc_ ? kc_ + (b * T + t) * H : nullptr;
-        const state_t* kht = kh_ ? kh_ + (b * T + t) * H : nullptr;
+        const state_t m = step ? state_t(1) : state_t(0);
+        const state_t* kct = kc_ ? kc_ + (b * T + t) * H : all_c.data();
+        const state_t* kht = kh_ ? kh_ + (b * T + t) * H : all_h.data();
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) {
+        for (int64_t k = 0; k < H; ++k) {  // the gates, with the doubled c_new
           const state_t c_prev = state_t(0.5) * cp[k];
-          const state_t i = sigmoid<state_t>(pre(zb, k) + pi[k] * c_prev);
-          const state_t f = sigmoid<state_t>(pre(zb, H + k) + pf[k] * c_prev);
-          const state_t sg = sigmoid<state_t>(pre(zb, 2 * H + k));
+          const state_t i = sigmoid<state_t>(from_gemm<state_t>(zb[k]) + bi[k] + pi[k] * c_prev);
+          const state_t f =
+              sigmoid<state_t>(from_gemm<state_t>(zb[H + k]) + bf[k] + pf[k] * c_prev);
+          const state_t sg = sigmoid<state_t>(from_gemm<state_t>(zb[2 * H + k]) + bg[k]);
           const state_t c = f * cp[k] + state_t(4) * i * sg - state_t(2) * i;  // 2c, doubled
-          const state_t o = sigmoid<state_t>(pre(zb, 3 * H + k) + po[k] * state_t(0.5) * c);
           z[k] = i;
           z[H + k] = f;
           z[2 * H + k] = sg;
-          z[3 * H + k] = o;
-          if (cw) cw[k] = c;
+          z[3 * H + k] =
+              sigmoid<state_t>(from_gemm<state_t>(zb[3 * H + k]) + bo[k] + po[k] * state_t(0.5) * c);
+          cw[k] = c;
+        }
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {  // the states: zoned out, carried where masked
+          const state_t c = cw[k];
           const state_t sc = sigmoid<state_t>(c);  // tanh(c) = 2 sigmoid(2c) - 1
           st[k] = sc;
-          const state_t h = o * (state_t(2) * sc - state_t(1));
-          const state_t kc = kct ? kct[k] : state_t(rate_c), kh = kht ? kht[k] : state_t(rate_h);
+          const state_t h = z[3 * H + k] * (state_t(2) * sc - state_t(1));
+          const state_t kc = kct[k], kh = kht[k];
           const state_t cz = kc * cp[k] + (state_t(1) - kc) * c;  // zoneout (Krueger et al.)
           const state_t hz = kh * hp[k] + (state_t(1) - kh) * h;
-          cn[k] = step ? cz : cp[k];
-          hn[k] = step ? hz : hp[k];
+          cn[k] = m * cz + (state_t(1) - m) * cp[k];
+          hn[k] = m * hz + (state_t(1) - m) * hp[k];
         }
         if (out) {
           state_t* ot = out + (t * B + b) * H;
@@ -241,12 +250,14 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
   const state_t* kc_ = keep_c ? keep_c->data_ptr<state_t>() : nullptr;  // (B, T, H)
   const state_t* kh_ = keep_h ? keep_h->data_ptr<state_t>() : nullptr;
   std::mutex sum_lock;
-  by_rows(B, [&](int64_t b0, int64_t b1) {
+  by_rows(B, [=, &sum_lock](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
     auto back = at::empty({rows, H}, U_t.options());
     const gemm_t* bk = back.data_ptr<gemm_t>();
     std::vector<state_t> db(d_bias ? H4 : 0, state_t(0));  // this thread's share, unrounded
     std::vector<state_t> dp(d_peephole ? 3 * H : 0, state_t(0));
+    const std::vector<state_t> all_c(H, state_t(rate_c)), all_h(H, state_t(rate_h));
+    std::vector<state_t> unused_c(cnew ? 0 : H, state_t(0));
     for (int64_t j = n - 1; j >= 0; --j) {
       const int64_t t = t0 + j;
       const bool has_next = j < n - 1 || rec.has_value();  // a step after t
@@ -272,17 +283,17 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
           for (int64_t k = 0; k < H; ++k) dob[k] += o_given[k];
         }
         const state_t m = real ? real[b * T + t] : state_t(1);
-        const state_t* kct = kc_ ? kc_ + (b * T + t) * H : nullptr;
-        const state_t* kht = kh_ ? kh_ + (b * T + t) * H : nullptr;
+        const state_t* kct = kc_ ? kc_ + (b * T + t) * H : all_c.data();
+        const state_t* kht = kh_ ? kh_ + (b * T + t) * H : all_h.data();
         const state_t* gt = g + (t * B + b) * H4;  // i, f, s = sigmoid(2 z_g), o
         const state_t* cp = c2 + (t * B + b) * H;   // 2 c_{t-1}
         const state_t* st = s + (t * B + b) * H;    // sigmoid(2 c_new)
-        const state_t* cw = cnew ? cnew + (t * B + b) * H : nullptr;
+        const state_t* cw = cnew ? cnew + (t * B + b) * H : unused_c.data();
         gemm_t* out = dz + (j * B + b) * H4;
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           const state_t i = gt[k], f = gt[H + k], sg = gt[2 * H + k], o = gt[3 * H + k];
-          const state_t kc = kct ? kct[k] : state_t(rate_c), kh = kht ? kht[k] : state_t(rate_h);
+          const state_t kc = kct[k], kh = kht[k];
           const state_t tanh_c = state_t(2) * st[k] - state_t(1);
           const state_t dhz = m * (dhb[k] + dob[k]);
           const state_t dh_new = (state_t(1) - kh) * dhz;
