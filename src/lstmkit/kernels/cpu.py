@@ -27,17 +27,17 @@ write the same buffers, and the tests check both against the reference.
   which made the forward twice as slow.
 - bf16 (bf16 inputs, or bf16 autocast, on CPUs with bf16 instructions): the GEMMs run in
   bf16, the cell state and gates stay float32.
-- Masks (per-sample lengths; Keras's semantics, as `kernels.reference`) run on the compiled
-  steps only: a masked step computes its gates like any other (so every saved value is
-  finite) and then carries the states over; the backward keeps the output's gradient apart
-  from the states'. Seed model with lengths drawn from 20-100: 27.7 ms forward and backward
-  against 133.8 for the reference.
-- Zoneout (Krueger et al. 2017; keep masks in training, the rates' expectation at inference)
-  runs on the compiled steps too: seed model, rates 0.1, 33.9 ms forward and backward against
-  143.9 for the reference. In the backward one rule carries what a masked or zoned-out step
-  passes over unchanged (see `cpu_loops.cpp`).
+- Masks (per-sample lengths; Keras's semantics, as `kernels.reference`), zoneout (Krueger et
+  al. 2017; keep masks in training, the rates' expectation at inference) and peepholes (Gers &
+  Schmidhuber 2000) run on the compiled steps only. A masked step computes its gates like any
+  other (so every saved value is finite) and then carries the states over; in the backward
+  one rule carries what a masked or zoned-out step passes over unchanged, and the output's
+  gradient is kept apart from the states' (see `cpu_loops.cpp`). Seed model, forward and
+  backward against the reference (2026-11-26, same machine): lengths drawn from 20-100, 24.8
+  against 107.2 ms; zoneout 0.1 on both states, 26.2 against 118.2; peepholes, 24.9 against
+  111.8.
 - Layer norm runs the torch-op steps (its per-step norms are torch's own kernels), without
-  masks or zoneout; peepholes and projection are not supported here.
+  masks, zoneout or peepholes; projection is not supported here.
 
 Without gradients torch's fused oneDNN forward is faster (6.3 ms against 10.6 for the seed
 model), so dispatch sends inference there.
