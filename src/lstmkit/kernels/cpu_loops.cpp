@@ -62,9 +62,9 @@ inline T sigmoid(T x) {
   return x >= T(0) ? r : e * r;
 }
 
-// All T steps of the forward. Per step and thread: gather [x_t, h_{t-1} (* mask)] of its rows,
-// one GEMM against WU, then one pass that applies the sigmoid to the four gates (plus bias) and
-// updates the doubled cell state and the hidden state.
+// All T steps of the forward. Per step and thread: gather [x_t, h_{t-1} (* dropout)] of its
+// rows, one GEMM against WU, then two vectorised passes: the gates (bias and peepholes added)
+// with the doubled c_new, and the states (zoneout, masks).
 template <typename state_t, typename gemm_t>
 void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tensor& WU,
                         const std::optional<at::Tensor>& bias, const at::Tensor& Hs,
@@ -84,7 +84,7 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
   gemm_t* hg = Hg.data_ptr<gemm_t>();
   state_t* c2 = C2.data_ptr<state_t>();
   state_t* s = S.data_ptr<state_t>();
-  const state_t* mask = drop ? drop->data_ptr<state_t>() : nullptr;
+  const state_t* dropout = drop ? drop->data_ptr<state_t>() : nullptr;  // (B, H) on h_{t-1}
   const state_t* real = steps ? steps->data_ptr<state_t>() : nullptr;  // (B, T) 1: a real step
   state_t* out = O ? O->data_ptr<state_t>() : nullptr;                   // (T, B, H) outputs
   // zoneout: 1 where the old value is kept (B, T, H), or the rate (its expectation) without
@@ -101,7 +101,7 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
   const state_t *bf = bi + H, *bg = bi + 2 * H, *bo = bi + 3 * H;
   by_rows(B, [=](int64_t b0, int64_t b1) {  // by value: no reloads in the loops
     const int64_t rows = b1 - b0;
-    auto xh = at::empty({rows, I + H}, WU.options());  // [x_t, h_{t-1} (* mask)] of the rows
+    auto xh = at::empty({rows, I + H}, WU.options());  // [x_t, h_{t-1} (* dropout)] of the rows
     auto zu = at::empty({rows, H4}, WU.options());
     gemm_t* in = xh.data_ptr<gemm_t>();
     const gemm_t* u = zu.data_ptr<gemm_t>();
@@ -111,9 +111,9 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
       for (int64_t b = b0; b < b1; ++b) {
         gemm_t* row = in + (b - b0) * (I + H);
         std::memcpy(row, x + (t * B + b) * I, I * sizeof(gemm_t));
-        if (mask) {
+        if (dropout) {
           const state_t* h = hs + (t * B + b) * H;
-          const state_t* mk = mask + b * H;
+          const state_t* mk = dropout + b * H;
 #pragma omp simd
           for (int64_t k = 0; k < H; ++k) row[I + k] = to_gemm<gemm_t>(h[k] * mk[k]);
         } else {
@@ -148,8 +148,8 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
           z[k] = i;
           z[H + k] = f;
           z[2 * H + k] = sg;
-          z[3 * H + k] =
-              sigmoid<state_t>(from_gemm<state_t>(zb[3 * H + k]) + bo[k] + po[k] * state_t(0.5) * c);
+          const state_t zo = from_gemm<state_t>(zb[3 * H + k]) + bo[k] + po[k] * state_t(0.5) * c;
+          z[3 * H + k] = sigmoid<state_t>(zo);
           cw[k] = c;
         }
 #pragma omp simd
@@ -206,7 +206,7 @@ void forward_steps(const at::Tensor& G, const at::Tensor& X, const at::Tensor& W
 //   o_t = m (k_h h_{t-1} + (1 - k_h) h_new) + (1 - m) o_{t-1}
 // and the peepholes p_i, p_f see c_{t-1}, p_o sees c_new (all zero without peepholes);
 // so, going back, with dh and dout first completed by what step t + 1 sends,
-//   dh += (dz_{t+1} U^T) * mask  (dz_{t+1}: dZ[j + 1], or rec at j = n-1);  dout += d out_t
+//   dh += (dz_{t+1} U^T) * dropout  (dz_{t+1}: dZ[j + 1], or rec at j = n-1);  dout += d out_t
 //   dhz = m (dh + dout);  dh_new = (1 - k_h) dhz;  dcz = m dc
 //   dz_o = dh_new tanh(c_new) sigma'_o
 //   dc_new = (1 - k_c) dcz + dh_new o (1 - tanh(c_new)^2) + dz_o p_o
@@ -245,7 +245,7 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
   state_t* dcp = dc.data_ptr<state_t>();
   state_t* dop = dout.data_ptr<state_t>();
   const state_t* given = d_out ? d_out->data_ptr<state_t>() : nullptr;  // (B, T, H)
-  const state_t* mask = drop ? drop->data_ptr<state_t>() : nullptr;
+  const state_t* dropout = drop ? drop->data_ptr<state_t>() : nullptr;  // (B, H) on h_{t-1}
   const state_t* real = steps ? steps->data_ptr<state_t>() : nullptr;  // (B, T)
   const state_t* kc_ = keep_c ? keep_c->data_ptr<state_t>() : nullptr;  // (B, T, H)
   const state_t* kh_ = keep_h ? keep_h->data_ptr<state_t>() : nullptr;
@@ -271,7 +271,7 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
         const state_t* o_given = given ? given + (b * T + t) * H : nullptr;
         if (has_next) {
           const gemm_t* r = bk + (b - b0) * H;
-          const state_t* mk = mask ? mask + b * H : nullptr;
+          const state_t* mk = dropout ? dropout + b * H : nullptr;
 #pragma omp simd
           for (int64_t k = 0; k < H; ++k) {
             const state_t v = from_gemm<state_t>(r[k]);
