@@ -47,7 +47,12 @@ def problem(spec: LSTMSpec, B: int, T: int, D: int, seed: int = 0):
     if spec.recurrent_dropout:
         keep = torch.rand(B, H, generator=g) >= spec.recurrent_dropout
         drop = keep.double() / (1 - spec.recurrent_dropout)
-    return r(B, T, D), r(B, H), r(B, H), weights, LSTMNoise(recurrent_mask=drop)
+
+    def keep_old(rate):  # zoneout: 1 where the old value is kept
+        return (torch.rand(B, T, H, generator=g) < rate).double() if rate else None
+
+    noise = LSTMNoise(drop, keep_old(spec.zoneout_cell), keep_old(spec.zoneout_hidden))
+    return r(B, T, D), r(B, H), r(B, H), weights, noise
 
 
 def leaves(args, dtype, grad_x=True, grad_states=True, grad_weights=True):
@@ -348,16 +353,7 @@ def test_zoneout_matches_reference(variant, training, masked, loops):
     if loops != "compiled loops":
         pytest.skip("zoneout runs on the compiled steps only")
     spec = LSTMSpec(5, **variant)
-    B, T = 4, 6
-    x, h0, c0, w, noise = problem(spec, B, T, 3, seed=6)
-    g = torch.Generator().manual_seed(7)
-
-    def keep(rate):
-        return (torch.rand(B, T, 5, generator=g) < rate).double() if rate else None
-
-    noise = noise._replace(
-        zoneout_cell=keep(spec.zoneout_cell), zoneout_hidden=keep(spec.zoneout_hidden)
-    )
+    x, h0, c0, w, noise = problem(spec, 4, 6, 3, seed=6)
     if not training:
         noise = None
     mask = torch.tensor(MASKS["holes and an empty row"], dtype=torch.bool) if masked else None
@@ -397,16 +393,7 @@ def test_peepholes_match_reference(variant, masked, loops):
     if loops != "compiled loops":
         pytest.skip("peepholes run on the compiled steps only")
     spec = LSTMSpec(5, **variant)
-    B, T = 4, 6
-    x, h0, c0, w, noise = problem(spec, B, T, 3, seed=10)
-    g = torch.Generator().manual_seed(11)
-
-    def keep(rate):
-        return (torch.rand(B, T, 5, generator=g) < rate).double() if rate else None
-
-    noise = noise._replace(
-        zoneout_cell=keep(spec.zoneout_cell), zoneout_hidden=keep(spec.zoneout_hidden)
-    )
+    x, h0, c0, w, noise = problem(spec, 4, 6, 3, seed=10)
     mask = torch.tensor(MASKS["pre-padding"], dtype=torch.bool) if masked else None
     for dtype in (torch.float32, torch.float64):
         assert_matches_reference(spec, (x, h0, c0, w, noise), dtype, mask=mask)
