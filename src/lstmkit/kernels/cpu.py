@@ -74,8 +74,7 @@ def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None)
 
 def flavour(spec: LSTMSpec) -> str:
     """Which step loops would run ``spec``: "cpu c++" or "cpu torch-ops" (timings differ)."""
-    compiled = not spec.layer_norm and cpu_compiled.loops() is not None
-    return "cpu c++" if compiled else "cpu torch-ops"
+    return "cpu c++" if cpu_compiled.loops() is not None else "cpu torch-ops"
 
 
 def bf16_requested(dtype: torch.dtype) -> bool:
@@ -205,7 +204,13 @@ def _forward(
         s.XW = empty(T * B, 4 * H, dtype=state)
         s.HU = HU = empty(T, B, 4 * H, dtype=state)
     U = p.recurrent
-    compiled = None if ln else cpu_compiled.loops()
+    compiled = cpu_compiled.loops()
+    if compiled is not None and ln:  # the same steps in C++, x W normalised for all at once
+        s.stats = _input_projection(s, p, slice(0, T))
+        s.stats += [empty(T, B, 1, dtype=state) for _ in range(4)]  # of h U, of 2c
+        compiled.forward_steps_ln(G, Hs, C2, S, U, drop, s.HU, p.recurrent_gamma, p.cell_gamma,
+                                  p.cell_beta, *s.stats[2:], LN_EPSILON)  # fmt: skip
+        return _forward_results(Hs, C2, T, s)
     if compiled is not None:  # the same steps in C++, x W + h U as one GEMM per step
         WU = torch.cat([p.kernel, U])
         if steps is not None:
@@ -349,7 +354,7 @@ def _backward(
     T, B, H4 = G.shape
     H, D = H4 // 4, s.X.shape[-1]
     ln = w.cell_norm_gamma is not None
-    compiled = None if ln else cpu_compiled.loops()
+    compiled = cpu_compiled.loops()
     # the compiled steps gain from fewer, larger weight-gradient GEMMs more than from cache
     K = min(T, _block_steps(B, H) * (COMPILED_BLOCKS if compiled is not None else 1))
     empty = Lease().empty  # scratch, back to the pool on return
@@ -383,10 +388,18 @@ def _backward(
         norms = (w.input_norm_gamma.detach().to(state), gh, gc2)
         DY = empty(K, B, H, dtype=state)  # d of the output tanh's argument
         cs, hus = s.C2.unbind(0), s.HU.unbind(0)
+        R = empty(K, B, 4 * H, dtype=state) if compiled is not None else None  # d (h U)
     rec = None  # d (h_in U) of the step after: dz, or its layer norm's input gradient
     d_out_state = None if d_out is None or compiled is None else d_out.to(state).contiguous()
     for t0 in range((T - 1) // K * K, -1, -K):
         n = min(K, T - t0)
+        if compiled is not None and ln:  # the same steps with their norms, in C++
+            compiled.backward_steps_ln(dZ[:n], R[:n], DY[:n], G, s.C2, s.S, s.HU, h_mean,
+                                       h_rstd, c_mean, c_rstd, gh, gc2, dh, dc, d_output, U_t,
+                                       rec, d_out_state, drop, t0, n)  # fmt: skip
+            rec = R[0]
+            _block_grads(s, grads, dx, W_t, norms, t0, dZ[:n], list(R[:n]), DY[:n], drop, Hm)
+            continue
         if compiled is not None:  # the same steps, gate derivatives included, in C++
             bias_grad = grads.get("bias")
             compiled.backward_steps(dZ[:n], G, s.C2, s.S, dh, dc, d_output, U_t, rec,
