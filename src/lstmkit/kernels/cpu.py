@@ -36,8 +36,11 @@ write the same buffers, and the tests check both against the reference.
   backward against the reference (2026-11-26, same machine): lengths drawn from 20-100, 24.8
   against 107.2 ms; zoneout 0.1 on both states, 26.2 against 118.2; peepholes, 24.9 against
   111.8.
-- Layer norm runs the torch-op steps (its per-step norms are torch's own kernels), without
-  masks, zoneout or peepholes; projection is not supported here.
+- Layer norm (Ba et al. 2016) has its own compiled steps (`forward_steps_ln`,
+  `backward_steps_ln`: per-row norms of h U and of the cell, their input gradients in the
+  step; the gains' gradients over a block here), without masks, zoneout or peepholes: seed
+  model 37-39 ms against 67 for the torch-op steps and 141 for the reference. Projection is
+  not supported here.
 
 Without gradients torch's fused oneDNN forward is faster (6.3 ms against 10.6 for the seed
 model), so dispatch sends inference there.
@@ -64,7 +67,7 @@ _layer_norm_backward = torch.ops.aten.native_layer_norm_backward
 
 def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:
     """The tanh/sigmoid cell, plain or with layer norm and/or recurrent dropout; masks (per-step
-    lengths), zoneout and peepholes where the compiled steps run, without layer norm."""
+    lengths), zoneout and peepholes where the compiled steps run, and not with layer norm."""
     classic = spec.activation == "tanh" and spec.recurrent_activation == "sigmoid"
     compiled_only = mask is not None or spec.zoneout_cell or spec.zoneout_hidden or spec.peephole
     if compiled_only and (spec.layer_norm or cpu_compiled.loops() is None):
