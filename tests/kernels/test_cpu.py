@@ -129,9 +129,11 @@ def test_backward_in_blocks(variant, monkeypatch):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-@pytest.mark.parametrize("variant", [{}, {"recurrent_dropout": 0.3}], ids=["plain", "dropout"])
-def test_batch_rows_split_across_threads(variant, threads):
+@pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
+def test_batch_rows_split_across_threads(variant, threads, loops):
     """The compiled steps give each thread its own rows (here uneven: 7 rows over 2 or 3)."""
+    if variant.get("layer_norm") and loops != "compiled loops":
+        pytest.skip("torch's own norms on 2+ threads round differently (up to 6e-5)")
     spec = LSTMSpec(6, **variant)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
