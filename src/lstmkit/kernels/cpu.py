@@ -185,8 +185,8 @@ def _forward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, _Saved]:
     """The recurrence over ``x`` (B, T, I) from ``h0``, ``c0`` (B, H), in the state dtype of
     ``h0``: outputs (B, T, H), h_T, c_T and what the backward needs. ``steps`` (B, T), in the
-    state dtype, is 1 where a step is real and 0 where it is masked; it and ``zoneout`` need
-    the compiled steps."""
+    state dtype, is 1 where a step is real and 0 where it is masked; masks, ``zoneout`` and
+    peepholes need the compiled steps."""
     gemm, state = p.recurrent.dtype, h0.dtype
     B, T, D = x.shape
     H = h0.shape[-1]
