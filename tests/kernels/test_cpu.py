@@ -21,13 +21,13 @@ def loops(request, monkeypatch):
 
 
 GRAD_FIELDS = ("kernel", "recurrent_kernel", "bias", "input_norm_gamma", "recurrent_norm_gamma",
-               "cell_norm_gamma", "cell_norm_beta", "peephole")  # fmt: skip
+               "cell_norm_gamma", "cell_norm_beta", "peephole", "projection")  # fmt: skip
 
 
 def problem(spec: LSTMSpec, B: int, T: int, D: int, seed: int = 0):
     """Float64 inputs, states, weights (Glorot-like scale, so long sequences stay tame), noise."""
     g = torch.Generator().manual_seed(seed)
-    H = spec.units
+    H, P = spec.units, spec.output_size
 
     def r(*shape, scale=0.5):
         return torch.randn(*shape, generator=g, dtype=torch.float64) * scale
@@ -35,24 +35,25 @@ def problem(spec: LSTMSpec, B: int, T: int, D: int, seed: int = 0):
     ln = spec.layer_norm
     weights = LSTMWeights(
         kernel=r(D, 4 * H, scale=D**-0.5),
-        recurrent_kernel=r(H, 4 * H, scale=H**-0.5),
+        recurrent_kernel=r(P, 4 * H, scale=P**-0.5),
         bias=r(4 * H) if spec.use_bias else None,
         input_norm_gamma=1 + r(4 * H, scale=0.2) if ln else None,
         recurrent_norm_gamma=1 + r(4 * H, scale=0.2) if ln else None,
         cell_norm_gamma=1 + r(H, scale=0.2) if ln else None,
         cell_norm_beta=r(H, scale=0.2) if ln else None,
         peephole=r(3, H) if spec.peephole else None,
+        projection=r(H, P, scale=H**-0.5) if spec.proj_size else None,
     )
     drop = None
     if spec.recurrent_dropout:
-        keep = torch.rand(B, H, generator=g) >= spec.recurrent_dropout
+        keep = torch.rand(B, P, generator=g) >= spec.recurrent_dropout
         drop = keep.double() / (1 - spec.recurrent_dropout)
 
-    def keep_old(rate):  # zoneout: 1 where the old value is kept
-        return (torch.rand(B, T, H, generator=g) < rate).double() if rate else None
+    def keep_old(rate, size):  # zoneout: 1 where the old value is kept
+        return (torch.rand(B, T, size, generator=g) < rate).double() if rate else None
 
-    noise = LSTMNoise(drop, keep_old(spec.zoneout_cell), keep_old(spec.zoneout_hidden))
-    return r(B, T, D), r(B, H), r(B, H), weights, noise
+    noise = LSTMNoise(drop, keep_old(spec.zoneout_cell, H), keep_old(spec.zoneout_hidden, P))
+    return r(B, T, D), r(B, P), r(B, H), weights, noise
 
 
 def leaves(args, dtype, grad_x=True, grad_states=True, grad_weights=True):
@@ -259,14 +260,15 @@ def test_layer_norm_keeps_float32_gemms_under_autocast():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()))
 
 
-def test_supports_the_tanh_sigmoid_cell_without_projection(loops):
+def test_supports_the_tanh_sigmoid_cell(loops):
     assert cpu.supports(LSTMSpec(4, layer_norm=True, recurrent_dropout=0.2), None, None)
     assert not cpu.supports(LSTMSpec(4, activation="relu"), None, None)
     assert not cpu.supports(LSTMSpec(4, recurrent_activation="hard_sigmoid"), None, None)
     assert cpu.supports(LSTMSpec(4, peephole=True), None, None) == (loops == "compiled loops")
     assert not cpu.supports(LSTMSpec(4, peephole=True, layer_norm=True), None, None)
-    assert not cpu.supports(LSTMSpec(4, proj_size=2), None, None)
     compiled = loops == "compiled loops"
+    assert cpu.supports(LSTMSpec(4, proj_size=2), None, None) == compiled
+    assert not cpu.supports(LSTMSpec(4, proj_size=2, layer_norm=True), None, None)
     assert cpu.supports(LSTMSpec(4, zoneout_cell=0.1), None, None) == compiled
     assert not cpu.supports(LSTMSpec(4, zoneout_cell=0.1, layer_norm=True), None, None)
     mask = torch.ones(2, 3, dtype=torch.bool)
@@ -274,7 +276,7 @@ def test_supports_the_tanh_sigmoid_cell_without_projection(loops):
     assert not cpu.supports(LSTMSpec(4, layer_norm=True), mask, None)
     with pytest.raises(ValueError, match="cannot run"):
         x = torch.zeros(2, 3, 4)
-        cpu.lstm(x, x[:, 0], x[:, 0], None, LSTMSpec(4, proj_size=2))
+        cpu.lstm(x, x[:, 0], x[:, 0], None, LSTMSpec(4, activation="relu"))
 
 
 def test_nan_and_inf_propagate_and_large_inputs_saturate_as_in_the_reference():
@@ -416,4 +418,45 @@ def test_peephole_gradcheck(loops):
 
     assert torch.autograd.gradcheck(
         run, (x, h0, c0, w.kernel, w.recurrent_kernel, w.bias, w.peephole)
+    )
+
+
+PROJECTION = {
+    "alone": {"proj_size": 3},
+    "with everything": {"proj_size": 3, "peephole": True, "recurrent_dropout": 0.2,
+                        "zoneout_cell": 0.3, "zoneout_hidden": 0.2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("variant", PROJECTION.values(), ids=PROJECTION.keys())
+def test_projection_matches_reference(variant, masked, loops):
+    """Projection (Sak et al. 2014): h_t = (o tanh c_t) W_hr, of size P < H; alone and with
+    every other variant the compiled steps run, with and without a mask."""
+    if loops != "compiled loops":
+        pytest.skip("projection runs on the compiled steps only")
+    spec = LSTMSpec(5, **variant)
+    mask = torch.tensor(MASKS["post-padding"], dtype=torch.bool) if masked else None
+    for dtype in (torch.float32, torch.float64):
+        assert_matches_reference(spec, problem(spec, 4, 6, 3, seed=13), dtype, mask=mask)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        assert_matches_reference(spec, problem(spec, 4, 6, 3, seed=13), torch.float64, mask=mask)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_projection_gradcheck(loops):
+    if loops != "compiled loops":
+        pytest.skip("projection runs on the compiled steps only")
+    spec = LSTMSpec(4, proj_size=2, zoneout_hidden=0.5)
+    x, h0, c0, w, noise = leaves(problem(spec, 2, 4, 2, seed=14), torch.float64)
+
+    def run(x, h0, c0, kernel, recurrent, bias, projection):
+        weights = LSTMWeights(kernel, recurrent, bias, projection=projection)
+        return cpu.lstm(x, h0, c0, weights, spec, None, noise)
+
+    assert torch.autograd.gradcheck(
+        run, (x, h0, c0, w.kernel, w.recurrent_kernel, w.bias, w.projection)
     )

@@ -67,12 +67,16 @@ _layer_norm_backward = torch.ops.aten.native_layer_norm_backward
 
 def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:
     """The tanh/sigmoid cell, plain or with layer norm and/or recurrent dropout; masks (per-step
-    lengths), zoneout and peepholes where the compiled steps run, and not with layer norm."""
+    lengths), zoneout, peepholes and projection where the compiled steps run, and not with
+    layer norm."""
     classic = spec.activation == "tanh" and spec.recurrent_activation == "sigmoid"
-    compiled_only = mask is not None or spec.zoneout_cell or spec.zoneout_hidden or spec.peephole
+    compiled_only = (
+        mask is not None or spec.zoneout_cell or spec.zoneout_hidden or spec.peephole
+        or spec.proj_size
+    )  # fmt: skip
     if compiled_only and (spec.layer_norm or cpu_compiled.loops() is None):
         return False
-    return classic and not spec.proj_size
+    return classic
 
 
 def flavour(spec: LSTMSpec) -> str:
@@ -108,6 +112,7 @@ class _Params(NamedTuple):
     cell_gamma: torch.Tensor | None  # (H,) 2 γ_c
     cell_beta: torch.Tensor | None  # (H,) 2 β_c
     peephole: torch.Tensor | None = None  # (3, H) rows i, f, o (compiled steps)
+    projection: torch.Tensor | None = None  # (H, P) in the GEMM dtype (compiled steps)
 
 
 def _doubled(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -123,9 +128,10 @@ def _doubled(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
 def _params(w: LSTMWeights, gemm: torch.dtype, state: torch.dtype) -> _Params:
     if w.cell_norm_gamma is None:
         peephole = None if w.peephole is None else w.peephole.detach().to(state).contiguous()
+        projection = None if w.projection is None else w.projection.detach().to(gemm).contiguous()
         return _Params(
             _doubled(w.kernel, gemm), _doubled(w.recurrent_kernel, gemm), _doubled(w.bias, state),
-            None, None, None, None, peephole,
+            None, None, None, None, peephole, projection,
         )  # fmt: skip
     return _Params(
         w.kernel.detach().to(gemm),
@@ -189,15 +195,15 @@ def _forward(
     peepholes need the compiled steps."""
     gemm, state = p.recurrent.dtype, h0.dtype
     B, T, D = x.shape
-    H = h0.shape[-1]
+    H, P = c0.shape[-1], h0.shape[-1]  # cell and hidden sizes (P < H with a projection)
     ln = p.cell_gamma is not None
     s = _Saved()
     empty = s.lease.empty
     s.X = X = empty(T, B, D, dtype=gemm)
     X.copy_(x.transpose(0, 1))
     s.G = G = empty(T, B, 4 * H, dtype=state)
-    s.Hs = Hs = empty(T + 1, B, H, dtype=state)
-    s.Hg = Hg = Hs if gemm == state else empty(T + 1, B, H, dtype=gemm)
+    s.Hs = Hs = empty(T + 1, B, P, dtype=state)
+    s.Hg = Hg = Hs if gemm == state else empty(T + 1, B, P, dtype=gemm)
     Hs[0] = h0
     Hg[0] = h0
     s.C2 = C2 = empty(T + 1, B, H, dtype=state)
@@ -217,17 +223,19 @@ def _forward(
     if compiled is not None:  # the same steps in C++, x W + h U as one GEMM per step
         WU = torch.cat([p.kernel, U])
         if steps is not None:
-            s.steps, s.O = steps, empty(T, B, H, dtype=state)
+            s.steps, s.O = steps, empty(T, B, P, dtype=state)
         s.zoneout = zoneout
         if p.peephole is not None:
             s.peephole, s.Cn = p.peephole, empty(T, B, H, dtype=state)
         compiled.forward_steps(G, X, WU, p.bias, Hs, Hg, C2, S, drop, steps, s.O, *zoneout,
-                               s.peephole, s.Cn)  # fmt: skip
+                               s.peephole, s.Cn, p.projection)  # fmt: skip
         return _forward_results(Hs if steps is None else s.O, C2, T, s)
     if steps is not None or zoneout.rate_c or zoneout.rate_h or p.peephole is not None:
         raise ValueError(
             "masks, zoneout and peepholes need the compiled steps (see kernels.cpu_compiled)"
         )
+    if p.projection is not None:
+        raise ValueError("projection needs the compiled steps (see kernels.cpu_compiled)")
     h_in = torch.empty(B, H, dtype=gemm)  # h ⊙ mask, rounded once to the GEMM dtype
     hu = torch.empty(B, 4 * H, dtype=gemm)  # h U, where it cannot go straight to its target
     K = min(T, _block_steps(B, H))
@@ -369,14 +377,17 @@ def _backward(
     U_t = w.recurrent_kernel.detach().to(gemm).t()  # (4H, H)
     W_t = w.kernel.detach().to(gemm).t()  # (4H, I)
     douts = None if d_out is None else d_out.unbind(1)  # (B, H) each
-    dh = torch.zeros(B, H, dtype=state) if d_h is None else d_h.to(state, copy=True)
+    P = s.Hs.shape[-1]  # the hidden state's size (the projection's, or H)
+    dh = torch.zeros(B, P, dtype=state) if d_h is None else d_h.to(state, copy=True)
     dc = torch.zeros(B, H, dtype=state) if d_c is None else d_c.to(state, copy=True)
     dc_gates = dc.unsqueeze(1)  # (B, 1, H), a view: dc broadcast over the gates i, f, g
     if douts is not None and compiled is None:  # the compiled steps keep d out apart
         dh.add_(douts[T - 1])
-    d_output = torch.zeros(B, H, dtype=state)  # compiled steps: gradient of the output o_t
+    d_output = torch.zeros(B, P, dtype=state)  # compiled steps: gradient of the output o_t
+    projection_t = None if w.projection is None else w.projection.detach().to(gemm).t()  # (P, H)
+    DHN = None if w.projection is None else empty(K, B, P, dtype=state)  # d h_new, projected
     back = torch.empty(B, H, dtype=gemm)  # dz Uᵀ
-    Hm = None if drop is None else empty(K, B, H, dtype=gemm)  # h ⊙ mask
+    Hm = None if drop is None else empty(K, B, P, dtype=gemm)  # h ⊙ mask
     dx = torch.empty(B, T, D, dtype=state) if needs[0] else None
     grads = {
         name: torch.zeros(getattr(w, name).shape, dtype=state)
@@ -405,11 +416,17 @@ def _backward(
             continue
         if compiled is not None:  # the same steps, gate derivatives included, in C++
             bias_grad = grads.get("bias")
+            dhn = None if DHN is None else DHN[:n]
             compiled.backward_steps(dZ[:n], G, s.C2, s.S, dh, dc, d_output, U_t, rec,
                                     d_out_state, drop, s.steps, *s.zoneout, s.peephole, s.Cn,
-                                    bias_grad, grads.get("peephole"), t0, n)  # fmt: skip
+                                    bias_grad, grads.get("peephole"), projection_t, dhn, t0,
+                                    n)  # fmt: skip
             rec = dZ[0]
             _block_grads(s, grads, dx, W_t, norms, t0, dZ[:n], [], None, drop, Hm, bias=False)
+            if "projection" in grads:  # Σ (o tanh c_new)ᵀ d h_new over the block
+                gates = G[t0 : t0 + n].view(n * B, 4, H)
+                tanh = s.S[t0 : t0 + n].reshape(n * B, H) * 2 - 1
+                grads["projection"].addmm_((gates[:, 3] * tanh).t(), dhn.view(n * B, P))
             continue
         Bc = _gate_derivatives(
             gates[t0 : t0 + n], s.C2[t0 : t0 + n], s.S[t0 : t0 + n], A[:n], M[:n]
@@ -519,7 +536,7 @@ def _block_grads(
     dXW = dXW.to(gemm)
     if "recurrent_kernel" in grads:
         h_in = s.Hg[steps] if drop is None else torch.mul(s.Hs[steps], drop, out=Hm[:n])
-        _add_product(grads["recurrent_kernel"], h_in.view(n * B, H).t(), rec.to(gemm))
+        _add_product(grads["recurrent_kernel"], h_in.reshape(n * B, -1).t(), rec.to(gemm))
     if "kernel" in grads:
         _add_product(grads["kernel"], s.X[steps].view(n * B, D).t(), dXW)
     if bias and "bias" in grads:
@@ -537,7 +554,7 @@ def _add_product(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 _GRAD_FIELDS = ("kernel", "recurrent_kernel", "bias", "input_norm_gamma", "recurrent_norm_gamma",
-                "cell_norm_gamma", "cell_norm_beta", "peephole")  # fmt: skip
+                "cell_norm_gamma", "cell_norm_beta", "peephole", "projection")  # fmt: skip
 
 
 class _LSTM(torch.autograd.Function):

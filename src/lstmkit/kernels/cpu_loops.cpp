@@ -71,8 +71,10 @@ inline T sigmoid_precise(T x) {
 }
 
 // All T steps of the forward. Per step and thread: gather [x_t, h_{t-1} (* dropout)] of its
-// rows, one GEMM against WU, then two vectorised passes: the gates (bias and peepholes added)
-// with the doubled c_new, and the states (zoneout, masks).
+// rows, one GEMM against WU, then vectorised passes: the gates (bias and peepholes added) with
+// the doubled c_new; the cell state (zoneout, masks) and o tanh(c_new); with a projection
+// (Sak et al. 2014) one more GEMM of the latter against it; then the hidden state (zoneout,
+// masks) of size P (the projection's, or H).
 template <typename state_t, typename gemm_t>
 void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tensor& WU,
                         const std::optional<at::Tensor>& bias, const at::Tensor& Hs,
@@ -83,8 +85,10 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
                         const std::optional<at::Tensor>& keep_c,
                         const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h,
                         const std::optional<at::Tensor>& peephole,
-                        const std::optional<at::Tensor>& Cn) {
+                        const std::optional<at::Tensor>& Cn,
+                        const std::optional<at::Tensor>& projection) {
   const int64_t T = G.size(0), B = G.size(1), H4 = G.size(2), H = H4 / 4, I = X.size(2);
+  const int64_t P = Hs.size(2);  // the hidden state's size
   state_t* g = G.data_ptr<state_t>();
   const gemm_t* x = X.data_ptr<gemm_t>();
   const state_t* bias_ = bias ? bias->data_ptr<state_t>() : nullptr;
@@ -92,10 +96,10 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
   gemm_t* hg = Hg.data_ptr<gemm_t>();
   state_t* c2 = C2.data_ptr<state_t>();
   state_t* s = S.data_ptr<state_t>();
-  const state_t* dropout = drop ? drop->data_ptr<state_t>() : nullptr;  // (B, H) on h_{t-1}
+  const state_t* dropout = drop ? drop->data_ptr<state_t>() : nullptr;  // (B, P) on h_{t-1}
   const state_t* real = steps ? steps->data_ptr<state_t>() : nullptr;  // (B, T) 1: a real step
-  state_t* out = O ? O->data_ptr<state_t>() : nullptr;                   // (T, B, H) outputs
-  // zoneout: 1 where the old value is kept (B, T, H), or the rate (its expectation) without
+  state_t* out = O ? O->data_ptr<state_t>() : nullptr;                   // (T, B, P) outputs
+  // zoneout: 1 where the old value is kept (B, T, H or P), or the rate (its expectation)
   const state_t* kc_ = keep_c ? keep_c->data_ptr<state_t>() : nullptr;
   const state_t* kh_ = keep_h ? keep_h->data_ptr<state_t>() : nullptr;
   // peepholes (Gers & Schmidhuber 2000), rows i, f, o of (3, H); zeros without them
@@ -107,25 +111,31 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
   std::vector<state_t> no_bias(bias_ ? 0 : H4, state_t(0));
   const state_t* bi = bias_ ? bias_ : no_bias.data();  // the bias, blocks i, f, g, o of H
   const state_t *bf = bi + H, *bg = bi + 2 * H, *bo = bi + 3 * H;
+  const bool projected = projection.has_value();
   by_rows(B, [=](int64_t b0, int64_t b1) {  // by value: no reloads in the loops
     const int64_t rows = b1 - b0;
-    auto xh = at::empty({rows, I + H}, WU.options());  // [x_t, h_{t-1} (* dropout)] of the rows
+    auto xh = at::empty({rows, I + P}, WU.options());  // [x_t, h_{t-1} (* dropout)] of the rows
     auto zu = at::empty({rows, H4}, WU.options());
+    auto og = at::empty({projected ? rows : 0, H}, WU.options());  // o tanh(c_new), to project
+    auto hp = at::empty({projected ? rows : 0, P}, WU.options());  // its projection
     gemm_t* in = xh.data_ptr<gemm_t>();
     const gemm_t* u = zu.data_ptr<gemm_t>();
+    gemm_t* ogp = og.data_ptr<gemm_t>();
+    const gemm_t* hpp = hp.data_ptr<gemm_t>();
     std::vector<state_t> unused_c(cnew ? 0 : H);  // where c_new goes when nobody needs it
-    const std::vector<state_t> all_c(H, state_t(rate_c)), all_h(H, state_t(rate_h));
+    std::vector<state_t> h_new(rows * H);          // o tanh(c_new) of the rows
+    const std::vector<state_t> all_c(H, state_t(rate_c)), all_h(P, state_t(rate_h));
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t b = b0; b < b1; ++b) {
-        gemm_t* row = in + (b - b0) * (I + H);
+        gemm_t* row = in + (b - b0) * (I + P);
         std::memcpy(row, x + (t * B + b) * I, I * sizeof(gemm_t));
         if (dropout) {
-          const state_t* h = hs + (t * B + b) * H;
-          const state_t* mk = dropout + b * H;
+          const state_t* h = hs + (t * B + b) * P;
+          const state_t* mk = dropout + b * P;
 #pragma omp simd
-          for (int64_t k = 0; k < H; ++k) row[I + k] = to_gemm<gemm_t>(h[k] * mk[k]);
+          for (int64_t k = 0; k < P; ++k) row[I + k] = to_gemm<gemm_t>(h[k] * mk[k]);
         } else {
-          std::memcpy(row + I, hg + (t * B + b) * H, H * sizeof(gemm_t));
+          std::memcpy(row + I, hg + (t * B + b) * P, P * sizeof(gemm_t));
         }
       }
       at::mm_out(zu, xh, WU);  // x_t W + h_{t-1} U in one GEMM
@@ -135,16 +145,13 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
         const state_t* cp = c2 + (t * B + b) * H;
         state_t* cn = c2 + ((t + 1) * B + b) * H;
         state_t* st = s + (t * B + b) * H;
-        const state_t* hp = hs + (t * B + b) * H;
-        state_t* hn = hs + ((t + 1) * B + b) * H;
         state_t* cw = cnew ? cnew + (t * B + b) * H : unused_c.data();
+        state_t* hw = h_new.data() + (b - b0) * H;
         // a masked step (Keras): the states carry over and the output repeats the previous
         // one (0 before the first real step); its gates are computed all the same, so that
         // every saved value is finite
-        const bool step = !real || real[b * T + t] != state_t(0);
-        const state_t m = step ? state_t(1) : state_t(0);
+        const state_t m = !real || real[b * T + t] != state_t(0) ? state_t(1) : state_t(0);
         const state_t* kct = kc_ ? kc_ + (b * T + t) * H : all_c.data();
-        const state_t* kht = kh_ ? kh_ + (b * T + t) * H : all_h.data();
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {  // the gates, with the doubled c_new
           const state_t c_prev = state_t(0.5) * cp[k];
@@ -161,26 +168,46 @@ void forward_steps_impl(const at::Tensor& G, const at::Tensor& X, const at::Tens
           cw[k] = c;
         }
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) {  // the states: zoned out, carried where masked
+        for (int64_t k = 0; k < H; ++k) {  // the cell state: zoned out, carried where masked
           const state_t c = cw[k];
           const state_t sc = sigmoid<state_t>(c);  // tanh(c) = 2 sigmoid(2c) - 1
           st[k] = sc;
-          const state_t h = z[3 * H + k] * (state_t(2) * sc - state_t(1));
-          const state_t kc = kct[k], kh = kht[k];
+          hw[k] = z[3 * H + k] * (state_t(2) * sc - state_t(1));
+          const state_t kc = kct[k];
           const state_t cz = kc * cp[k] + (state_t(1) - kc) * c;  // zoneout (Krueger et al.)
-          const state_t hz = kh * hp[k] + (state_t(1) - kh) * h;
           cn[k] = m * cz + (state_t(1) - m) * cp[k];
-          hn[k] = m * hz + (state_t(1) - m) * hp[k];
+        }
+        if (projected) {
+          gemm_t* o_row = ogp + (b - b0) * H;
+#pragma omp simd
+          for (int64_t k = 0; k < H; ++k) o_row[k] = to_gemm<gemm_t>(hw[k]);
+        }
+      }
+      if (projected) at::mm_out(hp, og, *projection);
+      for (int64_t b = b0; b < b1; ++b) {
+        const state_t* hprev = hs + (t * B + b) * P;
+        state_t* hn = hs + ((t + 1) * B + b) * P;
+        const state_t* hw = h_new.data() + (b - b0) * H;
+        const gemm_t* hq = hpp + (b - b0) * P;
+        const bool step = !real || real[b * T + t] != state_t(0);
+        const state_t m = step ? state_t(1) : state_t(0);
+        const state_t* kht = kh_ ? kh_ + (b * T + t) * P : all_h.data();
+#pragma omp simd
+        for (int64_t k = 0; k < P; ++k) {  // the hidden state: zoned out, carried where masked
+          const state_t h = projected ? from_gemm<state_t>(hq[k]) : hw[k];
+          const state_t kh = kht[k];
+          const state_t hz = kh * hprev[k] + (state_t(1) - kh) * h;
+          hn[k] = m * hz + (state_t(1) - m) * hprev[k];
         }
         if (out) {
-          state_t* ot = out + (t * B + b) * H;
-          const state_t* before = t ? out + ((t - 1) * B + b) * H : nullptr;
-          for (int64_t k = 0; k < H; ++k) ot[k] = step ? hn[k] : (before ? before[k] : state_t(0));
+          state_t* ot = out + (t * B + b) * P;
+          const state_t* before = t ? out + ((t - 1) * B + b) * P : nullptr;
+          for (int64_t k = 0; k < P; ++k) ot[k] = step ? hn[k] : (before ? before[k] : state_t(0));
         }
         if (separate) {
-          gemm_t* hgn = hg + ((t + 1) * B + b) * H;
+          gemm_t* hgn = hg + ((t + 1) * B + b) * P;
 #pragma omp simd
-          for (int64_t k = 0; k < H; ++k) hgn[k] = to_gemm<gemm_t>(hn[k]);
+          for (int64_t k = 0; k < P; ++k) hgn[k] = to_gemm<gemm_t>(hn[k]);
         }
       }
     }
@@ -193,16 +220,18 @@ void forward_steps(const at::Tensor& G, const at::Tensor& X, const at::Tensor& W
                    const std::optional<at::Tensor>& drop, const std::optional<at::Tensor>& steps,
                    const std::optional<at::Tensor>& O, const std::optional<at::Tensor>& keep_c,
                    const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h,
-                   const std::optional<at::Tensor>& peephole, const std::optional<at::Tensor>& Cn) {
+                   const std::optional<at::Tensor>& peephole, const std::optional<at::Tensor>& Cn,
+                   const std::optional<at::Tensor>& projection) {
   if (G.scalar_type() == at::kDouble) {
     forward_steps_impl<double, double>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O, keep_c,
-                                       keep_h, rate_c, rate_h, peephole, Cn);
+                                       keep_h, rate_c, rate_h, peephole, Cn, projection);
   } else if (WU.scalar_type() == at::kBFloat16) {
     forward_steps_impl<float, c10::BFloat16>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O,
-                                             keep_c, keep_h, rate_c, rate_h, peephole, Cn);
+                                             keep_c, keep_h, rate_c, rate_h, peephole, Cn,
+                                             projection);
   } else {
     forward_steps_impl<float, float>(G, X, WU, bias, Hs, Hg, C2, S, drop, steps, O, keep_c,
-                                     keep_h, rate_c, rate_h, peephole, Cn);
+                                     keep_h, rate_c, rate_h, peephole, Cn, projection);
   }
 }
 
@@ -239,8 +268,10 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
                          const std::optional<at::Tensor>& peephole,
                          const std::optional<at::Tensor>& Cn,
                          const std::optional<at::Tensor>& d_bias,
-                         const std::optional<at::Tensor>& d_peephole, int64_t t0, int64_t n) {
-  const int64_t B = dh.size(0), H = dh.size(1), H4 = 4 * H, T = G.size(0);
+                         const std::optional<at::Tensor>& d_peephole,
+                         const std::optional<at::Tensor>& projection_t,
+                         const std::optional<at::Tensor>& DHN, int64_t t0, int64_t n) {
+  const int64_t B = dh.size(0), P = dh.size(1), H4 = G.size(2), H = H4 / 4, T = G.size(0);
   std::vector<state_t> no_peephole(peephole ? 0 : 3 * H, state_t(0));
   const state_t* pi = peephole ? peephole->data_ptr<state_t>() : no_peephole.data();
   const state_t *pf = pi + H, *po = pi + 2 * H;
@@ -252,19 +283,26 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
   state_t* dhp = dh.data_ptr<state_t>();
   state_t* dcp = dc.data_ptr<state_t>();
   state_t* dop = dout.data_ptr<state_t>();
-  const state_t* given = d_out ? d_out->data_ptr<state_t>() : nullptr;  // (B, T, H)
-  const state_t* dropout = drop ? drop->data_ptr<state_t>() : nullptr;  // (B, H) on h_{t-1}
+  const state_t* given = d_out ? d_out->data_ptr<state_t>() : nullptr;  // (B, T, P)
+  const state_t* dropout = drop ? drop->data_ptr<state_t>() : nullptr;  // (B, P) on h_{t-1}
   const state_t* real = steps ? steps->data_ptr<state_t>() : nullptr;  // (B, T)
   const state_t* kc_ = keep_c ? keep_c->data_ptr<state_t>() : nullptr;  // (B, T, H)
-  const state_t* kh_ = keep_h ? keep_h->data_ptr<state_t>() : nullptr;
+  const state_t* kh_ = keep_h ? keep_h->data_ptr<state_t>() : nullptr;  // (B, T, P)
+  state_t* dhn_saved = DHN ? DHN->data_ptr<state_t>() : nullptr;  // (n, B, P) for d projection
+  const bool projected = projection_t.has_value();
   std::mutex sum_lock;
   by_rows(B, [=, &sum_lock](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
-    auto back = at::empty({rows, H}, U_t.options());
+    auto back = at::empty({rows, P}, U_t.options());
     const gemm_t* bk = back.data_ptr<gemm_t>();
+    std::vector<state_t> dh_new(rows * P);  // the gradient of h_new (projected, if so)
+    auto dhg = at::empty({projected ? rows : 0, P}, U_t.options());  // the same, to project
+    auto dmg = at::empty({projected ? rows : 0, H}, U_t.options());  // that of o tanh(c_new)
+    gemm_t* dhgp = dhg.data_ptr<gemm_t>();
+    const gemm_t* dmp = dmg.data_ptr<gemm_t>();
     std::vector<state_t> db(d_bias ? H4 : 0, state_t(0));  // this thread's share, unrounded
     std::vector<state_t> dp(d_peephole ? 3 * H : 0, state_t(0));
-    const std::vector<state_t> all_c(H, state_t(rate_c)), all_h(H, state_t(rate_h));
+    const std::vector<state_t> all_c(H, state_t(rate_c)), all_h(P, state_t(rate_h));
     std::vector<state_t> unused_c(cnew ? 0 : H, state_t(0));
     for (int64_t j = n - 1; j >= 0; --j) {
       const int64_t t = t0 + j;
@@ -272,27 +310,48 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
       if (has_next) {
         at::mm_out(back, (j < n - 1 ? dZ[j + 1] : *rec).narrow(0, b0, rows), U_t);
       }
-      for (int64_t b = b0; b < b1; ++b) {
-        state_t* dhb = dhp + b * H;
-        state_t* dcb = dcp + b * H;
-        state_t* dob = dop + b * H;
-        const state_t* o_given = given ? given + (b * T + t) * H : nullptr;
+      for (int64_t b = b0; b < b1; ++b) {  // the hidden state's gradients, size P
+        state_t* dhb = dhp + b * P;
+        state_t* dob = dop + b * P;
+        state_t* dn = dh_new.data() + (b - b0) * P;
+        const state_t* o_given = given ? given + (b * T + t) * P : nullptr;
         if (has_next) {
-          const gemm_t* r = bk + (b - b0) * H;
-          const state_t* mk = dropout ? dropout + b * H : nullptr;
+          const gemm_t* r = bk + (b - b0) * P;
+          const state_t* mk = dropout ? dropout + b * P : nullptr;
 #pragma omp simd
-          for (int64_t k = 0; k < H; ++k) {
+          for (int64_t k = 0; k < P; ++k) {
             const state_t v = from_gemm<state_t>(r[k]);
             dhb[k] += mk ? v * mk[k] : v;
           }
         }
         if (o_given) {
 #pragma omp simd
-          for (int64_t k = 0; k < H; ++k) dob[k] += o_given[k];
+          for (int64_t k = 0; k < P; ++k) dob[k] += o_given[k];
         }
         const state_t m = real ? real[b * T + t] : state_t(1);
+        const state_t* kht = kh_ ? kh_ + (b * T + t) * P : all_h.data();
+#pragma omp simd
+        for (int64_t k = 0; k < P; ++k) {
+          const state_t kh = kht[k];
+          const state_t dhz = m * (dhb[k] + dob[k]);
+          dn[k] = (state_t(1) - kh) * dhz;
+          dhb[k] = (state_t(1) - m) * dhb[k] + kh * dhz;
+          dob[k] = (state_t(1) - m) * dob[k];
+        }
+        if (dhn_saved) std::memcpy(dhn_saved + (j * B + b) * P, dn, P * sizeof(state_t));
+        if (projected) {
+          gemm_t* row = dhgp + (b - b0) * P;
+#pragma omp simd
+          for (int64_t k = 0; k < P; ++k) row[k] = to_gemm<gemm_t>(dn[k]);
+        }
+      }
+      if (projected) at::mm_out(dmg, dhg, *projection_t);  // back through the projection
+      for (int64_t b = b0; b < b1; ++b) {  // the gates' gradients, size H
+        state_t* dcb = dcp + b * H;
+        const state_t* dn = dh_new.data() + (b - b0) * P;
+        const gemm_t* dmr = dmp + (b - b0) * H;
+        const state_t m = real ? real[b * T + t] : state_t(1);
         const state_t* kct = kc_ ? kc_ + (b * T + t) * H : all_c.data();
-        const state_t* kht = kh_ ? kh_ + (b * T + t) * H : all_h.data();
         const state_t* gt = g + (t * B + b) * H4;  // i, f, s = sigmoid(2 z_g), o
         const state_t* cp = c2 + (t * B + b) * H;   // 2 c_{t-1}
         const state_t* st = s + (t * B + b) * H;    // sigmoid(2 c_new)
@@ -301,14 +360,13 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           const state_t i = gt[k], f = gt[H + k], sg = gt[2 * H + k], o = gt[3 * H + k];
-          const state_t kc = kct[k], kh = kht[k];
+          const state_t kc = kct[k];
           const state_t tanh_c = state_t(2) * st[k] - state_t(1);
-          const state_t dhz = m * (dhb[k] + dob[k]);
-          const state_t dh_new = (state_t(1) - kh) * dhz;
+          const state_t dm = projected ? from_gemm<state_t>(dmr[k]) : dn[k];
           const state_t dcz = m * dcb[k];
-          const state_t d_o = dh_new * tanh_c * o * (state_t(1) - o);
-          const state_t c = (state_t(1) - kc) * dcz +
-                            dh_new * o * (state_t(1) - tanh_c * tanh_c) + d_o * po[k];
+          const state_t d_o = dm * tanh_c * o * (state_t(1) - o);
+          const state_t c = (state_t(1) - kc) * dcz + dm * o * (state_t(1) - tanh_c * tanh_c) +
+                            d_o * po[k];
           const state_t di = c * (state_t(2) * sg - state_t(1)) * i * (state_t(1) - i);
           const state_t df = c * state_t(0.5) * cp[k] * f * (state_t(1) - f);
           const state_t dg = c * state_t(4) * i * sg * (state_t(1) - sg);
@@ -317,8 +375,6 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
           out[2 * H + k] = to_gemm<gemm_t>(dg);
           out[3 * H + k] = to_gemm<gemm_t>(d_o);
           dcb[k] = c * f + (state_t(1) - m) * dcb[k] + kc * dcz + di * pi[k] + df * pf[k];
-          dhb[k] = (state_t(1) - m) * dhb[k] + kh * dhz;
-          dob[k] = (state_t(1) - m) * dob[k];
           if (d_bias) {
             db[k] += di;
             db[H + k] += df;
@@ -354,19 +410,21 @@ void backward_steps(const at::Tensor& dZ, const at::Tensor& G, const at::Tensor&
                     const std::optional<at::Tensor>& keep_h, double rate_c, double rate_h,
                     const std::optional<at::Tensor>& peephole, const std::optional<at::Tensor>& Cn,
                     const std::optional<at::Tensor>& d_bias,
-                    const std::optional<at::Tensor>& d_peephole, int64_t t0, int64_t n) {
+                    const std::optional<at::Tensor>& d_peephole,
+                    const std::optional<at::Tensor>& projection_t,
+                    const std::optional<at::Tensor>& DHN, int64_t t0, int64_t n) {
   if (G.scalar_type() == at::kDouble) {
     backward_steps_impl<double, double>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop, steps,
                                         keep_c, keep_h, rate_c, rate_h, peephole, Cn, d_bias,
-                                        d_peephole, t0, n);
+                                        d_peephole, projection_t, DHN, t0, n);
   } else if (U_t.scalar_type() == at::kBFloat16) {
     backward_steps_impl<float, c10::BFloat16>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop,
                                               steps, keep_c, keep_h, rate_c, rate_h, peephole,
-                                              Cn, d_bias, d_peephole, t0, n);
+                                              Cn, d_bias, d_peephole, projection_t, DHN, t0, n);
   } else {
     backward_steps_impl<float, float>(dZ, G, C2, S, dh, dc, dout, U_t, rec, d_out, drop, steps,
                                       keep_c, keep_h, rate_c, rate_h, peephole, Cn, d_bias,
-                                      d_peephole, t0, n);
+                                      d_peephole, projection_t, DHN, t0, n);
   }
 }
 
@@ -607,12 +665,12 @@ TORCH_LIBRARY(lstmkit_cpu, m) {
   m.def("backward_steps(Tensor(a!) dZ, Tensor G, Tensor C2, Tensor S, Tensor(b!) dh, "
         "Tensor(c!) dc, Tensor(d!) dout, Tensor U_t, Tensor? rec, Tensor? d_out, Tensor? drop, "
         "Tensor? steps, Tensor? keep_c, Tensor? keep_h, float rate_c, float rate_h, "
-        "Tensor? peephole, Tensor? Cn, Tensor(e!)? d_bias, Tensor(f!)? d_peephole, int t0, "
-        "int n) -> ()",
+        "Tensor? peephole, Tensor? Cn, Tensor(e!)? d_bias, Tensor(f!)? d_peephole, "
+        "Tensor? projection_t, Tensor(g!)? DHN, int t0, int n) -> ()",
         &backward_steps);
   m.def("forward_steps(Tensor(a!) G, Tensor X, Tensor WU, Tensor? bias, Tensor(b!) Hs, "
         "Tensor(c!) Hg, Tensor(d!) C2, Tensor(e!) S, Tensor? drop, Tensor? steps, "
         "Tensor(f!)? O, Tensor? keep_c, Tensor? keep_h, float rate_c, float rate_h, "
-        "Tensor? peephole, Tensor(g!)? Cn) -> ()",
+        "Tensor? peephole, Tensor(g!)? Cn, Tensor? projection) -> ()",
         &forward_steps);
 }
