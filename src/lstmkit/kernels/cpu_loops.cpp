@@ -296,6 +296,7 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
     auto back = at::empty({rows, P}, U_t.options());
     const gemm_t* bk = back.data_ptr<gemm_t>();
     std::vector<state_t> dh_new(rows * P);  // the gradient of h_new (projected, if so)
+    std::vector<state_t> dm_row(projected ? H : 0);  // that of o tanh(c_new), one row
     auto dhg = at::empty({projected ? rows : 0, P}, U_t.options());  // the same, to project
     auto dmg = at::empty({projected ? rows : 0, H}, U_t.options());  // that of o tanh(c_new)
     gemm_t* dhgp = dhg.data_ptr<gemm_t>();
@@ -348,8 +349,13 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
       if (projected) at::mm_out(dmg, dhg, *projection_t);  // back through the projection
       for (int64_t b = b0; b < b1; ++b) {  // the gates' gradients, size H
         state_t* dcb = dcp + b * H;
-        const state_t* dn = dh_new.data() + (b - b0) * P;
-        const gemm_t* dmr = dmp + (b - b0) * H;
+        const state_t* dm = dh_new.data() + (b - b0) * P;  // without a projection, P = H
+        if (projected) {
+          const gemm_t* dmr = dmp + (b - b0) * H;
+#pragma omp simd
+          for (int64_t k = 0; k < H; ++k) dm_row[k] = from_gemm<state_t>(dmr[k]);
+          dm = dm_row.data();
+        }
         const state_t m = real ? real[b * T + t] : state_t(1);
         const state_t* kct = kc_ ? kc_ + (b * T + t) * H : all_c.data();
         const state_t* gt = g + (t * B + b) * H4;  // i, f, s = sigmoid(2 z_g), o
@@ -362,11 +368,10 @@ void backward_steps_impl(const at::Tensor& dZ, const at::Tensor& G, const at::Te
           const state_t i = gt[k], f = gt[H + k], sg = gt[2 * H + k], o = gt[3 * H + k];
           const state_t kc = kct[k];
           const state_t tanh_c = state_t(2) * st[k] - state_t(1);
-          const state_t dm = projected ? from_gemm<state_t>(dmr[k]) : dn[k];
           const state_t dcz = m * dcb[k];
-          const state_t d_o = dm * tanh_c * o * (state_t(1) - o);
-          const state_t c = (state_t(1) - kc) * dcz + dm * o * (state_t(1) - tanh_c * tanh_c) +
-                            d_o * po[k];
+          const state_t d_o = dm[k] * tanh_c * o * (state_t(1) - o);
+          const state_t c = (state_t(1) - kc) * dcz +
+                            dm[k] * o * (state_t(1) - tanh_c * tanh_c) + d_o * po[k];
           const state_t di = c * (state_t(2) * sg - state_t(1)) * i * (state_t(1) - i);
           const state_t df = c * state_t(0.5) * cp[k] * f * (state_t(1) - f);
           const state_t dg = c * state_t(4) * i * sg * (state_t(1) - sg);
