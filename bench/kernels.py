@@ -12,7 +12,9 @@ One run does everything, in this order:
 3. optionally (``--sweep``) launch configurations of ours at each hidden size;
 4. speed: median milliseconds of forward and of forward+backward, with ratio columns and peak
    memory, for cuDNN fp32, cuDNN bf16 (autocast), ours fp32 / bf16 and each variant ours
-   supports, over shapes B=64, T=100, I=32, H ∈ {128, 256, 512, 1024}; B=256; T=500.
+   supports, in the persistent layout and (where it runs the variant) the split-hidden one
+   ("split", `triton_lstm.split_config`), over shapes B=64, T=100, I=32,
+   H ∈ {128, 256, 512, 1024}; B=256; T=500.
    The table comes last.
 
     python bench/kernels.py                  # everything (estimate: 3-6 minutes on an H100)
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -157,10 +160,11 @@ def as_f64(t):
     return None if t is None else t.detach().double().requires_grad_()
 
 
-def outputs_and_grads(module, x, h0, c0, w, spec, mask, noise, autocast=None):
-    """(outputs, h_T, c_T), and the gradients of a fixed random linear loss for every leaf."""
+def outputs_and_grads(module, x, h0, c0, w, spec, mask, noise, autocast=None, **kwargs):
+    """(outputs, h_T, c_T), and the gradients of a fixed random linear loss for every leaf;
+    ``kwargs`` go to ``module.lstm`` (ours: ``config``)."""
     with torch.autocast(DEVICE, dtype=autocast or torch.float32, enabled=bool(autocast)):
-        outs = module.lstm(x, h0, c0, w, spec, mask, noise)
+        outs = module.lstm(x, h0, c0, w, spec, mask, noise, **kwargs)
     g = torch.Generator(device=DEVICE).manual_seed(5)
     weights = [torch.randn(o.shape, generator=g, device=DEVICE, dtype=torch.float64) for o in outs]
     loss = sum((o.double() * wt).sum() for o, wt in zip(outs, weights, strict=True))
@@ -237,6 +241,16 @@ def measure(forward, inputs):
 # -- sections -------------------------------------------------------------------------------------
 
 
+def layouts(tl_mod, spec, B):
+    """Our contenders for ``spec``: the persistent kernels (default launch shape) and, where it
+    runs the spec, the split-hidden layout ("split"); name suffix and ``config``."""
+    out = [("", None)]
+    if tl_mod.triton_split.supports(spec):
+        sms = torch.cuda.get_device_properties(0).multi_processor_count if DEVICE == "cuda" else 4
+        out.append((" split", tl_mod.split_config(B, spec.units, sms)))
+    return out
+
+
 def correctness(tl_mod, console, results):
     from rich.table import Table
 
@@ -265,33 +279,42 @@ def correctness(tl_mod, console, results):
             torch.backends.cuda.matmul.allow_tf32 = tf32
             peer = max(rel(a, b) for a, b in zip(o + gr, ref_o + ref_g, strict=True))
             bound = max(limit, 1.5 * peer) if ac is not None else limit
-            try:
-                o, gr = outputs_and_grads(tl_mod, x, h0, c0, w, spec, mask, noise, autocast=ac)
-                eo = max(rel(a, b) for a, b in zip(o, ref_o, strict=True))
-                eg = max(rel(a, b) for a, b in zip(gr, ref_g, strict=True))
-                worst = max(eo, eg)
-                ok = worst < bound  # False for NaN
-            except Exception as exc:  # noqa: BLE001 (report and go on)
-                eo = eg = worst = float("nan")
-                ok = False
-                console.print(f"[red]{name} {label}: {type(exc).__name__}: {exc}")
-            failures += not ok
-            results["correctness"].append(
-                dict(
-                    case=name, dtype=label, outputs=eo, gradients=eg, peer=peer, bound=bound, ok=ok
+            for suffix, cfg in layouts(tl_mod, spec, B):
+                try:
+                    o, gr = outputs_and_grads(
+                        tl_mod, x, h0, c0, w, spec, mask, noise, autocast=ac, config=cfg
+                    )
+                    eo = max(rel(a, b) for a, b in zip(o, ref_o, strict=True))
+                    eg = max(rel(a, b) for a, b in zip(gr, ref_g, strict=True))
+                    worst = max(eo, eg)
+                    ok = worst < bound  # False for NaN
+                except Exception as exc:  # noqa: BLE001 (report and go on)
+                    eo = eg = worst = float("nan")
+                    ok = False
+                    console.print(f"[red]{name}{suffix} {label}: {type(exc).__name__}: {exc}")
+                failures += not ok
+                results["correctness"].append(
+                    dict(
+                        case=name + suffix,
+                        dtype=label,
+                        outputs=eo,
+                        gradients=eg,
+                        peer=peer,
+                        bound=bound,
+                        ok=ok,
+                    )
                 )
-            )
-            verdict = "[green]ok" if ok else "[red]FAIL"
-            table.add_row(
-                name,
-                label,
-                f"{eo:.1e}",
-                f"{eg:.1e}",
-                f"{worst:.1e}",
-                f"{peer:.1e}",
-                f"{bound:.1e}",
-                verdict,
-            )
+                verdict = "[green]ok" if ok else "[red]FAIL"
+                table.add_row(
+                    name + suffix,
+                    label,
+                    f"{eo:.1e}",
+                    f"{eg:.1e}",
+                    f"{worst:.1e}",
+                    f"{peer:.1e}",
+                    f"{bound:.1e}",
+                    verdict,
+                )
         if name == "plain":  # cuDNN beside it, same inputs
             lstm = cudnn_module(x, h0, c0, w, spec)
             for label, ac in (("cuDNN fp32", None), ("cuDNN bf16", torch.bfloat16)):
@@ -305,7 +328,13 @@ def correctness(tl_mod, console, results):
 
 def kernel_report(tl_mod, console):
     """Registers and spills of every compiled specialization, as the driver reports them."""
-    for kernel in (tl_mod._lstm_fwd_kernel, tl_mod._lstm_bwd_kernel):
+    split = tl_mod.triton_split
+    for kernel in (
+        tl_mod._lstm_fwd_kernel,
+        tl_mod._lstm_bwd_kernel,
+        split._split_fwd_kernel,
+        split._split_bwd_kernel,
+    ):
         try:
             for cache in kernel.device_caches.values():
                 for compiled in cache[0].values():
@@ -344,6 +373,17 @@ def sweep(tl_mod, console, results):
         tl_mod.TritonConfig(16, 128, 32, 8, 2),
         tl_mod.TritonConfig(32, 64, 32, 8, 2),
         tl_mod.TritonConfig(32, 32, 32, 4, 2),
+        *(  # the split-hidden layout (the plain cell; "everything" has layer norm)
+            tl_mod.TritonConfig(b, h, k, w, 1, split=True)
+            for b, h, k, w in [
+                (16, 16, 32, 4),
+                (64, 16, 32, 4),
+                (64, 32, 32, 4),
+                (64, 32, 64, 8),
+                (32, 32, 32, 4),
+                (64, 64, 32, 8),
+            ]
+        ),
     ]
     B, T, D, H0 = HEADLINE
     cases = [(f"H={H}", LSTMSpec(H), False, False) for H in SWEEP_H]
@@ -355,9 +395,13 @@ def sweep(tl_mod, console, results):
             table.add_column(f"{name} {dt}", justify="right")
     for cfg in configs:
         row = [f"b{cfg.block_b} h{cfg.block_h} p{cfg.block_p} w{cfg.num_warps} s{cfg.num_stages}"]
+        row[0] += " split" if cfg.split else ""
         for name, spec, masked, training in cases:
             x, h0, c0, w, mask, noise = problem(spec, B, T, D, masked, training)
             for dt in (None, torch.bfloat16):
+                if cfg.split and not tl_mod.triton_split.supports(spec):
+                    row.append("")
+                    continue
 
                 def fwd(spec=spec, x=x, h0=h0, c0=c0, w=w, mask=mask, noise=noise, dt=dt, cfg=cfg):
                     with torch.autocast(DEVICE, dtype=dt or torch.float32, enabled=bool(dt)):
@@ -415,19 +459,21 @@ def speed(tl_mod, console, results, shapes, all_variants):
         for vname in names:
             vspec, masked, training = variants(H)[vname]
             x, h0, c0, w, mask, noise = problem(vspec, B, T, D, masked, training)
-            for dt, name in ((None, "fp32"), (torch.bfloat16, "bf16")):
+            for (dt, name), (suffix, cfg) in itertools.product(
+                ((None, "fp32"), (torch.bfloat16, "bf16")), layouts(tl_mod, vspec, B)
+            ):
 
-                def fwd(vspec=vspec, x=x, h0=h0, c0=c0, w=w, mask=mask, noise=noise, dt=dt):
+                def fwd(vspec=vspec, x=x, h0=h0, c0=c0, w=w, mask=mask, noise=noise, dt=dt, c=cfg):
                     with torch.autocast(DEVICE, dtype=dt or torch.float32, enabled=bool(dt)):
-                        return tl_mod.lstm(x, h0, c0, w, vspec, mask, noise)
+                        return tl_mod.lstm(x, h0, c0, w, vspec, mask, noise, config=c)
 
-                who = f"ours {name} {vname}"
+                who = f"ours {name} {vname}{suffix}"
                 try:
                     f, fb, mb = measure(fwd, leaves(x, h0, c0, w))
                 except Exception as exc:  # noqa: BLE001
                     console.print(f"[red]{label} {who}: {type(exc).__name__}: {exc}")
                     continue
-                if vname == "plain":
+                if vname == "plain" and not suffix:
                     base[f"ours {name}"] = fb
                 rows.append((who, name, f, fb, mb))
         for who, name, f, fb, mb in rows:

@@ -32,6 +32,7 @@ if not CUDA and not triton_lstm.interpreter_ready():
     )
 
 SMALL = TritonConfig(16, 16, 16, 4, 1)  # 16-unit chunks: H=20 runs two hidden chunks
+SPLIT = TritonConfig(16, 16, 16, 4, 1, split=True)  # H=20: two programs per batch tile
 
 
 def problem(
@@ -132,6 +133,7 @@ EVERYTHING = dict(
     zoneout_hidden=0.1,
     recurrent_dropout=0.25,
 )
+SPLIT_VARIANTS = dict(peephole=True, zoneout_cell=0.2, zoneout_hidden=0.1, recurrent_dropout=0.25)
 
 # name: (spec, problem kwargs, mask, training, config)
 CASES = {
@@ -173,6 +175,31 @@ CASES = {
         lambda: lengths_mask(19, 5),
         False,
         SMALL,
+    ),
+    # the split-hidden layout (each step a launch under the interpreter)
+    "split_plain": (LSTMSpec(20), {}, None, False, SPLIT),
+    "split_t1_no_bias": (LSTMSpec(6, use_bias=False), dict(T=1), None, False, SPLIT),
+    "split_mask_peephole": (LSTMSpec(20, peephole=True), {}, mask_3x5, False, SPLIT),
+    "split_variants_training": (
+        LSTMSpec(20, "relu", "hard_sigmoid", **SPLIT_VARIANTS),
+        {},
+        mask_3x5,
+        True,
+        SPLIT,
+    ),
+    "split_variants_two_tiles": (
+        LSTMSpec(33, **SPLIT_VARIANTS),
+        dict(B=19),
+        lambda: lengths_mask(19, 5),
+        True,
+        SPLIT,
+    ),
+    "split_zoneout_inference": (
+        LSTMSpec(20, "softsign", zoneout_cell=0.3, zoneout_hidden=0.2),
+        {},
+        mask_3x5,
+        False,
+        SPLIT,
     ),
 }
 
@@ -226,6 +253,56 @@ def test_supports_and_refusals():
         triton_lstm.lstm(x, h0, c0, w, LSTMSpec(8))
     with pytest.raises(ValueError, match="power of two"):
         TritonConfig(block_h=24)
+    x, h0, c0, w, _ = problem(LSTMSpec(20, proj_size=5))
+    with pytest.raises(ValueError, match="split-hidden layout runs no layer norm or projection"):
+        triton_lstm.lstm(x, h0, c0, w, LSTMSpec(20, proj_size=5), config=SPLIT)
+
+
+def test_tf32_rounding_is_round_to_nearest_even():
+    bits = torch.tensor(
+        [0x3F800000, 0x3F801000, 0x3F803000, 0x3F801001, 0xBF807FFF, 0x7F7FF000, 0x00001FFF],
+        dtype=torch.int64,
+    )
+    x = torch.cat([(bits - (bits >= 2**31) * 2**32).to(torch.int32).view(torch.float32),
+                   torch.tensor([float("inf"), float("nan"), 0.0])])  # fmt: skip
+    expected = torch.tensor(
+        [0x3F800000, 0x3F800000, 0x3F804000, 0x3F802000, 0xBF808000, 0x7F800000, 0x00002000],
+        dtype=torch.int64,
+    )
+    rounded = triton_lstm._tf32(x)
+    assert torch.equal(rounded[:7].view(torch.int32).to(torch.int64) & 0xFFFFFFFF, expected)
+    assert rounded[7] == float("inf") and rounded[8].isnan() and rounded[9] == 0.0
+
+
+def test_tf32_dots_see_rounded_operands(monkeypatch):
+    """Tensor cores drop the low 13 bits of fp32 operands, a bias that adds up over the steps
+    (on an H200, relative error 1.7e-3 with a projection); the kernels round both operands to
+    nearest instead, as cuBLAS does. One step with TF32 dots forced matches float64 arithmetic
+    on TF32-rounded operands, forward (h0·U, then the projection) and backward (dz·Uᵀ)."""
+    monkeypatch.setattr(triton_lstm, "_dot_mode", lambda dtype, device: "tf32")
+    spec = LSTMSpec(20, proj_size=12)
+    x, h0, c0, w, _ = problem(spec, B=16, T=1)
+    out, h1, c1 = triton_lstm.lstm(x, h0, c0, w, spec, config=SMALL)
+    g = torch.Generator().manual_seed(2)
+    dh1, dc1 = (torch.randn(t.shape, generator=g) for t in (h1, c1))
+    dh0, dc0 = torch.autograd.grad((h1 * dh1).sum() + (c1 * dc1).sum(), [h0, c0])
+
+    def r(t):
+        return triton_lstm._tf32(t.detach().float()).double()
+
+    H = spec.units
+    z = (x[:, 0] @ w.kernel + w.bias).double() + r(h0) @ r(w.recurrent_kernel)
+    z = z.detach().requires_grad_()
+    i, f, o = (torch.sigmoid(z[:, k * H : (k + 1) * H]) for k in (0, 1, 3))
+    c = f * c0.double() + i * torch.tanh(z[:, 2 * H : 3 * H])
+    m = o * torch.tanh(c)
+    assert rel_err(c1, c) < 1e-6 and rel_err(h1, r(m) @ r(w.projection)) < 1e-6
+    dm = r(dh1) @ r(w.projection).t()
+    (dz,) = torch.autograd.grad((m * dm).sum() + (c * dc1.double()).sum(), [z])
+    # the kernel's fp32 dz rounds differently from float64's in a few elements (2.4e-5
+    # measured); with dz unrounded the error is 2.5e-4
+    assert rel_err(dh0, r(dz) @ r(w.recurrent_kernel).t()) < 6e-5
+    assert not torch.equal(r(h0), h0.double())  # the operands did need rounding
 
 
 # ---- on a GPU: accuracy at the benchmark shape ---------------------------------------------

@@ -23,14 +23,16 @@ Bytes moved (fp32 buffers, per layer call; B=64, T=100, I=32, H=128, no projecti
   forward  reads zx B·T·4H·4 = 13.1 MB, writes gates + act(c) + c + h B·T·7H·4 = 22.9 MB;
   backward reads those plus dh, writes dz B·T·4H·4 = 13.1 MB. The recurrent kernel U
   (H·4H, 128 KB in bf16) is re-read from L2 by every tile at every step: T·(B/BLOCK_B)·128 KB
-  = 51 MB of L2 traffic, the term a later split-hidden layout (design §4) removes.
+  = 51 MB of L2 traffic, the term the split-hidden layout (`triton_split`) removes.
 All DRAM traffic together (≈ 90 MB) is ≈ 30 µs at 3 TB/s, against cuDNN's 1.4 ms for the
 forward+backward: the recurrence is bound by the latency of its T dependent steps (and by the
 L2 re-reads of U at large H), not by DRAM bandwidth.
 
 Numerics. State, gates and statistics are fp32. The dots take fp32 operands with TF32 on
 CUDA when ``torch.backends.cudnn.rnn.fp32_precision == "tf32"`` (torch's default, the rule
-cuDNN's LSTM follows), true fp32 otherwise; under autocast (bf16 / fp16) or with low-precision
+cuDNN's LSTM follows), true fp32 otherwise. TF32 operands are rounded to nearest (weights once
+on the host, activations in the kernel): the tensor cores would drop their low 13 bits, a
+bias that adds up over the steps; under autocast (bf16 / fp16) or with low-precision
 inputs the operands of the dots are in that dtype, the accumulation fp32, and outputs are
 returned in that dtype as cuDNN does.
 
@@ -38,8 +40,9 @@ Triton is imported on first use, never at import, and the device functions below
 functions that `_triton()` wraps in place on first use: for Triton's interpreter when
 ``TRITON_INTERPRET=1`` is set then (how the CPU-only CI runs them), else with ``triton.jit``.
 This works even where triton was imported earlier in compiled mode (keras imports it), as the
-kernels call no jitted helper of triton.language. The split-hidden layout for large H (design
-§4) is not here yet.
+kernels call no jitted helper of triton.language. ``TritonConfig(split=True)`` runs the
+recurrence in the split-hidden layout of `triton_split` instead (no layer norm or projection;
+opt-in until it is measured on a GPU).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lstmkit.kernels import reference
+from lstmkit.kernels import reference, triton_split
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
 
@@ -64,13 +67,16 @@ ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "relu": 
 @dataclass(frozen=True)
 class TritonConfig:
     """Launch shape: batch rows per program, hidden / output units per chunk, warps and
-    software-pipelining stages of the K loops."""
+    software-pipelining stages of the K loops. ``split``: the split-hidden layout of
+    `triton_split`, where a program owns ``block_h`` hidden units of ``block_b`` rows and
+    ``block_p`` is the K chunk of its dots."""
 
     block_b: int = 16
     block_h: int = 32
     block_p: int = 32
     num_warps: int = 4
     num_stages: int = 2
+    split: bool = False
 
     def __post_init__(self) -> None:
         for name in ("block_b", "block_h", "block_p"):
@@ -88,6 +94,17 @@ def default_config(batch: int, units: int, output_size: int) -> TritonConfig:
         return min(cap, max(16, 1 << (n - 1).bit_length()))
 
     return TritonConfig(16, pow2(units, 32), pow2(output_size, 32), 4, 2)
+
+
+def split_config(batch: int, units: int, sms: int) -> TritonConfig:
+    """Untuned launch shape of the split-hidden layout: up to 64 batch rows per program and
+    the narrowest hidden slice (16, 32 or 64 units) whose grid fits on ``sms`` SMs, one
+    program each, so that the time loop is one launch; tune with ``bench/kernels.py --sweep``.
+    """
+    block_b = min(64, max(16, 1 << (batch - 1).bit_length()))
+    tiles = -(-batch // block_b)
+    block_h = next((n for n in (16, 32) if tiles * -(-units // n) <= sms), 64)
+    return TritonConfig(block_b, block_h, 32, 4, 1, split=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,6 +157,7 @@ _JIT_FUNCTIONS = (
     "_sigmoid",
     "_activation",
     "_activation_grad",
+    "_round_tf32",
     "_dot",
     "_merge_stats",
     "_h_times_u",
@@ -205,11 +223,21 @@ def _activation_grad(y, KIND: tl.constexpr):
     return d
 
 
+def _round_tf32(x):
+    """x rounded to TF32's 10 mantissa bits, to nearest even; infinities and NaN kept."""
+    bits = x.to(tl.uint32, bitcast=True)
+    rounded = (bits + 0xFFF + ((bits >> 13) & 1)) & 0xFFFFE000
+    return tl.where((bits & 0x7F800000) == 0x7F800000, x, rounded.to(tl.float32, bitcast=True))
+
+
 def _dot(a, b, acc, DOT: tl.constexpr):
-    """acc + a·b with a fp32, b as stored: "ieee"/"tf32" fp32 dots; "low": a is cast to b's
-    bf16/fp16; "emulate": the same rounding of a done in fp32 (the interpreter has no bf16
-    dot)."""
-    if DOT == "low":
+    """acc + a·b with a fp32, b as stored: "ieee" fp32 dots; "tf32": a rounded to TF32 here and
+    b already rounded by `_tf32` (the tensor cores would truncate them, a bias that grows over
+    the steps); "low": a is cast to b's bf16/fp16; "emulate": the same rounding of a done in
+    fp32 (the interpreter has no bf16 dot)."""
+    if DOT == "tf32":
+        out = tl.dot(_round_tf32(a), b, acc, input_precision="tf32")
+    elif DOT == "low":
         out = tl.dot(a.to(b.dtype), b, acc)
     elif DOT == "emulate":
         if b.dtype == tl.bfloat16:  # round to nearest even by hand: the interpreter truncates
@@ -237,10 +265,11 @@ def _merge_stats(mean, m2, n_prev, x, m_x, n_x):
 
 def _h_times_u(
     p_h, p_rd, p_u, m_b, cols, m_h, H, P,
-    RDROP: tl.constexpr, DOT: tl.constexpr,
+    RDROP: tl.constexpr, DOT: tl.constexpr, CACHE: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
-    """Columns ``cols`` of the four gate blocks of (h ⊙ dropout)·U, for rows p_h (BLOCK_B,)."""
+    """Columns ``cols`` of the four gate blocks of (h ⊙ dropout)·U, for rows p_h (BLOCK_B,);
+    h is loaded with the cache modifier CACHE ("" or ".cg" where other programs wrote it)."""
     acc_i = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
     acc_f = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
     acc_g = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
@@ -248,7 +277,7 @@ def _h_times_u(
     for k0 in range(0, P, BLOCK_P):
         ks = k0 + tl.arange(0, BLOCK_P)
         m_bk = m_b[:, None] & (ks < P)[None, :]
-        b_h = tl.load(p_h[:, None] + ks[None, :], mask=m_bk, other=0.0)  # (BLOCK_B, BLOCK_P)
+        b_h = tl.load(p_h[:, None] + ks[None, :], mask=m_bk, other=0.0, cache_modifier=CACHE)
         if RDROP:
             b_h = b_h * tl.load(p_rd[:, None] + ks[None, :], mask=m_bk, other=0.0)
         p_uk = p_u + ks[:, None] * (4 * H) + cols[None, :]  # (BLOCK_P, BLOCK_H)
@@ -332,8 +361,9 @@ def _lstm_fwd_kernel(
                 m_h = cols < H
                 m = m_b[:, None] & m_h[None, :]
                 zi, zf, zg, zo = _h_times_u(
-                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, BLOCK_B, BLOCK_H, BLOCK_P
-                )
+                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, "",
+                    BLOCK_B, BLOCK_H, BLOCK_P,
+                )  # fmt: skip
                 p_z = p_zhn_t[:, None] + cols[None, :]
                 tl.store(p_z, zi, mask=m)
                 tl.store(p_z + H, zf, mask=m)
@@ -377,8 +407,9 @@ def _lstm_fwd_kernel(
                 zo = zo * tl.load(p_gamma_h + 3 * H + cols, mask=m_h, other=0.0)[None, :]
             else:
                 zi, zf, zg, zo = _h_times_u(
-                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, BLOCK_B, BLOCK_H, BLOCK_P
-                )
+                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, "",
+                    BLOCK_B, BLOCK_H, BLOCK_P,
+                )  # fmt: skip
             p_x = p_zx_t[:, None] + cols[None, :]
             zi += tl.load(p_x, mask=m, other=0.0)
             zf += tl.load(p_x + H, mask=m, other=0.0)
@@ -795,6 +826,11 @@ def _triton():
             wrap = triton.jit
         for name in _JIT_FUNCTIONS:
             setattr(module, name, wrap(getattr(module, name)))
+        triton_split.tl = triton.language
+        for name in triton_split.SHARED:
+            setattr(triton_split, name, getattr(module, name))
+        for name in triton_split.JIT_FUNCTIONS:
+            setattr(triton_split, name, wrap(getattr(triton_split, name)))
         _TRITON = triton
     return _TRITON
 
@@ -814,8 +850,24 @@ def _dot_mode(dtype: torch.dtype, device: torch.device) -> str:
     return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
 
 
-def _strides(keep: torch.Tensor | None) -> tuple[int, int, int]:
-    return (0, 0, 0) if keep is None else tuple(keep.stride())
+def _tf32(w: torch.Tensor) -> torch.Tensor:
+    """fp32 ``w`` rounded to TF32 (10 mantissa bits) to nearest even, as `_round_tf32` does."""
+    bits = w.contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    rounded = (bits + 0xFFF + ((bits >> 13) & 1)) & 0xFFFFE000
+    rounded = torch.where(rounded >= 2**31, rounded - 2**32, rounded).to(torch.int32)
+    special = (bits & 0x7F800000) == 0x7F800000
+    return torch.where(special, w, rounded.view(torch.float32))
+
+
+def _dot_operand(w: torch.Tensor, dtype: torch.dtype, dot: str) -> torch.Tensor:
+    """A weight as the kernels' dots read it: in ``dtype``, rounded to TF32 for "tf32" dots."""
+    w = w.detach().to(dtype).contiguous()
+    return _tf32(w) if dot == "tf32" else w
+
+
+def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
+    """A keep tensor (or a dummy) and its three strides, as the kernels take them."""
+    return (dummy, 0, 0, 0) if keep is None else (keep, *keep.stride())
 
 
 class _Recurrence(torch.autograd.Function):
@@ -829,8 +881,8 @@ class _Recurrence(torch.autograd.Function):
         H, P = G4 // 4, spec.output_size
         f32 = dict(device=zx.device, dtype=torch.float32)
         dot = _dot_mode(dot_dtype, zx.device)
-        u_dot = u.detach().to(dot_dtype).contiguous()
-        wr_dot = wr.detach().to(dot_dtype).contiguous() if wr is not None else u_dot
+        u_dot = _dot_operand(u, dot_dtype, dot)
+        wr_dot = _dot_operand(wr, dot_dtype, dot) if wr is not None else u_dot
         hs = torch.empty(B, T + 1, P, **f32)
         cs = torch.empty(B, T + 1, H, **f32)
         hs[:, 0] = h0
@@ -844,15 +896,21 @@ class _Recurrence(torch.autograd.Function):
         scratch = torch.empty(B, H, **f32) if (ln or wr is not None) else act
         dummy = zx
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
-        grid = (triton.cdiv(B, cfg.block_b),)
         # fmt: off
-        _lstm_fwd_kernel[grid](
-            zx, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
-            _or(beta_c, dummy), _or(rdrop, dummy),
-            _or(keep_c, dummy), *_strides(keep_c), _or(keep_h, dummy), *_strides(keep_h),
-            hs, cs, gates, act, zhn, cn, rstd, scratch,
-            B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
+        if cfg.split:
+            triton_split.forward(
+                zx, u_dot, _or(peep, dummy), _or(rdrop, dummy), _keep_args(keep_c, dummy),
+                _keep_args(keep_h, dummy), hs, cs, gates, act, _split_constexprs(consts), cfg,
+                _INTERPRETED,
+            )
+        else:
+            _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
+                zx, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
+                _or(beta_c, dummy), _or(rdrop, dummy),
+                *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
+                hs, cs, gates, act, zhn, cn, rstd, scratch,
+                B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+            )
         # fmt: on
         ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
         saved = (hs, cs, gates, act, zhn, cn, rstd)  # outputs, and what the forward saved
@@ -869,8 +927,8 @@ class _Recurrence(torch.autograd.Function):
         H, P = G4 // 4, spec.output_size
         f32 = dict(device=gates.device, dtype=torch.float32)
         dot = _dot_mode(ctx.dot_dtype, gates.device)
-        u_dot = u.detach().to(ctx.dot_dtype).contiguous()
-        wr_dot = wr.detach().to(ctx.dot_dtype).contiguous() if wr is not None else u_dot
+        u_dot = _dot_operand(u, ctx.dot_dtype, dot)
+        wr_dot = _dot_operand(wr, ctx.dot_dtype, dot) if wr is not None else u_dot
         dhs = torch.zeros(B, T, P, **f32) if dhs is None else dhs[:, 1:].float().contiguous()
         dcs = torch.zeros(B, T, H, **f32) if dcs is None else dcs[:, 1:].float().contiguous()
         ln = spec.layer_norm
@@ -878,21 +936,28 @@ class _Recurrence(torch.autograd.Function):
         dzh = torch.empty(B, T, G4, **f32) if ln else dz
         dhn = torch.empty(B, T, P, **f32) if wr is not None else dz
         dcn = torch.empty(B, T, H, **f32) if ln else dz
-        dh = torch.zeros(2, B, P, **f32)
-        dc = torch.zeros(2, B, H, **f32)
         scratch = torch.empty(B, H, **f32) if ln else dz
         dummy = gates
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
-        grid = (triton.cdiv(B, cfg.block_b),)
         # fmt: off
-        _lstm_bwd_kernel[grid](
-            dhs, dcs, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
-            _or(rdrop, dummy),
-            _or(keep_c, dummy), *_strides(keep_c), _or(keep_h, dummy), *_strides(keep_h),
-            cs, gates, act, zhn, cn, rstd,
-            dz, dzh, dhn, dcn, dh, dc, scratch,
-            B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
+        if cfg.split:
+            d_h0, d_c0 = triton_split.backward(
+                dhs, dcs, u_dot, _or(peep, dummy), _or(rdrop, dummy), _keep_args(keep_c, dummy),
+                _keep_args(keep_h, dummy), cs, gates, act, dz, _split_constexprs(consts), cfg,
+                _INTERPRETED,
+            )
+        else:
+            dh = torch.zeros(2, B, P, **f32)
+            dc = torch.zeros(2, B, H, **f32)
+            _lstm_bwd_kernel[(triton.cdiv(B, cfg.block_b),)](
+                dhs, dcs, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy),
+                _or(gamma_c, dummy), _or(rdrop, dummy),
+                *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
+                cs, gates, act, zhn, cn, rstd,
+                dz, dzh, dhn, dcn, dh, dc, scratch,
+                B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+            )
+            d_h0, d_c0 = dh[T % 2], dc[T % 2]
         # fmt: on
         need = ctx.needs_input_grad
         # The weight gradients: a few GEMMs / reductions over all B·T rows at once.
@@ -918,7 +983,6 @@ class _Recurrence(torch.autograd.Function):
             d_gh = (dz * zhn).sum((0, 1)).to(gamma_h.dtype)
             d_gc = (dcn * cn).sum((0, 1)).to(gamma_c.dtype)
             d_bc = dcn.sum((0, 1)).to(beta_c.dtype)
-        d_h0, d_c0 = dh[T % 2], dc[T % 2]
         # the gradients of zx, h0, c0, U, peepholes, W_hr, γ_h, γ_c, β_c; none for the rest
         return dz, d_h0, d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc, *(None,) * 6
 
@@ -942,6 +1006,12 @@ def _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg) -> dict:
         BLOCK_H=cfg.block_h,
         BLOCK_P=cfg.block_p,
     )
+
+
+def _split_constexprs(consts: dict) -> dict:
+    """`_constexprs` for the split-hidden kernels: no layer norm or projection; the K chunk."""
+    split = {k: v for k, v in consts.items() if k not in ("LAYER_NORM", "PROJ", "BLOCK_P")}
+    return {**split, "BLOCK_K": consts["BLOCK_P"]}
 
 
 def _keep(
@@ -1032,6 +1102,10 @@ def lstm(
         else (None, None, None)
     )
     cfg = config or default_config(B, H, P)
+    if cfg.split and not triton_split.supports(spec):
+        raise ValueError(
+            f"the split-hidden layout runs no layer norm or projection; got {spec} with {cfg}"
+        )
     # fmt: off
     hs, cs = _Recurrence.apply(
         zx, h0.float(), c0.float(), w.recurrent_kernel, peep, proj, *norms,
