@@ -18,7 +18,7 @@ if not torch.cuda.is_available():
 
 pytest.importorskip("triton")
 
-from lstmkit.kernels import reference, triton_lstm  # noqa: E402
+from lstmkit.kernels import reference, triton_lstm, triton_split  # noqa: E402
 from lstmkit.kernels.triton_lstm import TritonConfig  # noqa: E402
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights  # noqa: E402
 from lstmkit.spec import LSTMSpec  # noqa: E402
@@ -321,16 +321,19 @@ GPU_VARIANTS = {
 }
 
 
-def gpu_errors(name, autocast_dtype=None):
+def gpu_errors(name, autocast_dtype=None, split=False):
     """Relative errors (‖ours − ref‖ / ‖ref‖) against the float64 reference, and those of the
-    reference's own torch ops in the same precision (TF32 matmuls, or autocast)."""
+    reference's own torch ops in the same precision (TF32 matmuls, or autocast); ``split``:
+    ours in the split-hidden layout."""
     spec, mask_kind, training = GPU_VARIANTS[name]
     B, T, D = 64, 100, 32
     x, h0, c0, w, noise = problem(spec, B=B, T=T, D=D, training=training, device="cuda", long=True)
     mask = lengths_mask(B, T) if mask_kind else None
     autocast = dict(dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    config = triton_lstm.split_config(B, spec.units, sms) if split else None
     with torch.autocast("cuda", **autocast):
-        ours = outputs_and_grads(triton_lstm, x, h0, c0, w, spec, mask, noise)
+        ours = outputs_and_grads(triton_lstm, x, h0, c0, w, spec, mask, noise, config=config)
     old, torch.backends.cuda.matmul.allow_tf32 = torch.backends.cuda.matmul.allow_tf32, True
     try:
         with torch.autocast("cuda", **autocast):
@@ -368,3 +371,33 @@ def test_cuda_bf16_relative_error_below_1e_2(name):
     errors, peer = gpu_errors(name, torch.bfloat16)
     bound = 1e-2 if name == "plain" else max(1e-2, 1.5 * max(peer.values()))
     assert max(errors.values()) < bound, (errors, peer)
+
+
+SPLIT_GPU_VARIANTS = [n for n, v in GPU_VARIANTS.items() if triton_split.supports(v[0])]
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("name", SPLIT_GPU_VARIANTS)
+def test_cuda_split_layout_relative_errors(name):
+    """The split-hidden layout, one launch with a barrier per step: fp32 (TF32) below 1e-3,
+    bf16 as the persistent kernels."""
+    errors, peer = gpu_errors(name, split=True)
+    assert max(errors.values()) < 1e-3, (errors, peer)
+    errors, peer = gpu_errors(name, torch.bfloat16, split=True)
+    bound = 1e-2 if name == "plain" else max(1e-2, 1.5 * max(peer.values()))
+    assert max(errors.values()) < bound, (errors, peer)
+
+
+@pytest.mark.cuda
+@cuda
+def test_cuda_split_layout_takes_a_launch_per_step_when_the_grid_exceeds_the_sms(no_tf32):
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    spec = LSTMSpec(16 * (sms + 1), **SPLIT_VARIANTS)  # one program more than there are SMs
+    assert not triton_split._synchronised((sms + 1, 1), torch.device("cuda"), False)
+    x, h0, c0, w, noise = problem(spec, B=5, T=3, training=True)
+    mask = lengths_mask(5, 3)
+    ours = outputs_and_grads(triton_lstm, x, h0, c0, w, spec, mask, noise, config=SPLIT)
+    ref = outputs_and_grads(reference, x, h0, c0, w, spec, mask, noise)
+    for label, a, b in zip(names(w), ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=lambda m, n=label: f"{n}: {m}")

@@ -97,14 +97,15 @@ def default_config(batch: int, units: int, output_size: int) -> TritonConfig:
 
 
 def split_config(batch: int, units: int, sms: int) -> TritonConfig:
-    """Untuned launch shape of the split-hidden layout: up to 64 batch rows per program and
-    the narrowest hidden slice (16, 32 or 64 units) whose grid fits on ``sms`` SMs, one
-    program each, so that the time loop is one launch; tune with ``bench/kernels.py --sweep``.
-    """
-    block_b = min(64, max(16, 1 << (batch - 1).bit_length()))
-    tiles = -(-batch // block_b)
-    block_h = next((n for n in (16, 32) if tiles * -(-units // n) <= sms), 64)
-    return TritonConfig(block_b, block_h, 32, 4, 1, split=True)
+    """Untuned launch shape of the split-hidden layout: the smallest tile of batch rows x hidden
+    units whose grid fits on ``sms`` SMs, one program each, so that the time loop is one launch.
+    The tiles, K chunks and warps are those that compile for sm_90 without spills with every
+    variant on (ptxas 13.4; the last spills a few hundred bytes in backward); tune with
+    ``bench/kernels.py --sweep``."""
+    shapes = ((16, 16, 32, 4), (16, 32, 16, 4), (32, 32, 16, 8), (64, 32, 16, 8))
+    fits = (s for s in shapes if -(-batch // s[0]) * -(-units // s[1]) <= sms)
+    block_b, block_h, block_k, warps = next(fits, shapes[-1])
+    return TritonConfig(block_b, block_h, block_k, warps, 1, split=True)
 
 
 # --------------------------------------------------------------------------------------------
