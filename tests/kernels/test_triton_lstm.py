@@ -194,6 +194,14 @@ CASES = {
         True,
         SPLIT,
     ),
+    "split_projection": (LSTMSpec(20, proj_size=18), {}, mask_3x5, False, SPLIT),
+    "split_projection_variants_two_tiles": (
+        LSTMSpec(40, "relu", "hard_sigmoid", proj_size=7, **SPLIT_VARIANTS),
+        dict(B=19),
+        lambda: lengths_mask(19, 5),
+        True,
+        SPLIT,
+    ),
     "split_zoneout_inference": (
         LSTMSpec(20, "softsign", zoneout_cell=0.3, zoneout_hidden=0.2),
         {},
@@ -253,9 +261,9 @@ def test_supports_and_refusals():
         triton_lstm.lstm(x, h0, c0, w, LSTMSpec(8))
     with pytest.raises(ValueError, match="power of two"):
         TritonConfig(block_h=24)
-    x, h0, c0, w, _ = problem(LSTMSpec(20, proj_size=5))
-    with pytest.raises(ValueError, match="split-hidden layout runs no layer norm or projection"):
-        triton_lstm.lstm(x, h0, c0, w, LSTMSpec(20, proj_size=5), config=SPLIT)
+    x, h0, c0, w, _ = problem(LSTMSpec(20, layer_norm=True))
+    with pytest.raises(ValueError, match="split-hidden layout runs no layer norm"):
+        triton_lstm.lstm(x, h0, c0, w, LSTMSpec(20, layer_norm=True), config=SPLIT)
 
 
 def test_tf32_rounding_is_round_to_nearest_even():
