@@ -12,8 +12,8 @@ One run does everything, in this order:
 3. optionally (``--sweep``) launch configurations of ours at each hidden size;
 4. speed: median milliseconds of forward and of forward+backward, with ratio columns and peak
    memory, for cuDNN fp32, cuDNN bf16 (autocast), ours fp32 / bf16 and each variant ours
-   supports, in the persistent layout and (where it runs the variant) the split-hidden one
-   ("split", `triton_lstm.split_config`), over shapes B=64, T=100, I=32,
+   supports, in the persistent layout and the split-hidden one ("split",
+   `triton_lstm.split_config`), over shapes B=64, T=100, I=32,
    H ∈ {128, 256, 512, 1024}; B=256; T=500.
    The table comes last.
 
@@ -242,13 +242,10 @@ def measure(forward, inputs):
 
 
 def layouts(tl_mod, spec, B):
-    """Our contenders for ``spec``: the persistent kernels (default launch shape) and, where it
-    runs the spec, the split-hidden layout ("split"); name suffix and ``config``."""
-    out = [("", None)]
-    if tl_mod.triton_split.supports(spec):
-        sms = torch.cuda.get_device_properties(0).multi_processor_count if DEVICE == "cuda" else 4
-        out.append((" split", tl_mod.split_config(B, spec.units, sms)))
-    return out
+    """Our contenders for ``spec``: the persistent kernels (default launch shape) and the
+    split-hidden layout ("split"); name suffix and ``config``."""
+    sms = torch.cuda.get_device_properties(0).multi_processor_count if DEVICE == "cuda" else 4
+    return [("", None), (" split", tl_mod.split_config(B, spec.units, sms))]
 
 
 def correctness(tl_mod, console, results):
@@ -373,7 +370,7 @@ def sweep(tl_mod, console, results):
         tl_mod.TritonConfig(16, 128, 32, 8, 2),
         tl_mod.TritonConfig(32, 64, 32, 8, 2),
         tl_mod.TritonConfig(32, 32, 32, 4, 2),
-        *(  # the split-hidden layout (the plain cell; "everything" has layer norm)
+        *(  # the split-hidden layout
             tl_mod.TritonConfig(b, h, k, w, 1, split=True)
             for b, h, k, w in [
                 (16, 16, 32, 4),
@@ -399,9 +396,6 @@ def sweep(tl_mod, console, results):
         for name, spec, masked, training in cases:
             x, h0, c0, w, mask, noise = problem(spec, B, T, D, masked, training)
             for dt in (None, torch.bfloat16):
-                if cfg.split and not tl_mod.triton_split.supports(spec):
-                    row.append("")
-                    continue
 
                 def fwd(spec=spec, x=x, h0=h0, c0=c0, w=w, mask=mask, noise=noise, dt=dt, cfg=cfg):
                     with torch.autocast(DEVICE, dtype=dt or torch.float32, enabled=bool(dt)):

@@ -202,6 +202,21 @@ CASES = {
         True,
         SPLIT,
     ),
+    "split_layer_norm": (LSTMSpec(20, layer_norm=True), {}, mask_3x5, False, SPLIT),
+    "split_everything_training": (
+        LSTMSpec(20, "relu", "hard_sigmoid", **EVERYTHING),
+        {},
+        mask_3x5,
+        True,
+        SPLIT,
+    ),
+    "split_everything_two_tiles": (
+        LSTMSpec(40, **EVERYTHING),
+        dict(B=19),
+        lambda: lengths_mask(19, 5),
+        True,
+        SPLIT,
+    ),
     "split_zoneout_inference": (
         LSTMSpec(20, "softsign", zoneout_cell=0.3, zoneout_hidden=0.2),
         {},
@@ -261,9 +276,6 @@ def test_supports_and_refusals():
         triton_lstm.lstm(x, h0, c0, w, LSTMSpec(8))
     with pytest.raises(ValueError, match="power of two"):
         TritonConfig(block_h=24)
-    x, h0, c0, w, _ = problem(LSTMSpec(20, layer_norm=True))
-    with pytest.raises(ValueError, match="split-hidden layout runs no layer norm"):
-        triton_lstm.lstm(x, h0, c0, w, LSTMSpec(20, layer_norm=True), config=SPLIT)
 
 
 def test_tf32_rounding_is_round_to_nearest_even():
@@ -381,12 +393,9 @@ def test_cuda_bf16_relative_error_below_1e_2(name):
     assert max(errors.values()) < bound, (errors, peer)
 
 
-SPLIT_GPU_VARIANTS = [n for n, v in GPU_VARIANTS.items() if triton_split.supports(v[0])]
-
-
 @pytest.mark.cuda
 @cuda
-@pytest.mark.parametrize("name", SPLIT_GPU_VARIANTS)
+@pytest.mark.parametrize("name", GPU_VARIANTS)
 def test_cuda_split_layout_relative_errors(name):
     """The split-hidden layout, one launch with a barrier per step: fp32 (TF32) below 1e-3,
     bf16 as the persistent kernels."""

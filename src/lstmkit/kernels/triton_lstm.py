@@ -41,8 +41,8 @@ functions that `_triton()` wraps in place on first use: for Triton's interpreter
 ``TRITON_INTERPRET=1`` is set then (how the CPU-only CI runs them), else with ``triton.jit``.
 This works even where triton was imported earlier in compiled mode (keras imports it), as the
 kernels call no jitted helper of triton.language. ``TritonConfig(split=True)`` runs the
-recurrence in the split-hidden layout of `triton_split` instead (no layer norm; opt-in until it
-is measured on a GPU).
+recurrence in the split-hidden layout of `triton_split` instead (every variant; opt-in until
+it is measured on a GPU).
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def default_config(batch: int, units: int, output_size: int) -> TritonConfig:
 def split_config(batch: int, units: int, sms: int) -> TritonConfig:
     """Untuned launch shape of the split-hidden layout: the smallest tile of batch rows x hidden
     units whose grid fits on ``sms`` SMs, one program each, so that the time loop is one launch.
-    K chunks and warps as compiled for sm_90a without a GPU (Triton 3.9, ptxas 13.4): the two
-    smaller tiles spill at most 32 bytes with any variant, the larger up to 400 bytes; tune
+    K chunks and warps as compiled for sm_90a without a GPU (Triton 3.9, ptxas 13.4): the
+    three smaller tiles spill at most 80 bytes with any variant, the largest up to 400; tune
     with ``bench/kernels.py --sweep``."""
     shapes = ((16, 16, 32, 4), (16, 32, 16, 4), (32, 32, 16, 8), (64, 32, 16, 8))
     fits = (s for s in shapes if -(-batch // s[0]) * -(-units // s[1]) <= sms)
@@ -900,9 +900,13 @@ class _Recurrence(torch.autograd.Function):
         # fmt: off
         if cfg.split:
             triton_split.forward(
-                zx, u_dot, _or(peep, dummy), wr_dot, _or(rdrop, dummy), _keep_args(keep_c, dummy),
-                _keep_args(keep_h, dummy), hs, cs, gates, act, scratch,
-                _split_constexprs(consts), cfg, _INTERPRETED,
+                (
+                    zx, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
+                    _or(beta_c, dummy), _or(rdrop, dummy),
+                    *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
+                    hs, cs, gates, act, zhn, cn, rstd, scratch,
+                ),
+                (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED,
             )
         else:
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
@@ -943,9 +947,14 @@ class _Recurrence(torch.autograd.Function):
         # fmt: off
         if cfg.split:
             d_h0, d_c0 = triton_split.backward(
-                dhs, dcs, u_dot, _or(peep, dummy), wr_dot, _or(rdrop, dummy),
-                _keep_args(keep_c, dummy), _keep_args(keep_h, dummy), cs, gates, act, dz, dhn,
-                _split_constexprs(consts), cfg, _INTERPRETED,
+                (
+                    dhs, dcs, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy),
+                    _or(gamma_c, dummy), _or(rdrop, dummy),
+                    *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
+                    cs, gates, act, zhn, cn, rstd,
+                    dz, dzh, dhn, dcn, scratch,
+                ),
+                (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED,
             )
         else:
             dh = torch.zeros(2, B, P, **f32)
@@ -1010,8 +1019,8 @@ def _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg) -> dict:
 
 
 def _split_constexprs(consts: dict) -> dict:
-    """`_constexprs` for the split-hidden kernels: no layer norm; the K chunk."""
-    split = {k: v for k, v in consts.items() if k not in ("LAYER_NORM", "BLOCK_P")}
+    """`_constexprs` for the split-hidden kernels, whose K chunk is ``block_p``."""
+    split = {k: v for k, v in consts.items() if k != "BLOCK_P"}
     return {**split, "BLOCK_K": consts["BLOCK_P"]}
 
 
@@ -1103,8 +1112,6 @@ def lstm(
         else (None, None, None)
     )
     cfg = config or default_config(B, H, P)
-    if cfg.split and not triton_split.supports(spec):
-        raise ValueError(f"the split-hidden layout runs no layer norm; got {spec} with {cfg}")
     # fmt: off
     hs, cs = _Recurrence.apply(
         zx, h0.float(), c0.float(), w.recurrent_kernel, peep, proj, *norms,

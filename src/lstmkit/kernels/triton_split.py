@@ -1,18 +1,18 @@
 """Split-hidden LSTM kernels in Triton: several programs per batch tile, each owning a slice of
-the hidden units (design §4), for every variant but layer norm (whose statistics couple all
-hidden units of a row within a step).
+the hidden units (design §4), for every variant of `triton_lstm`.
 
 Why. The persistent kernels of `triton_lstm` give one program a tile of batch rows and the
 whole hidden width, so a layer of B=64 rows runs on 4 of the GPU's 132 SMs, and each program
 walks all of U every step. Here a program owns BLOCK_B rows x BLOCK_H hidden units: per step
 it computes its units' four gates from the whole h_{t-1} (h·U against its columns of U), its
 part of c and h, and the programs of a tile then meet at a counter in global memory before the
-next step reads h_t. c never leaves its program. With a projection (Sak et al. 2014) a step
-has a second phase after a second meeting: each program forms its slice of the output units,
-h = (o ⊙ act(c))·W_hr, from every program's part. Backward runs the same way in reverse: a
-program forms d loss / d h_t for its output units from the whole dz_{t+1} (dz·Uᵀ), then (after
-a meeting, with a projection) its hidden units' gate gradients; the weight gradients stay the
-large GEMMs of `triton_lstm`.
+next step reads h_t. c never leaves its program. What couples a row's units within a step
+becomes another phase after another meeting: layer norm (Ba et al. 2016) of h·U and of c,
+from every program's partial row statistics (Chan's merge), and a projection (Sak et al.
+2014), h = (o ⊙ act(c))·W_hr, from every program's part of o ⊙ act(c). Backward runs the same
+way in reverse: a program forms d loss / d h_t for its output units from the whole dz_{t+1}
+(dz·Uᵀ), then its hidden units' gate gradients (layer norm: two more phases for the row sums
+of its backward); the weight gradients stay the large GEMMs of `triton_lstm`.
 
 Sync. On a GPU the whole time loop is one launch, and each phase ends at `_tile_barrier`,
 which needs every program of a tile resident at once: the grid is checked against the SM
@@ -22,27 +22,37 @@ The exchanged tensors are read with ``.cg`` loads (L2, not the SM's own L1, whic
 stores do not update); the launches use one pipeline stage, as software pipelining turns those
 loads into L1-cached asynchronous copies (checked in the PTX for sm_90).
 
-Triton, ``tl`` and the device functions shared with `triton_lstm` (`_h_times_u`,
-`_cell_backward`, `_activation`, `_activation_grad`, `_dot`) are set in this module by
-`triton_lstm._triton()` on first use, which also wraps the functions here for the interpreter
-or with ``triton.jit``.
+Triton, ``tl`` and the device functions shared with `triton_lstm` (`SHARED`) are set in this
+module by `triton_lstm._triton()` on first use, which also wraps the functions here
+(`JIT_FUNCTIONS`) for the interpreter or with ``triton.jit``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from lstmkit.spec import LSTMSpec
-
 tl = None
 _h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
-SHARED = ("_h_times_u", "_cell_backward", "_activation", "_activation_grad", "_dot")
-JIT_FUNCTIONS = ("_tile_barrier", "_rows_times", "_split_fwd_kernel", "_split_bwd_kernel")
-
-
-def supports(spec: LSTMSpec) -> bool:
-    """Layer norm couples all hidden units of a row within a step: not here."""
-    return not spec.layer_norm
+_row_sum = _merge_stats = None
+SHARED = (
+    "_h_times_u",
+    "_cell_backward",
+    "_activation",
+    "_activation_grad",
+    "_dot",
+    "_row_sum",
+    "_merge_stats",
+)
+JIT_FUNCTIONS = (
+    "_tile_barrier",
+    "_rows_times",
+    "_store_pair",
+    "_sum_pairs",
+    "_merge_pairs",
+    "_gate_norm_grad",
+    "_split_fwd_kernel",
+    "_split_bwd_kernel",
+)
 
 
 def _tile_barrier(p_count, target):
@@ -79,26 +89,66 @@ def _rows_times(
     return acc
 
 
+def _store_pair(p_part, a, b, m_b):
+    """This program's two per-row partial results, into part (B, programs, 2)."""
+    p = p_part + tl.program_id(0) * 2
+    tl.store(p, a, mask=m_b)
+    tl.store(p + 1, b, mask=m_b)
+
+
+def _sum_pairs(p_part, m_b, BLOCK_B: tl.constexpr):
+    """Per-row sums over the programs of the partial pairs in part (B, programs, 2)."""
+    a = tl.full([BLOCK_B], 0.0, tl.float32)
+    b = tl.full([BLOCK_B], 0.0, tl.float32)
+    for j in range(0, tl.num_programs(0)):
+        a += tl.load(p_part + j * 2, mask=m_b, other=0.0, cache_modifier=".cg")
+        b += tl.load(p_part + j * 2 + 1, mask=m_b, other=0.0, cache_modifier=".cg")
+    return a, b
+
+
+def _merge_pairs(
+    p_part, m_b, N, FACTOR: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr
+):
+    """Row mean and sum of squared deviations over N·FACTOR values from the programs' (mean,
+    M2) pairs in part (B, programs, 2), each over FACTOR·(its units) values (Chan's merge)."""
+    mean = tl.full([BLOCK_B], 0.0, tl.float32)
+    m2 = tl.full([BLOCK_B], 0.0, tl.float32)
+    for j in range(0, tl.num_programs(0)):
+        n_prev = 1.0 * FACTOR * j * BLOCK_H
+        n_j = 1.0 * FACTOR * tl.minimum(N - j * BLOCK_H, BLOCK_H)
+        c_mean = tl.load(p_part + j * 2, mask=m_b, other=0.0, cache_modifier=".cg")
+        c_m2 = tl.load(p_part + j * 2 + 1, mask=m_b, other=0.0, cache_modifier=".cg")
+        delta = c_mean - mean
+        mean = mean + delta * (n_j / (n_prev + n_j))
+        m2 = m2 + c_m2 + delta * delta * (n_prev * n_j / (n_prev + n_j))
+    return mean, m2
+
+
 def _split_fwd_kernel(
-    p_zx, p_u, p_peep, p_wr, p_rdrop,  # inputs
+    p_zx, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_hs, p_cs, p_gates, p_act, p_m, p_count,  # outputs, saved, scratch, tile counters
+    p_hs, p_cs, p_gates, p_act, p_zhn, p_cn, p_rstd,  # outputs and saved
+    p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
     B, T, H, P, T_BEGIN, T_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr,
-    PEEPHOLE: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
-    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr,
-    SYNC: tl.constexpr, CELL: tl.constexpr, OUT: tl.constexpr,
+    PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
+    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, SYNC: tl.constexpr, PHASES: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Steps T_BEGIN … T_END − 1 of BLOCK_B rows: program (slice, tile).
 
     Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); hs (B, T+1, P) and cs
-    (B, T+1, H) holding h0, c0 at step 0; U (P, 4H); W_hr (H, P); gates (B, T, 4H); act
-    (B, T, H); m (B, H) scratch for o ⊙ act(c) before the projection. A step has two phases:
-    CELL, the gates and cell of the program's BLOCK_H hidden units, and, with a projection,
-    OUT, the program's BLOCK_H output units of h = m·W_hr, which needs every program's m
-    first. With SYNC both run in one launch with a barrier after each; without, a launch runs
-    the phases asked for.
+    (B, T+1, H) holding h0, c0 at step 0; U (P, 4H); W_hr (H, P); γ_h (4H), γ_c, β_c (H);
+    gates (B, T, 4H); act (B, T, H); with layer norm zhn (B, T, 4H), cn (B, T, H), rstd
+    (B, T, 2). m (B, H) holds o ⊙ act(c) before the projection; part_a, part_b (B, programs,
+    2) the programs' row statistics. A step runs in phases, each needing what every program
+    of the tile wrote in the one before (bit k of PHASES runs phase k; with SYNC all run in
+    one launch, each followed by a barrier):
+      0 (layer norm) raw h·U for this program's units, and its row statistics;
+      1 the gates and the cell (with layer norm: raw c and its statistics);
+      2 (layer norm) LN(c), act(c) and o ⊙ act(c);
+      3 (projection) this program's output units of h = (o ⊙ act(c))·W_hr.
+    The program's hidden units are its BLOCK_H columns; so are its output units.
     """
     cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)
     tile = tl.program_id(1)
@@ -110,24 +160,69 @@ def _split_fwd_kernel(
     m_o = m_b[:, None] & (cols < P)[None, :]
     r64 = rows.to(tl.int64)
     G4 = 4 * H
+    n_units = 1.0 * tl.minimum(H - tl.program_id(0) * BLOCK_H, BLOCK_H)
     p_h_row = p_hs + r64 * (T + 1) * P
     p_c_row = p_cs + r64 * (T + 1) * H
     p_m_row = p_m + r64 * H
     p_rd = p_rdrop + r64 * P
+    p_pa = p_part_a + r64 * programs * 2
+    p_pb = p_part_b + r64 * programs * 2
+    n_sync = 1 + 2 * LAYER_NORM + PROJ  # barriers per step
     b_c = tl.load(p_c_row[:, None] + T_BEGIN * H + cols[None, :], mask=m, other=0.0)
     for t in range(T_BEGIN, T_END):
         p_h_prev = p_h_row + t * P
+        o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
+        o_c = r64[:, None] * T * H + t * H + cols[None, :]  # (B, T, H) offsets
+        p_rstd_t = p_rstd + r64 * T * 2 + t * 2
+        done = n_sync * (t - T_BEGIN)  # barriers passed before this step
         b_h = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
-        if CELL:
-            zi, zf, zg, zo = _h_times_u(
-                p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, ".cg",
-                BLOCK_B, BLOCK_H, BLOCK_K,
-            )  # fmt: skip
-            p_x = p_zx + r64[:, None] * T * G4 + t * G4 + cols[None, :]
-            zi += tl.load(p_x, mask=m, other=0.0)
-            zf += tl.load(p_x + H, mask=m, other=0.0)
-            zg += tl.load(p_x + 2 * H, mask=m, other=0.0)
-            zo += tl.load(p_x + 3 * H, mask=m, other=0.0)
+        if LAYER_NORM:
+            if PHASES & 1:  # phase 0: raw h·U and its statistics
+                zi, zf, zg, zo = _h_times_u(
+                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, ".cg",
+                    BLOCK_B, BLOCK_H, BLOCK_K,
+                )  # fmt: skip
+                tl.store(p_zhn + o_z, zi, mask=m)
+                tl.store(p_zhn + o_z + H, zf, mask=m)
+                tl.store(p_zhn + o_z + 2 * H, zg, mask=m)
+                tl.store(p_zhn + o_z + 3 * H, zo, mask=m)
+                zero = tl.full([BLOCK_B], 0.0, tl.float32)
+                mean, m2 = _merge_stats(zero, zero, 0.0, zi, m, n_units)
+                mean, m2 = _merge_stats(mean, m2, n_units, zf, m, n_units)
+                mean, m2 = _merge_stats(mean, m2, 2.0 * n_units, zg, m, n_units)
+                mean, m2 = _merge_stats(mean, m2, 3.0 * n_units, zo, m, n_units)
+                _store_pair(p_pa, mean, m2, m_b)
+            if SYNC:
+                _tile_barrier(p_count + tile, (done + 1) * programs)
+        if PHASES & 2:  # phase 1: the gates and the cell
+            if LAYER_NORM:
+                mean, m2 = _merge_pairs(p_pa, m_b, H, 4, BLOCK_B, BLOCK_H)
+                rstd = 1.0 / tl.sqrt(m2 / G4 + 1e-5)
+                if tl.program_id(0) == 0:  # one program stores the row statistics
+                    tl.store(p_rstd_t, rstd, mask=m_b)
+                zi = (tl.load(p_zhn + o_z, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
+                zf = (tl.load(p_zhn + o_z + H, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
+                zg = tl.load(p_zhn + o_z + 2 * H, mask=m, other=0.0)
+                zo = tl.load(p_zhn + o_z + 3 * H, mask=m, other=0.0)
+                zg = (zg - mean[:, None]) * rstd[:, None]
+                zo = (zo - mean[:, None]) * rstd[:, None]
+                tl.store(p_zhn + o_z, zi, mask=m)
+                tl.store(p_zhn + o_z + H, zf, mask=m)
+                tl.store(p_zhn + o_z + 2 * H, zg, mask=m)
+                tl.store(p_zhn + o_z + 3 * H, zo, mask=m)
+                zi = zi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
+                zf = zf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
+                zg = zg * tl.load(p_gamma_h + 2 * H + cols, mask=m_h, other=0.0)[None, :]
+                zo = zo * tl.load(p_gamma_h + 3 * H + cols, mask=m_h, other=0.0)[None, :]
+            else:
+                zi, zf, zg, zo = _h_times_u(
+                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, ".cg",
+                    BLOCK_B, BLOCK_H, BLOCK_K,
+                )  # fmt: skip
+            zi += tl.load(p_zx + o_z, mask=m, other=0.0)
+            zf += tl.load(p_zx + o_z + H, mask=m, other=0.0)
+            zg += tl.load(p_zx + o_z + 2 * H, mask=m, other=0.0)
+            zo += tl.load(p_zx + o_z + 3 * H, mask=m, other=0.0)
             if PEEPHOLE:
                 zi += tl.load(p_peep + cols, mask=m_h, other=0.0)[None, :] * b_c
                 zf += tl.load(p_peep + H + cols, mask=m_h, other=0.0)[None, :] * b_c
@@ -138,13 +233,10 @@ def _split_fwd_kernel(
             if PEEPHOLE:
                 zo += tl.load(p_peep + 2 * H + cols, mask=m_h, other=0.0)[None, :] * b_cnew
             b_o = _activation(zo, GATE_ACT)
-            b_a = _activation(b_cnew, CELL_ACT)
-            p_g = p_gates + r64[:, None] * T * G4 + t * G4 + cols[None, :]
-            tl.store(p_g, b_i, mask=m)
-            tl.store(p_g + H, b_f, mask=m)
-            tl.store(p_g + 2 * H, b_g, mask=m)
-            tl.store(p_g + 3 * H, b_o, mask=m)
-            tl.store(p_act + r64[:, None] * T * H + t * H + cols[None, :], b_a, mask=m)
+            tl.store(p_gates + o_z, b_i, mask=m)
+            tl.store(p_gates + o_z + H, b_f, mask=m)
+            tl.store(p_gates + o_z + 2 * H, b_g, mask=m)
+            tl.store(p_gates + o_z + 3 * H, b_o, mask=m)
             if KEEP_C:  # masks and zoneout: keep·old + (1 − keep)·new
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
                 b_keep = tl.load(p_k, mask=m, other=1.0)
@@ -152,47 +244,87 @@ def _split_fwd_kernel(
             else:
                 b_c = b_cnew
             tl.store(p_c_row[:, None] + (t + 1) * H + cols[None, :], b_c, mask=m)
-            b_h = b_o * b_a
-            if PROJ:
-                tl.store(p_m_row[:, None] + cols[None, :], b_h, mask=m)
-        if PROJ:
-            if SYNC:
-                _tile_barrier(p_count + tile, (2 * (t - T_BEGIN) + 1) * programs)
-            if OUT:  # h = m·W_hr for this program's output units
-                b_h = _rows_times(
-                    p_m_row, H, p_wr, P, 1, cols, cols < P, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
+            if LAYER_NORM:  # LN(c) needs the whole row: stash raw c and its statistics
+                tl.store(p_cn + o_c, b_cnew, mask=m)
+                zero = tl.full([BLOCK_B], 0.0, tl.float32)
+                mean, m2 = _merge_stats(zero, zero, 0.0, b_cnew, m, n_units)
+                _store_pair(p_pb, mean, m2, m_b)
+            else:
+                b_a = _activation(b_cnew, CELL_ACT)
+                tl.store(p_act + o_c, b_a, mask=m)
+                b_h = b_o * b_a
+                if PROJ:  # o ⊙ act(c), for every program's output phase
+                    tl.store(p_m_row[:, None] + cols[None, :], b_h, mask=m)
+        if SYNC and (LAYER_NORM or PROJ):
+            _tile_barrier(p_count + tile, (done + 1 + LAYER_NORM) * programs)
+        if LAYER_NORM:
+            if PHASES & 4:  # phase 2: LN(c), act, o ⊙ act(c)
+                mean, m2 = _merge_pairs(p_pb, m_b, H, 1, BLOCK_B, BLOCK_H)
+                rstd = 1.0 / tl.sqrt(m2 / H + 1e-5)
+                if tl.program_id(0) == 0:
+                    tl.store(p_rstd_t + 1, rstd, mask=m_b)
+                b_x = (tl.load(p_cn + o_c, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
+                tl.store(p_cn + o_c, b_x, mask=m)
+                b_a = _activation(
+                    b_x * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+                    + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :],
+                    CELL_ACT,
                 )
-        if OUT:
+                tl.store(p_act + o_c, b_a, mask=m)
+                b_h = tl.load(p_gates + o_z + 3 * H, mask=m, other=0.0) * b_a
+                if PROJ:
+                    tl.store(p_m_row[:, None] + cols[None, :], b_h, mask=m)
+            if SYNC and PROJ:
+                _tile_barrier(p_count + tile, (done + 3) * programs)
+        if PROJ and PHASES & 8:  # phase 3: h = m·W_hr for this program's output units
+            b_h = _rows_times(
+                p_m_row, H, p_wr, P, 1, cols, cols < P, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
+            )
+        if PHASES & (8 if PROJ else (4 if LAYER_NORM else 2)):  # the phase that has h
             if KEEP_H:
                 p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
                 b_keep = tl.load(p_k, mask=m_o, other=1.0)
-                b_old = tl.load(p_h_prev[:, None] + cols[None, :], mask=m_o, other=0.0)
+                p_old = p_h_prev[:, None] + cols[None, :]
+                b_old = tl.load(p_old, mask=m_o, other=0.0, cache_modifier=".cg")
                 b_h = b_keep * b_old + (1.0 - b_keep) * b_h
             tl.store(p_h_row[:, None] + (t + 1) * P + cols[None, :], b_h, mask=m_o)
         if SYNC:
-            _tile_barrier(p_count + tile, (1 + PROJ) * (t - T_BEGIN + 1) * programs)
+            _tile_barrier(p_count + tile, (done + n_sync) * programs)
+
+
+def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, m_h, m, rstd, t1, t2):
+    """One gate block of d loss / d (h·U) through LN(h·U): rstd·(dx − mean(dx) − x̂·mean(dx·x̂))
+    with dx = dz·γ_h, given those two row means t1, t2."""
+    b_dx = tl.load(p_dz_g, mask=m, other=0.0) * tl.load(p_gamma_g, mask=m_h, other=0.0)[None, :]
+    b_x = tl.load(p_zhn_g, mask=m, other=0.0)
+    tl.store(p_dzh_g, rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None]), mask=m)
 
 
 def _split_bwd_kernel(
-    p_dhs, p_dcs, p_u, p_peep, p_wr, p_rdrop,  # inputs
+    p_dhs, p_dcs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_cs, p_gates, p_act,  # saved by the forward
-    p_dz, p_dhn, p_dh, p_dc, p_count,  # outputs and carries, tile counters
+    p_cs, p_gates, p_act, p_zhn, p_cn, p_rstd,  # saved by the forward
+    p_dz, p_dzh, p_dhn, p_dcn, p_m,  # outputs, scratch
+    p_dh, p_dc, p_part_a, p_part_b, p_count,  # carries, partial sums, tile counters
     B, T, H, P, S_BEGIN, S_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr,
-    PEEPHOLE: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
-    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr,
-    SYNC: tl.constexpr, CELL: tl.constexpr, OUT: tl.constexpr, FINISH: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
+    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, SYNC: tl.constexpr, PHASES: tl.constexpr,
+    FINISH: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Reverse steps t = T − 1 − s for s in S_BEGIN … S_END − 1, then (FINISH) dh0.
 
-    dhs (B, T, P), dcs (B, T, H): gradients reaching hs[:, 1:], cs[:, 1:] from outside. Out:
-    dz (B, T, 4H); with a projection dhn (B, T, P) = d loss / d h_new. dh (B, P) carries
-    keep·(d loss / d h_t) to step t − 1 (zeros to start) and ends as dh0; dc (B, H) carries
-    d loss / d c_{t-1} and ends as dc0. The phases mirror the forward's: OUT, the gradient
-    reaching the program's output units of h_t (needs all of dz_{t+1}), then CELL, its hidden
-    units' gate gradients (with a projection, from all of dhn_t).
+    dhs (B, T, P), dcs (B, T, H): gradients reaching hs[:, 1:], cs[:, 1:] from outside. Out,
+    as `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H); with layer norm dzh (B, T, 4H) =
+    d loss / d (h·U) (else dzh is dz) and dcn (B, T, H); with a projection dhn (B, T, P).
+    dh (B, P) carries keep·(d loss / d h_t) to step t − 1 (zeros to start) and ends as dh0;
+    dc (B, H) carries d loss / d c_{t-1} and ends as dc0; m (B, H) scratch for d loss / d (o ⊙
+    act(c)); part_a, part_b (B, programs, 2) partial row sums. Phases, as the forward's:
+      0 d loss / d h_t for this program's output units, from all of dzh_{t+1};
+      1 (from all of dhn_t with a projection) the cell's gradients: without layer norm the
+        gate gradients dz, with it d loss / d LN(c) and its row sums;
+      2 (layer norm) through LN(c) to dz, and the row sums for LN(h·U);
+      3 (layer norm) through LN(h·U) to dzh.
     """
     cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)
     tile = tl.program_id(1)
@@ -206,19 +338,31 @@ def _split_bwd_kernel(
     r64 = rows.to(tl.int64)
     G4 = 4 * H
     p_dz_row = p_dz + r64 * T * G4
+    p_dzh_row = p_dzh + r64 * T * G4
     p_dhn_row = p_dhn + r64 * T * P
     p_dh_own = p_dh + r64[:, None] * P + cols[None, :]
     p_dc_row = p_dc + r64 * H
+    p_m_own = p_m + r64[:, None] * H + cols[None, :]
     p_rd = p_rdrop + r64[:, None] * P + cols[None, :]
+    p_pa = p_part_a + r64 * programs * 2
+    p_pb = p_part_b + r64 * programs * 2
+    n_sync = 1 + PROJ + 2 * LAYER_NORM  # barriers per step
     for s in range(S_BEGIN, S_END):
         t = T - 1 - s
+        done = n_sync * (s - S_BEGIN)  # barriers passed before this step
+        o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
+        o_c = r64[:, None] * T * H + t * H + cols[None, :]  # (B, T, H) offsets
+        p_g_t = p_gates + r64 * T * G4 + t * G4
+        p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
+        p_c_prev = p_cs + r64 * (T + 1) * H + t * H
+        p_dcs_t = p_dcs + r64 * T * H + t * H
         b_dh = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
-        if OUT:  # d loss / d h_t: from outside, kept from step t + 1, through U
+        if PHASES & 1:  # phase 0: from outside, kept from step t + 1, through U
             p_dhs_t = p_dhs + r64[:, None] * T * P + t * P + cols[None, :]
             b_dh = tl.load(p_dhs_t, mask=m_o, other=0.0) + tl.load(p_dh_own, mask=m_o, other=0.0)
             if t + 1 < T:
                 b_du = _rows_times(
-                    p_dz_row + (t + 1) * G4, G4, p_u, 1, G4, cols, m_p, m_b, DOT,
+                    p_dzh_row + (t + 1) * G4, G4, p_u, 1, G4, cols, m_p, m_b, DOT,
                     BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
                 if RDROP:
@@ -233,43 +377,78 @@ def _split_bwd_kernel(
                 tl.store(p_dhn_row[:, None] + t * P + cols[None, :], b_dh, mask=m_o)
         if PROJ:
             if SYNC:
-                _tile_barrier(p_count + tile, (2 * (s - S_BEGIN) + 1) * programs)
-            if CELL:  # d loss / d m = dhn_t·W_hrᵀ for this program's hidden units
+                _tile_barrier(p_count + tile, (done + 1) * programs)
+            if PHASES & 2:  # d loss / d m = dhn_t·W_hrᵀ for this program's hidden units
                 b_dh = _rows_times(
                     p_dhn_row + t * P, P, p_wr, 1, P, cols, m_h, m_b, DOT,
                     BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
-        if CELL:
-            p_g_t = p_gates + r64 * T * G4 + t * G4
-            b_o = tl.load(p_g_t[:, None] + 3 * H + cols[None, :], mask=m, other=0.0)
-            b_a = tl.load(p_act + r64[:, None] * T * H + t * H + cols[None, :], mask=m, other=0.0)
-            _cell_backward(
-                b_dh * b_o * _activation_grad(b_a, CELL_ACT),
-                b_dh * b_a,
-                p_dcs + r64 * T * H + t * H,
-                p_dc_row,
-                p_dc_row,
-                p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u,
-                p_g_t,
-                p_cs + r64 * (T + 1) * H + t * H,
-                p_peep,
-                p_dz_row + t * G4,
-                cols,
-                m_h,
-                m,
-                H,
-                GATE_ACT,
-                CELL_ACT,
-                PEEPHOLE,
-                KEEP_C,
-            )
+        if PHASES & 2:  # phase 1: the cell
+            b_o = tl.load(p_gates + o_z + 3 * H, mask=m, other=0.0)
+            b_a = tl.load(p_act + o_c, mask=m, other=0.0)
+            b_dcn = b_dh * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
+            if LAYER_NORM:  # LN(c)'s backward needs two row sums first
+                tl.store(p_dcn + o_c, b_dcn, mask=m)
+                tl.store(p_m_own, b_dh, mask=m)
+                b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+                b_x = tl.load(p_cn + o_c, mask=m, other=0.0)
+                _store_pair(p_pa, _row_sum(b_dx), _row_sum(b_dx * b_x), m_b)
+            else:
+                _cell_backward(
+                    b_dcn, b_dh * b_a, p_dcs_t, p_dc_row, p_dc_row, p_kc, p_g_t, p_c_prev,
+                    p_peep, p_dz_row + t * G4, cols, m_h, m, H,
+                    GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C,
+                )  # fmt: skip
         if SYNC:
-            _tile_barrier(p_count + tile, (1 + PROJ) * (s - S_BEGIN + 1) * programs)
-    if FINISH:  # dh0: what step 0 kept, and dz_0 through U
+            _tile_barrier(p_count + tile, (done + 1 + PROJ) * programs)
+        if LAYER_NORM:
+            p_rstd_t = p_rstd + r64 * T * 2 + t * 2
+            if PHASES & 4:  # phase 2: through LN(c) to the gates
+                s1, s2 = _sum_pairs(p_pa, m_b, BLOCK_B)
+                s1 = s1 / H
+                s2 = s2 / H
+                rstd = tl.load(p_rstd_t + 1, mask=m_b, other=0.0)
+                b_dx = (
+                    tl.load(p_dcn + o_c, mask=m, other=0.0)
+                    * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+                )
+                b_x = tl.load(p_cn + o_c, mask=m, other=0.0)
+                b_dch = tl.where(m, rstd[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None]), 0.0)
+                b_do = tl.load(p_m_own, mask=m, other=0.0) * tl.load(p_act + o_c, mask=m, other=0.0)
+                dzi, dzf, dzg, dzo = _cell_backward(
+                    b_dch, b_do, p_dcs_t, p_dc_row, p_dc_row, p_kc, p_g_t, p_c_prev, p_peep,
+                    p_dz_row + t * G4, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C,
+                )  # fmt: skip
+                dxi = dzi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
+                dxf = dzf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
+                dxg = dzg * tl.load(p_gamma_h + 2 * H + cols, mask=m_h, other=0.0)[None, :]
+                dxo = dzo * tl.load(p_gamma_h + 3 * H + cols, mask=m_h, other=0.0)[None, :]
+                t2 = _row_sum(
+                    dxi * tl.load(p_zhn + o_z, mask=m, other=0.0)
+                    + dxf * tl.load(p_zhn + o_z + H, mask=m, other=0.0)
+                    + dxg * tl.load(p_zhn + o_z + 2 * H, mask=m, other=0.0)
+                    + dxo * tl.load(p_zhn + o_z + 3 * H, mask=m, other=0.0)
+                )
+                _store_pair(p_pb, _row_sum(dxi + dxf + dxg + dxo), t2, m_b)
+            if SYNC:
+                _tile_barrier(p_count + tile, (done + 2 + PROJ) * programs)
+            if PHASES & 8:  # phase 3: through LN(h·U)
+                t1, t2 = _sum_pairs(p_pb, m_b, BLOCK_B)
+                t1 = t1 / G4
+                t2 = t2 / G4
+                rstd = tl.load(p_rstd_t, mask=m_b, other=0.0)
+                for k in range(4):
+                    _gate_norm_grad(
+                        p_dz + o_z + k * H, p_zhn + o_z + k * H, p_dzh + o_z + k * H,
+                        p_gamma_h + k * H + cols, m_h, m, rstd, t1, t2,
+                    )  # fmt: skip
+            if SYNC:
+                _tile_barrier(p_count + tile, (done + 3 + PROJ) * programs)
+    if FINISH:  # dh0: what step 0 kept, and dzh_0 through U
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
             b_du = _rows_times(
-                p_dz_row, G4, p_u, 1, G4, cols, m_p, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
+                p_dzh_row, G4, p_u, 1, G4, cols, m_p, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
             )
             if RDROP:
                 b_du = b_du * tl.load(p_rd, mask=m_o, other=0.0)
@@ -292,56 +471,59 @@ def _synchronised(grid: tuple[int, int], device: torch.device, interpreted: bool
     return grid[0] * grid[1] <= torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def _phases(steps: int, sync: bool, proj: bool, reverse: bool) -> list[tuple[int, int, bool, bool]]:
-    """The launches (first step, end step, CELL, OUT): all steps at once with a barrier, else
-    each step, in two launches where a projection splits it (CELL then OUT forward, OUT then
-    CELL backward)."""
+ALL_PHASES = 15
+
+
+def _launches(steps: int, sync: bool, layer_norm: bool, proj: bool, reverse: bool) -> list:
+    """(first step, end step, PHASES) of each launch: every step at once where the barrier
+    can run, else each step in as many launches as it has phases that need the stores of the
+    one before (forward 0, 1, 2, 3; backward 0 and 1 together without a projection)."""
     if sync:
-        return [(0, steps, True, True)]
-    if not proj:
-        return [(t, t + 1, True, True) for t in range(steps)]
-    order = ((False, True), (True, False)) if reverse else ((True, False), (False, True))
-    return [(t, t + 1, *phase) for t in range(steps) for phase in order]
+        return [(0, steps, ALL_PHASES)]
+    if reverse:
+        groups = ([1, 2] if proj else [3]) + ([4, 8] if layer_norm else [])
+    else:
+        groups = [1, 2, 4] if layer_norm else [2]
+        groups += [8] if proj else []
+    return [(t, t + 1, phases) for t in range(steps) for phases in groups]
 
 
-def forward(zx, u, peep, wr, rdrop, keep_c, keep_h, hs, cs, gates, act, m, consts, cfg,
-            interpreted):  # fmt: skip
-    """Run the recurrence of `triton_lstm._Recurrence.forward` in the split layout."""
-    B, T, G4 = zx.shape
-    P = hs.shape[2]
-    grid = _grid(B, G4 // 4, cfg)
-    sync = _synchronised(grid, zx.device, interpreted)
-    count = torch.zeros(grid[1], dtype=torch.int32, device=zx.device)
-    for begin, end, cell, out in _phases(T, sync, consts["PROJ"], reverse=False):
-        # fmt: off
-        _split_fwd_kernel[grid](
-            zx, u, peep, wr, rdrop, *keep_c, *keep_h, hs, cs, gates, act, m, count,
-            B, T, G4 // 4, P, begin, end, **consts, SYNC=sync, CELL=cell, OUT=out,
-            num_warps=cfg.num_warps, num_stages=1,
-        )
-        # fmt: on
-
-
-def backward(dhs, dcs, u, peep, wr, rdrop, keep_c, keep_h, cs, gates, act, dz, dhn, consts,
-             cfg, interpreted):  # fmt: skip
-    """The reverse recurrence of `triton_lstm._Recurrence.backward` in the split layout;
-    returns (dh0, dc0)."""
-    B, T, G4 = gates.shape
-    H, P = G4 // 4, dhs.shape[2]
+def forward(buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool) -> None:
+    """Run the recurrence of `triton_lstm._Recurrence.forward` in the split layout: buffers
+    are `_split_fwd_kernel`'s pointer arguments up to m, shape (B, T, H, P)."""
+    B, T, H, P = shape
+    device = buffers[0].device
     grid = _grid(B, H, cfg)
-    sync = _synchronised(grid, gates.device, interpreted)
-    dh = torch.zeros(B, P, device=gates.device, dtype=torch.float32)
-    dc = torch.zeros(B, H, device=gates.device, dtype=torch.float32)
-    count = torch.zeros(grid[1], dtype=torch.int32, device=gates.device)
-    launches = [(*launch, sync) for launch in _phases(T, sync, consts["PROJ"], reverse=True)]
+    sync = _synchronised(grid, device, interpreted)
+    part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
+    count = torch.zeros(grid[1], dtype=torch.int32, device=device)
+    ln, proj = consts["LAYER_NORM"], consts["PROJ"]
+    for begin, end, phases in _launches(T, sync, ln, proj, reverse=False):
+        _split_fwd_kernel[grid](
+            *buffers, part[0], part[1], count, B, T, H, P, begin, end, **consts,
+            SYNC=sync, PHASES=phases, num_warps=cfg.num_warps, num_stages=1,
+        )  # fmt: skip
+
+
+def backward(buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool) -> tuple:
+    """The reverse recurrence of `triton_lstm._Recurrence.backward` in the split layout:
+    buffers are `_split_bwd_kernel`'s pointer arguments up to m, shape (B, T, H, P). Returns
+    (dh0, dc0)."""
+    B, T, H, P = shape
+    device = buffers[0].device
+    grid = _grid(B, H, cfg)
+    sync = _synchronised(grid, device, interpreted)
+    dh = torch.zeros(B, P, device=device, dtype=torch.float32)
+    dc = torch.zeros(B, H, device=device, dtype=torch.float32)
+    part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
+    count = torch.zeros(grid[1], dtype=torch.int32, device=device)
+    ln, proj = consts["LAYER_NORM"], consts["PROJ"]
+    launches = [(*launch, sync) for launch in _launches(T, sync, ln, proj, reverse=True)]
     if not sync:
-        launches.append((T, T, False, False, True))  # dh0, once dz_0 is complete
-    for begin, end, cell, out, finish in launches:
-        # fmt: off
+        launches.append((T, T, 0, True))  # dh0, once dzh_0 is complete
+    for begin, end, phases, finish in launches:
         _split_bwd_kernel[grid](
-            dhs, dcs, u, peep, wr, rdrop, *keep_c, *keep_h, cs, gates, act, dz, dhn, dh, dc,
-            count, B, T, H, P, begin, end, **consts,
-            SYNC=sync, CELL=cell, OUT=out, FINISH=finish, num_warps=cfg.num_warps, num_stages=1,
-        )
-        # fmt: on
+            *buffers, dh, dc, part[0], part[1], count, B, T, H, P, begin, end, **consts,
+            SYNC=sync, PHASES=phases, FINISH=finish, num_warps=cfg.num_warps, num_stages=1,
+        )  # fmt: skip
     return dh, dc
