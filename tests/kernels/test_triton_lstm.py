@@ -33,6 +33,7 @@ if not CUDA and not triton_lstm.interpreter_ready():
 
 SMALL = TritonConfig(16, 16, 16, 4, 1)  # 16-unit chunks: H=20 runs two hidden chunks
 SPLIT = TritonConfig(16, 16, 16, 4, 1, split=True)  # H=20: two programs per batch tile
+RESIDENT = TritonConfig(16, 16, 64, 4, 1, split=True)  # K chunk >= H: weights held in registers
 
 
 def problem(
@@ -216,6 +217,21 @@ CASES = {
         lambda: lengths_mask(19, 5),
         True,
         SPLIT,
+    ),
+    "split_resident_plain": (LSTMSpec(20), {}, None, False, RESIDENT),
+    "split_resident_everything_training": (
+        LSTMSpec(20, "relu", "hard_sigmoid", **EVERYTHING),
+        {},
+        mask_3x5,
+        True,
+        RESIDENT,
+    ),
+    "split_resident_everything_two_tiles": (
+        LSTMSpec(40, **EVERYTHING),
+        dict(B=19),
+        lambda: lengths_mask(19, 5),
+        True,
+        RESIDENT,
     ),
     "split_zoneout_inference": (
         LSTMSpec(20, "softsign", zoneout_cell=0.3, zoneout_hidden=0.2),

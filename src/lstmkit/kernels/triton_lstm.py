@@ -99,10 +99,14 @@ def default_config(batch: int, units: int, output_size: int) -> TritonConfig:
 def split_config(batch: int, units: int, sms: int) -> TritonConfig:
     """Untuned launch shape of the split-hidden layout: the smallest tile of batch rows x hidden
     units whose grid fits on ``sms`` SMs, one program each, so that the time loop is one launch.
-    K chunks and warps as compiled for sm_90a without a GPU (Triton 3.9, ptxas 13.4): the
-    three smaller tiles spill at most 80 bytes with any variant, the largest up to 400; tune
-    with ``bench/kernels.py --sweep``."""
+    Up to 128 units, the K chunk covers all of them, so the forward holds its columns of U in
+    registers. As compiled for sm_90a without a GPU (Triton 3.9, ptxas 13.4), the 16-row tiles
+    spill nothing with the plain cell and at most 270 bytes with every variant on, the larger
+    ones up to 400; tune with ``bench/kernels.py --sweep``."""
+    whole_k = max(16, 1 << (units - 1).bit_length())
     shapes = ((16, 16, 32, 4), (16, 32, 16, 4), (32, 32, 16, 8), (64, 32, 16, 8))
+    if whole_k <= 128:
+        shapes = ((16, 16, whole_k, 8), (16, 32, whole_k, 8), *shapes[2:])
     fits = (s for s in shapes if -(-batch // s[0]) * -(-units // s[1]) <= sms)
     block_b, block_h, block_k, warps = next(fits, shapes[-1])
     return TritonConfig(block_b, block_h, block_k, warps, 1, split=True)

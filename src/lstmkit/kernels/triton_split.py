@@ -46,6 +46,8 @@ SHARED = (
 JIT_FUNCTIONS = (
     "_tile_barrier",
     "_rows_times",
+    "_b_tile",
+    "_a_rows",
     "_store_pair",
     "_sum_pairs",
     "_merge_pairs",
@@ -87,6 +89,21 @@ def _rows_times(
         )
         acc = _dot(b_a, b_b, acc, DOT)
     return acc
+
+
+def _b_tile(p_b, s_k, s_n, K, cols, m_cols, BLOCK_K: tl.constexpr):
+    """The (BLOCK_K, BLOCK_H) tile of B whose element (k, n) is at p_b + k·s_k + n·s_n, k < K."""
+    ks = tl.arange(0, BLOCK_K)
+    p = p_b + ks[:, None] * s_k + cols[None, :] * s_n
+    return tl.load(p, mask=(ks < K)[:, None] & m_cols[None, :], other=0.0)
+
+
+def _a_rows(p_a, K, m_b, BLOCK_K: tl.constexpr):
+    """The (BLOCK_B, BLOCK_K) block of the rows p_a of A (…, K), which other programs wrote
+    (``.cg``)."""
+    ks = tl.arange(0, BLOCK_K)
+    m = m_b[:, None] & (ks < K)[None, :]
+    return tl.load(p_a[:, None] + ks[None, :], mask=m, other=0.0, cache_modifier=".cg")
 
 
 def _store_pair(p_part, a, b, m_b):
@@ -133,7 +150,7 @@ def _split_fwd_kernel(
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
     KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, SYNC: tl.constexpr, PHASES: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Steps T_BEGIN … T_END − 1 of BLOCK_B rows: program (slice, tile).
 
@@ -148,7 +165,9 @@ def _split_fwd_kernel(
       1 the gates and the cell (with layer norm: raw c and its statistics);
       2 (layer norm) LN(c), act(c) and o ⊙ act(c);
       3 (projection) this program's output units of h = (o ⊙ act(c))·W_hr.
-    The program's hidden units are its BLOCK_H columns; so are its output units.
+    The program's hidden units are its BLOCK_H columns; so are its output units. RESIDENT
+    (BLOCK_K ≥ H): each dot is one block, and the program's columns of U and W_hr stay in
+    registers through the steps.
     """
     cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)
     tile = tl.program_id(1)
@@ -169,6 +188,13 @@ def _split_fwd_kernel(
     p_pb = p_part_b + r64 * programs * 2
     n_sync = 1 + 2 * LAYER_NORM + PROJ  # barriers per step
     b_c = tl.load(p_c_row[:, None] + T_BEGIN * H + cols[None, :], mask=m, other=0.0)
+    if RESIDENT:
+        u_i = _b_tile(p_u, G4, 1, P, cols, m_h, BLOCK_K)
+        u_f = _b_tile(p_u + H, G4, 1, P, cols, m_h, BLOCK_K)
+        u_g = _b_tile(p_u + 2 * H, G4, 1, P, cols, m_h, BLOCK_K)
+        u_o = _b_tile(p_u + 3 * H, G4, 1, P, cols, m_h, BLOCK_K)
+        w_r = _b_tile(p_wr, P, 1, H, cols, cols < P, BLOCK_K)
+        b_rd = _a_rows(p_rd, P, m_b, BLOCK_K)
     for t in range(T_BEGIN, T_END):
         p_h_prev = p_h_row + t * P
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
@@ -176,12 +202,23 @@ def _split_fwd_kernel(
         p_rstd_t = p_rstd + r64 * T * 2 + t * 2
         done = n_sync * (t - T_BEGIN)  # barriers passed before this step
         b_h = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
-        if LAYER_NORM:
-            if PHASES & 1:  # phase 0: raw h·U and its statistics
+        if PHASES & (2 - LAYER_NORM):  # h·U for this program's units (phase 0 with LN, else 1)
+            if RESIDENT:
+                b_hk = _a_rows(p_h_prev, P, m_b, BLOCK_K)
+                if RDROP:
+                    b_hk = b_hk * b_rd
+                zero = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+                zi = _dot(b_hk, u_i, zero, DOT)
+                zf = _dot(b_hk, u_f, zero, DOT)
+                zg = _dot(b_hk, u_g, zero, DOT)
+                zo = _dot(b_hk, u_o, zero, DOT)
+            else:
                 zi, zf, zg, zo = _h_times_u(
                     p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, ".cg",
                     BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
+        if LAYER_NORM:
+            if PHASES & 1:  # phase 0: raw h·U and its statistics
                 tl.store(p_zhn + o_z, zi, mask=m)
                 tl.store(p_zhn + o_z + H, zf, mask=m)
                 tl.store(p_zhn + o_z + 2 * H, zg, mask=m)
@@ -214,11 +251,6 @@ def _split_fwd_kernel(
                 zf = zf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
                 zg = zg * tl.load(p_gamma_h + 2 * H + cols, mask=m_h, other=0.0)[None, :]
                 zo = zo * tl.load(p_gamma_h + 3 * H + cols, mask=m_h, other=0.0)[None, :]
-            else:
-                zi, zf, zg, zo = _h_times_u(
-                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, ".cg",
-                    BLOCK_B, BLOCK_H, BLOCK_K,
-                )  # fmt: skip
             zi += tl.load(p_zx + o_z, mask=m, other=0.0)
             zf += tl.load(p_zx + o_z + H, mask=m, other=0.0)
             zg += tl.load(p_zx + o_z + 2 * H, mask=m, other=0.0)
@@ -277,9 +309,12 @@ def _split_fwd_kernel(
             if SYNC and PROJ:
                 _tile_barrier(p_count + tile, (done + 3) * programs)
         if PROJ and PHASES & 8:  # phase 3: h = m·W_hr for this program's output units
-            b_h = _rows_times(
-                p_m_row, H, p_wr, P, 1, cols, cols < P, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
-            )
+            if RESIDENT:
+                b_h = _dot(_a_rows(p_m_row, H, m_b, BLOCK_K), w_r, b_h * 0.0, DOT)
+            else:
+                b_h = _rows_times(
+                    p_m_row, H, p_wr, P, 1, cols, cols < P, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
+                )
         if PHASES & (8 if PROJ else (4 if LAYER_NORM else 2)):  # the phase that has h
             if KEEP_H:
                 p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
@@ -325,6 +360,8 @@ def _split_bwd_kernel(
         gate gradients dz, with it d loss / d LN(c) and its row sums;
       2 (layer norm) through LN(c) to dz, and the row sums for LN(h·U);
       3 (layer norm) through LN(h·U) to dzh.
+    The dots stream U and W_hr through their K loops: held in registers as in the forward, the
+    four gate blocks of Uᵀ spill (ptxas, sm_90a).
     """
     cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)
     tile = tl.program_id(1)
@@ -501,7 +538,8 @@ def forward(buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool) 
     for begin, end, phases in _launches(T, sync, ln, proj, reverse=False):
         _split_fwd_kernel[grid](
             *buffers, part[0], part[1], count, B, T, H, P, begin, end, **consts,
-            SYNC=sync, PHASES=phases, num_warps=cfg.num_warps, num_stages=1,
+            SYNC=sync, PHASES=phases, RESIDENT=cfg.block_p >= H, num_warps=cfg.num_warps,
+            num_stages=1,
         )  # fmt: skip
 
 
