@@ -6,7 +6,8 @@ measures them.
 
 - ``trunc``: operands truncated, what tensor cores do with raw fp32 operands (the kernels
   before they rounded; on an H200 they measured 9.4e-4 plain, 1.7e-3 projection);
-- ``round``: operands rounded to nearest even, what the kernels now feed the tensor cores.
+- ``round``: the kernels now: operands rounded to nearest even, and the dots with U of
+  layer-norm cells as three TF32 products (``tf32x3``, fp32 accuracy: computed exactly here).
 
     TRITON_INTERPRET=1 python bench/tf32_emulation.py round plain,projection
     (about 1-2 minutes per case at H=128 and 11 at H=256 on one CPU core)
@@ -38,8 +39,13 @@ def _cut(x, ROUND: tl.constexpr):
 
 
 def _emulated_dot(a, b, acc, DOT: tl.constexpr):
-    """Stands in for `triton_lstm._dot`: both operands cut to TF32, exact products."""
-    return tl.dot(_cut(a, DOT == "round"), _cut(b.to(tl.float32), DOT == "round"), acc)
+    """Stands in for `triton_lstm._dot`: both operands cut to TF32, exact products; tf32x3
+    exact."""
+    if DOT == "tf32x3":
+        out = tl.dot(a, b.to(tl.float32), acc)
+    else:
+        out = tl.dot(_cut(a, DOT == "tf32"), _cut(b.to(tl.float32), DOT == "tf32"), acc)
+    return out
 
 
 def main() -> None:
@@ -47,7 +53,8 @@ def main() -> None:
     if mode not in ("trunc", "round"):
         raise SystemExit("mode must be trunc or round")
     triton_lstm._dot = _emulated_dot
-    triton_lstm._dot_mode = lambda dtype, device: mode
+    # "tf32_trunc" is no mode of the kernels: U unrounded, no tf32x3, as they were
+    triton_lstm._dot_mode = lambda dtype, device: "tf32" if mode == "round" else "tf32_trunc"
     for name in names:
         spec, mask_kind, training = cases.GPU_VARIANTS[name]
         B, T, D = 64, 100, 32

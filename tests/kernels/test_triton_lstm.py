@@ -341,6 +341,23 @@ def test_tf32_dots_see_rounded_operands(monkeypatch):
     assert not torch.equal(r(h0), h0.double())  # the operands did need rounding
 
 
+@pytest.mark.parametrize("config", [SMALL, RESIDENT], ids=["persistent", "split"])
+def test_layer_norm_cells_take_three_tf32_products_for_u(monkeypatch, config):
+    """With layer norm, the dots with U keep fp32 accuracy (tf32x3; exact in the interpreter)
+    and U is not rounded: one step matches float64 to 1e-6, where rounded operands miss by
+    about 1e-4."""
+    monkeypatch.setattr(triton_lstm, "_dot_mode", lambda dtype, device: "tf32")
+    spec = LSTMSpec(20, layer_norm=True)
+    x, h0, c0, w, _ = problem(spec, B=16, T=1)
+    out, h1, c1 = triton_lstm.lstm(x, h0, c0, w, spec, config=config)
+
+    def f64(t):
+        return None if t is None else t.detach().double()
+
+    ref = reference.lstm(f64(x), f64(h0), f64(c0), LSTMWeights(*map(f64, w)), spec)
+    assert rel_err(h1, ref[1]) < 1e-6 and rel_err(c1, ref[2]) < 1e-6
+
+
 # ---- on a GPU: accuracy at the benchmark shape ---------------------------------------------
 
 cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")

@@ -147,7 +147,7 @@ def _split_fwd_kernel(
     p_hs, p_cs, p_gates, p_act, p_zhn, p_cn, p_rstd,  # outputs and saved
     p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
     B, T, H, P, T_BEGIN, T_END,
-    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr,
+    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
     KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, SYNC: tl.constexpr, PHASES: tl.constexpr,
     RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -208,13 +208,13 @@ def _split_fwd_kernel(
                 if RDROP:
                     b_hk = b_hk * b_rd
                 zero = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
-                zi = _dot(b_hk, u_i, zero, DOT)
-                zf = _dot(b_hk, u_f, zero, DOT)
-                zg = _dot(b_hk, u_g, zero, DOT)
-                zo = _dot(b_hk, u_o, zero, DOT)
+                zi = _dot(b_hk, u_i, zero, DOT_U)
+                zf = _dot(b_hk, u_f, zero, DOT_U)
+                zg = _dot(b_hk, u_g, zero, DOT_U)
+                zo = _dot(b_hk, u_o, zero, DOT_U)
             else:
                 zi, zf, zg, zo = _h_times_u(
-                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT, ".cg",
+                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT_U, ".cg",
                     BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
         if LAYER_NORM:
@@ -342,7 +342,7 @@ def _split_bwd_kernel(
     p_dz, p_dzh, p_dhn, p_dcn, p_m,  # outputs, scratch
     p_dh, p_dc, p_part_a, p_part_b, p_count,  # carries, partial sums, tile counters
     B, T, H, P, S_BEGIN, S_END,
-    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr,
+    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
     KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, SYNC: tl.constexpr, PHASES: tl.constexpr,
     FINISH: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -399,7 +399,7 @@ def _split_bwd_kernel(
             b_dh = tl.load(p_dhs_t, mask=m_o, other=0.0) + tl.load(p_dh_own, mask=m_o, other=0.0)
             if t + 1 < T:
                 b_du = _rows_times(
-                    p_dzh_row + (t + 1) * G4, G4, p_u, 1, G4, cols, m_p, m_b, DOT,
+                    p_dzh_row + (t + 1) * G4, G4, p_u, 1, G4, cols, m_p, m_b, DOT_U,
                     BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
                 if RDROP:
@@ -485,7 +485,7 @@ def _split_bwd_kernel(
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
             b_du = _rows_times(
-                p_dzh_row, G4, p_u, 1, G4, cols, m_p, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
+                p_dzh_row, G4, p_u, 1, G4, cols, m_p, m_b, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K
             )
             if RDROP:
                 b_du = b_du * tl.load(p_rd, mask=m_o, other=0.0)
