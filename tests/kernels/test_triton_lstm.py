@@ -260,15 +260,17 @@ def test_matches_reference_outputs_and_every_gradient(name, no_tf32):
         assert not ours[0][dead].any()
 
 
-def test_low_precision_path_under_autocast():
-    """bf16 dot operands (emulated with round-to-nearest-even in the interpreter), fp32 state;
-    outputs come back in bf16 as cuDNN's do, gradients in the leaves' dtype."""
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_low_precision_path_under_autocast(dtype, config):
+    """bf16 / fp16 dot operands (emulated in the interpreter, bf16 with round-to-nearest-even),
+    fp32 state; outputs come back in that dtype as cuDNN's do, gradients in the leaves'."""
     spec = LSTMSpec(20, peephole=True, proj_size=9)
     x, h0, c0, w, _ = problem(spec)
     leaves = [x, h0, c0, *(t for t in w if t is not None)]
-    with torch.autocast(DEVICE, dtype=torch.bfloat16):
-        out, h, c = triton_lstm.lstm(x, h0, c0, w, spec, config=SMALL)
-    assert out.dtype == h.dtype == c.dtype == torch.bfloat16
+    with torch.autocast(DEVICE, dtype=dtype):
+        out, h, c = triton_lstm.lstm(x, h0, c0, w, spec, config=config)
+    assert out.dtype == h.dtype == c.dtype == dtype
     grads = torch.autograd.grad(out.float().sum() + h.float().sum() + c.float().sum(), leaves)
     ref_out, ref_h, ref_c = reference.lstm(x, h0, c0, w, spec)
     ref_grads = torch.autograd.grad(ref_out.sum() + ref_h.sum() + ref_c.sum(), leaves)
