@@ -193,8 +193,10 @@ def _split_fwd_kernel(
         u_f = _b_tile(p_u + H, G4, 1, P, cols, m_h, BLOCK_K)
         u_g = _b_tile(p_u + 2 * H, G4, 1, P, cols, m_h, BLOCK_K)
         u_o = _b_tile(p_u + 3 * H, G4, 1, P, cols, m_h, BLOCK_K)
-        w_r = _b_tile(p_wr, P, 1, H, cols, cols < P, BLOCK_K)
-        b_rd = _a_rows(p_rd, P, m_b, BLOCK_K)
+        if PROJ:
+            w_r = _b_tile(p_wr, P, 1, H, cols, cols < P, BLOCK_K)
+        if RDROP:
+            b_rd = _a_rows(p_rd, P, m_b, BLOCK_K)
     for t in range(T_BEGIN, T_END):
         p_h_prev = p_h_row + t * P
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
