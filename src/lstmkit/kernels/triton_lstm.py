@@ -167,6 +167,7 @@ _JIT_FUNCTIONS = (
     "_dot",
     "_merge_stats",
     "_h_times_u",
+    "_rows_times",
     "_emit_hidden",
     "_finish_hidden",
     "_cell_backward",
@@ -296,6 +297,32 @@ def _h_times_u(
         acc_g = _dot(b_h, tl.load(p_uk + 2 * H, mask=m_u, other=0.0), acc_g, DOT)
         acc_o = _dot(b_h, tl.load(p_uk + 3 * H, mask=m_u, other=0.0), acc_o, DOT)
     return acc_i, acc_f, acc_g, acc_o
+
+
+def _rows_times(
+    p_a, K, p_b, s_bk, s_bn, cols, m_cols, m_b,
+    DOT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """A·B for the rows p_a (BLOCK_B,) of A (…, K) and the columns ``cols`` of B, whose element
+    (k, n) is at p_b + k·s_bk + n·s_bn. A is read from L2 (``.cg``): in the split layout other
+    programs wrote it."""
+    acc = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        m_k = ks < K
+        b_a = tl.load(
+            p_a[:, None] + ks[None, :],
+            mask=m_b[:, None] & m_k[None, :],
+            other=0.0,
+            cache_modifier=".cg",
+        )
+        b_b = tl.load(
+            p_b + ks[:, None] * s_bk + cols[None, :] * s_bn,
+            mask=m_k[:, None] & m_cols[None, :],
+            other=0.0,
+        )
+        acc = _dot(b_a, b_b, acc, DOT)
+    return acc
 
 
 def _emit_hidden(b_new, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H: tl.constexpr):
@@ -507,21 +534,9 @@ def _lstm_fwd_kernel(
             for p0 in range(0, P, BLOCK_P):
                 pcols = p0 + tl.arange(0, BLOCK_P)
                 m_p = pcols < P
-                acc = tl.full([BLOCK_B, BLOCK_P], 0.0, tl.float32)
-                for j0 in range(0, H, BLOCK_H):
-                    cols = j0 + tl.arange(0, BLOCK_H)
-                    m_h = cols < H
-                    b_mo = tl.load(
-                        p_m_row[:, None] + cols[None, :],
-                        mask=m_b[:, None] & m_h[None, :],
-                        other=0.0,
-                    )
-                    b_w = tl.load(
-                        p_wr + cols[:, None] * P + pcols[None, :],
-                        mask=m_h[:, None] & m_p[None, :],
-                        other=0.0,
-                    )
-                    acc = _dot(b_mo, b_w, acc, DOT)
+                acc = _rows_times(
+                    p_m_row, H, p_wr, P, 1, pcols, m_p, m_b, DOT, BLOCK_B, BLOCK_P, BLOCK_H
+                )
                 m = m_b[:, None] & m_p[None, :]
                 p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
                 _emit_hidden(acc, p_h_prev, p_h_next, p_kh, pcols, m, KEEP_H)
@@ -645,21 +660,9 @@ def _lstm_bwd_kernel(
             m_h = cols < H
             m = m_b[:, None] & m_h[None, :]
             if PROJ:  # dm = dh_new · W_hrᵀ
-                b_dm = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
-                for p0 in range(0, P, BLOCK_P):
-                    pcols = p0 + tl.arange(0, BLOCK_P)
-                    m_p = pcols < P
-                    b_dhn = tl.load(
-                        p_dhn_t[:, None] + pcols[None, :],
-                        mask=m_b[:, None] & m_p[None, :],
-                        other=0.0,
-                    )
-                    b_wt = tl.load(
-                        p_wr + cols[None, :] * P + pcols[:, None],
-                        mask=m_p[:, None] & m_h[None, :],
-                        other=0.0,
-                    )
-                    b_dm = _dot(b_dhn, b_wt, b_dm, DOT)
+                b_dm = _rows_times(
+                    p_dhn_t, P, p_wr, 1, P, cols, m_h, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_P
+                )
             else:  # P == H: the hidden state's own chunk
                 b_dm = tl.load(p_dh_cur[:, None] + cols[None, :], mask=m, other=0.0) + tl.load(
                     p_dhs_t[:, None] + cols[None, :], mask=m, other=0.0

@@ -33,7 +33,7 @@ import torch
 
 tl = None
 _h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
-_row_sum = _merge_stats = None
+_row_sum = _merge_stats = _rows_times = None
 SHARED = (
     "_h_times_u",
     "_cell_backward",
@@ -42,10 +42,10 @@ SHARED = (
     "_dot",
     "_row_sum",
     "_merge_stats",
+    "_rows_times",
 )
 JIT_FUNCTIONS = (
     "_tile_barrier",
-    "_rows_times",
     "_b_tile",
     "_a_rows",
     "_store_pair",
@@ -64,31 +64,6 @@ def _tile_barrier(p_count, target):
     seen = tl.atomic_add(p_count, 0, sem="acquire", scope="gpu")
     while seen < target:
         seen = tl.atomic_add(p_count, 0, sem="acquire", scope="gpu")
-
-
-def _rows_times(
-    p_a, K, p_b, s_bk, s_bn, cols, m_cols, m_b,
-    DOT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
-):  # fmt: skip
-    """A·B for the rows p_a (BLOCK_B,) of A (…, K), which other programs wrote (``.cg``), and
-    the columns ``cols`` of B, whose element (k, n) is at p_b + k·s_bk + n·s_bn."""
-    acc = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        ks = k0 + tl.arange(0, BLOCK_K)
-        m_k = ks < K
-        b_a = tl.load(
-            p_a[:, None] + ks[None, :],
-            mask=m_b[:, None] & m_k[None, :],
-            other=0.0,
-            cache_modifier=".cg",
-        )
-        b_b = tl.load(
-            p_b + ks[:, None] * s_bk + cols[None, :] * s_bn,
-            mask=m_k[:, None] & m_cols[None, :],
-            other=0.0,
-        )
-        acc = _dot(b_a, b_b, acc, DOT)
-    return acc
 
 
 def _b_tile(p_b, s_k, s_n, K, cols, m_cols, BLOCK_K: tl.constexpr):
