@@ -168,6 +168,8 @@ _JIT_FUNCTIONS = (
     "_merge_stats",
     "_h_times_u",
     "_rows_times",
+    "_normalized_gates",
+    "_gates_and_cell",
     "_emit_hidden",
     "_finish_hidden",
     "_cell_backward",
@@ -325,6 +327,51 @@ def _rows_times(
     return acc
 
 
+def _normalized_gates(p_z, mean, rstd, p_gamma_h, cols, m_h, m, H):
+    """The four gate blocks of LN(h·U) at p_z (2-D, gate i): raw on entry, replaced by the
+    normalised x̂; returns γ_h·x̂."""
+    zi = (tl.load(p_z, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
+    zf = (tl.load(p_z + H, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
+    zg = (tl.load(p_z + 2 * H, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
+    zo = (tl.load(p_z + 3 * H, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
+    tl.store(p_z, zi, mask=m)
+    tl.store(p_z + H, zf, mask=m)
+    tl.store(p_z + 2 * H, zg, mask=m)
+    tl.store(p_z + 3 * H, zo, mask=m)
+    zi = zi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
+    zf = zf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
+    zg = zg * tl.load(p_gamma_h + 2 * H + cols, mask=m_h, other=0.0)[None, :]
+    zo = zo * tl.load(p_gamma_h + 3 * H + cols, mask=m_h, other=0.0)[None, :]
+    return zi, zf, zg, zo
+
+
+def _gates_and_cell(
+    zi, zf, zg, zo, p_x, b_c, p_peep, p_g, cols, m_h, m, H,
+    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr,
+):  # fmt: skip
+    """From the recurrent part of the gates' inputs, the x part at p_x and the last cell b_c:
+    the gates (stored at p_g, 2-D, gate i) and the new cell; returns (o, c_new)."""
+    zi += tl.load(p_x, mask=m, other=0.0)
+    zf += tl.load(p_x + H, mask=m, other=0.0)
+    zg += tl.load(p_x + 2 * H, mask=m, other=0.0)
+    zo += tl.load(p_x + 3 * H, mask=m, other=0.0)
+    if PEEPHOLE:
+        zi += tl.load(p_peep + cols, mask=m_h, other=0.0)[None, :] * b_c
+        zf += tl.load(p_peep + H + cols, mask=m_h, other=0.0)[None, :] * b_c
+    b_i = _activation(zi, GATE_ACT)
+    b_f = _activation(zf, GATE_ACT)
+    b_g = _activation(zg, CELL_ACT)
+    b_cnew = b_f * b_c + b_i * b_g
+    if PEEPHOLE:
+        zo += tl.load(p_peep + 2 * H + cols, mask=m_h, other=0.0)[None, :] * b_cnew
+    b_o = _activation(zo, GATE_ACT)
+    tl.store(p_g, b_i, mask=m)
+    tl.store(p_g + H, b_f, mask=m)
+    tl.store(p_g + 2 * H, b_g, mask=m)
+    tl.store(p_g + 3 * H, b_o, mask=m)
+    return b_o, b_cnew
+
+
 def _emit_hidden(b_new, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H: tl.constexpr):
     """Store the next hidden state: keep·h_{t-1} + (1 − keep)·h_new (mask and zoneout)."""
     if KEEP_H:
@@ -428,45 +475,19 @@ def _lstm_fwd_kernel(
             m_h = cols < H
             m = m_b[:, None] & m_h[None, :]
             if LAYER_NORM:
-                p_z = p_zhn_t[:, None] + cols[None, :]
-                zi = (tl.load(p_z, mask=m, other=0.0) - mean[:, None]) * rstd_h[:, None]
-                zf = (tl.load(p_z + H, mask=m, other=0.0) - mean[:, None]) * rstd_h[:, None]
-                zg = (tl.load(p_z + 2 * H, mask=m, other=0.0) - mean[:, None]) * rstd_h[:, None]
-                zo = (tl.load(p_z + 3 * H, mask=m, other=0.0) - mean[:, None]) * rstd_h[:, None]
-                tl.store(p_z, zi, mask=m)
-                tl.store(p_z + H, zf, mask=m)
-                tl.store(p_z + 2 * H, zg, mask=m)
-                tl.store(p_z + 3 * H, zo, mask=m)
-                zi = zi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
-                zf = zf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
-                zg = zg * tl.load(p_gamma_h + 2 * H + cols, mask=m_h, other=0.0)[None, :]
-                zo = zo * tl.load(p_gamma_h + 3 * H + cols, mask=m_h, other=0.0)[None, :]
+                zi, zf, zg, zo = _normalized_gates(
+                    p_zhn_t[:, None] + cols[None, :], mean, rstd_h, p_gamma_h, cols, m_h, m, H
+                )
             else:
                 zi, zf, zg, zo = _h_times_u(
                     p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT_U, "",
                     BLOCK_B, BLOCK_H, BLOCK_P,
                 )  # fmt: skip
-            p_x = p_zx_t[:, None] + cols[None, :]
-            zi += tl.load(p_x, mask=m, other=0.0)
-            zf += tl.load(p_x + H, mask=m, other=0.0)
-            zg += tl.load(p_x + 2 * H, mask=m, other=0.0)
-            zo += tl.load(p_x + 3 * H, mask=m, other=0.0)
             b_c = tl.load(p_c_prev[:, None] + cols[None, :], mask=m, other=0.0)
-            if PEEPHOLE:
-                zi += tl.load(p_peep + cols, mask=m_h, other=0.0)[None, :] * b_c
-                zf += tl.load(p_peep + H + cols, mask=m_h, other=0.0)[None, :] * b_c
-            b_i = _activation(zi, GATE_ACT)
-            b_f = _activation(zf, GATE_ACT)
-            b_g = _activation(zg, CELL_ACT)
-            b_cnew = b_f * b_c + b_i * b_g  # (BLOCK_B, BLOCK_H)
-            if PEEPHOLE:
-                zo += tl.load(p_peep + 2 * H + cols, mask=m_h, other=0.0)[None, :] * b_cnew
-            b_o = _activation(zo, GATE_ACT)
-            p_g = p_g_t[:, None] + cols[None, :]
-            tl.store(p_g, b_i, mask=m)
-            tl.store(p_g + H, b_f, mask=m)
-            tl.store(p_g + 2 * H, b_g, mask=m)
-            tl.store(p_g + 3 * H, b_o, mask=m)
+            b_o, b_cnew = _gates_and_cell(
+                zi, zf, zg, zo, p_zx_t[:, None] + cols[None, :], b_c, p_peep,
+                p_g_t[:, None] + cols[None, :], cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE,
+            )  # fmt: skip
             b_cstate = b_cnew
             if KEEP_C:
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u

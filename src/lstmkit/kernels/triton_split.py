@@ -33,7 +33,7 @@ import torch
 
 tl = None
 _h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
-_row_sum = _merge_stats = _rows_times = None
+_row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
 SHARED = (
     "_h_times_u",
     "_cell_backward",
@@ -43,6 +43,8 @@ SHARED = (
     "_row_sum",
     "_merge_stats",
     "_rows_times",
+    "_normalized_gates",
+    "_gates_and_cell",
 )
 JIT_FUNCTIONS = (
     "_tile_barrier",
@@ -214,38 +216,13 @@ def _split_fwd_kernel(
                 rstd = 1.0 / tl.sqrt(m2 / G4 + 1e-5)
                 if tl.program_id(0) == 0:  # one program stores the row statistics
                     tl.store(p_rstd_t, rstd, mask=m_b)
-                zi = (tl.load(p_zhn + o_z, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
-                zf = (tl.load(p_zhn + o_z + H, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
-                zg = tl.load(p_zhn + o_z + 2 * H, mask=m, other=0.0)
-                zo = tl.load(p_zhn + o_z + 3 * H, mask=m, other=0.0)
-                zg = (zg - mean[:, None]) * rstd[:, None]
-                zo = (zo - mean[:, None]) * rstd[:, None]
-                tl.store(p_zhn + o_z, zi, mask=m)
-                tl.store(p_zhn + o_z + H, zf, mask=m)
-                tl.store(p_zhn + o_z + 2 * H, zg, mask=m)
-                tl.store(p_zhn + o_z + 3 * H, zo, mask=m)
-                zi = zi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
-                zf = zf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
-                zg = zg * tl.load(p_gamma_h + 2 * H + cols, mask=m_h, other=0.0)[None, :]
-                zo = zo * tl.load(p_gamma_h + 3 * H + cols, mask=m_h, other=0.0)[None, :]
-            zi += tl.load(p_zx + o_z, mask=m, other=0.0)
-            zf += tl.load(p_zx + o_z + H, mask=m, other=0.0)
-            zg += tl.load(p_zx + o_z + 2 * H, mask=m, other=0.0)
-            zo += tl.load(p_zx + o_z + 3 * H, mask=m, other=0.0)
-            if PEEPHOLE:
-                zi += tl.load(p_peep + cols, mask=m_h, other=0.0)[None, :] * b_c
-                zf += tl.load(p_peep + H + cols, mask=m_h, other=0.0)[None, :] * b_c
-            b_i = _activation(zi, GATE_ACT)
-            b_f = _activation(zf, GATE_ACT)
-            b_g = _activation(zg, CELL_ACT)
-            b_cnew = b_f * b_c + b_i * b_g
-            if PEEPHOLE:
-                zo += tl.load(p_peep + 2 * H + cols, mask=m_h, other=0.0)[None, :] * b_cnew
-            b_o = _activation(zo, GATE_ACT)
-            tl.store(p_gates + o_z, b_i, mask=m)
-            tl.store(p_gates + o_z + H, b_f, mask=m)
-            tl.store(p_gates + o_z + 2 * H, b_g, mask=m)
-            tl.store(p_gates + o_z + 3 * H, b_o, mask=m)
+                zi, zf, zg, zo = _normalized_gates(
+                    p_zhn + o_z, mean, rstd, p_gamma_h, cols, m_h, m, H
+                )
+            b_o, b_cnew = _gates_and_cell(
+                zi, zf, zg, zo, p_zx + o_z, b_c, p_peep, p_gates + o_z, cols, m_h, m, H,
+                GATE_ACT, CELL_ACT, PEEPHOLE,
+            )  # fmt: skip
             if KEEP_C:  # masks and zoneout: keep·old + (1 − keep)·new
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
                 b_keep = tl.load(p_k, mask=m, other=1.0)
