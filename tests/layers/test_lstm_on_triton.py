@@ -33,15 +33,12 @@ VARIANTS = {
 }
 
 
-def run(layer, x, mask, states, backend):
+def run(monkeypatch, layer, x, mask, states, backend):
     """Outputs and the gradients of every weight of ``layer`` with dispatch held to
     ``backend``."""
-    original = dispatch.select_backend
-    dispatch.select_backend = lambda *args, **kwargs: backend
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(dispatch, "select_backend", lambda *args, **kwargs: backend)
         out = layer(x, initial_state=states, mask=mask, training=False)
-    finally:
-        dispatch.select_backend = original
     loss = (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape).to(out)).sum()
     params = list(layer.parameters())
     return [out, *torch.autograd.grad(loss, params + states)]
@@ -65,8 +62,8 @@ def test_bidirectional_masked_layer_matches_the_reference(monkeypatch, layout, v
     layer(x)  # builds the weights
     P = VARIANTS[variant].get("proj_size") or H
     states = [torch.randn(B, n, device=DEVICE, requires_grad=True) for n in (P, H, P, H)]
-    ours = run(layer, x, mask, states, "triton")
+    ours = run(monkeypatch, layer, x, mask, states, "triton")
     assert len(calls) == 2  # both directions ran on the Triton kernels
-    ref = run(layer, x, mask, states, "reference")
+    ref = run(monkeypatch, layer, x, mask, states, "reference")
     for i, (a, b) in enumerate(zip(ours, ref, strict=True)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=lambda m, i=i: f"#{i}: {m}")
