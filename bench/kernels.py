@@ -22,6 +22,8 @@ One run does everything, in this order:
     python bench/kernels.py --quick --sweep  # launch configurations (≈ 100 compilations:
                                              # run it as a command of its own)
     python bench/kernels.py --json out.json  # also write every number
+    python bench/kernels.py --warm --shape 64,100,32,512  # compile only (Triton's disk cache),
+                                             # e.g. in parallel processes before a timed run
     python bench/kernels.py --cpu-smoke      # no GPU: the script itself, under the interpreter
 
 On a machine without CUDA it says so and exits 0. ``--cpu-smoke`` instead runs every section
@@ -51,6 +53,8 @@ from lstmkit.kernels.weights import LSTMNoise, LSTMWeights  # noqa: E402
 from lstmkit.spec import LSTMSpec  # noqa: E402
 
 DEVICE = "cuda"  # "cpu" with --cpu-smoke
+WARM = False  # --warm: run each contender once, time nothing
+SPLIT = True  # --no-split: the persistent layout alone
 HEADLINE = (64, 100, 32, 128)  # B, T, I, H
 EXTRA_H = 256  # the everything-variant is also checked at this H (several hidden chunks)
 SWEEP_H = (128, 256, 512, 1024)
@@ -235,6 +239,9 @@ def measure(forward, inputs):
         return torch.autograd.grad(outs, inputs, grads, allow_unused=True)
 
     fwd_bwd()  # compiles, and fixes the output gradients
+    if WARM:
+        fwd()
+        return float("nan"), float("nan"), float("nan")
     return median_ms(fwd), median_ms(fwd_bwd), peak_mb(fwd_bwd)
 
 
@@ -244,6 +251,8 @@ def measure(forward, inputs):
 def layouts(tl_mod, spec, B):
     """Our contenders for ``spec``: the persistent kernels (default launch shape) and the
     split-hidden layout ("split"); name suffix and ``config``."""
+    if not SPLIT:
+        return [("", None)]
     sms = torch.cuda.get_device_properties(0).multi_processor_count if DEVICE == "cuda" else 4
     return [("", None), (" split", tl_mod.split_config(B, spec.units, sms))]
 
@@ -515,17 +524,37 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, help="write every number to this file")
     parser.add_argument(
+        "--shape",
+        action="append",
+        metavar="B,T,I,H",
+        help="time this shape (repeatable) instead of the default list",
+    )
+    parser.add_argument("--no-split", action="store_true", help="leave out the split-hidden layout")
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="compile only: run every contender once into Triton's disk cache, time nothing",
+    )
+    parser.add_argument(
         "--cpu-smoke",
         action="store_true",
         help="tiny shapes on the CPU under Triton's interpreter: checks the script",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    global DEVICE, HEADLINE, EXTRA_H, SWEEP_H, SHAPES, WARM, SPLIT
+    WARM, SPLIT = args.warm, not args.no_split
+    if args.shape:
+        try:
+            SHAPES = [tuple(int(n) for n in s.split(",")) for s in args.shape]
+        except ValueError:
+            parser.error(f"--shape takes B,T,I,H as four integers, got {args.shape}")
+        if any(len(s) != 4 for s in SHAPES):
+            parser.error(f"--shape takes B,T,I,H as four integers, got {args.shape}")
     if args.cpu_smoke:
-        global DEVICE, HEADLINE, EXTRA_H, SWEEP_H, SHAPES
         os.environ["TRITON_INTERPRET"] = "1"  # before triton is first imported
         DEVICE, HEADLINE, EXTRA_H, SWEEP_H = "cpu", (3, 4, 4, 16), 20, (16,)
-        SHAPES = [HEADLINE, (5, 3, 4, 20)]
+        SHAPES = SHAPES if args.shape else [HEADLINE, (5, 3, 4, 20)]
     elif not torch.cuda.is_available():
         print("bench/kernels.py needs a CUDA GPU; none is visible here, nothing measured.")
         return 0
@@ -557,11 +586,15 @@ def main() -> int:
     )
     console.print(header)
     results = dict(header=header, correctness=[], sweep=[], speed=[])
+    shapes = [HEADLINE] if args.quick else SHAPES
+    if WARM:
+        speed(tl_mod, console, results, shapes, args.variants_everywhere)
+        console.print(f"compiled the contenders of {shapes}")
+        return 0
     failures = correctness(tl_mod, console, results)
     kernel_report(tl_mod, console)
     if args.sweep:
         sweep(tl_mod, console, results)
-    shapes = [HEADLINE] if args.quick else SHAPES
     table = speed(tl_mod, console, results, shapes, args.variants_everywhere)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
