@@ -4,7 +4,8 @@ Model: LSTM(128) -> Dense(10, softmax), Adam, categorical cross-entropy; N=16384
 T=100 steps with 32 features, batch 64 (256 steps per epoch). Both sides keep the data on the
 device, use a fused Adam and never synchronise per step. Prints s/epoch (median of the timed
 epochs after one warm-up epoch; lstmkit's are the epochs of one ``fit`` call, as a user sees
-them, so its one-off copy of the data to the GPU is not counted) and the ratio ours / PyTorch.
+them, so its one-off copy of the data to the GPU is not counted; also with its CUDA-graph
+replay of the step turned off) and the ratio ours / PyTorch.
 ``--profile`` also prints, for 20 training steps of each, the CUDA kernels and the host-side
 operators that take the most time (torch.profiler).
 
@@ -14,6 +15,7 @@ operators that take the most time (torch.profiler).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -71,6 +73,15 @@ def lstmkit_epochs(x: np.ndarray, y: np.ndarray, epochs: int) -> float:
     timer = EpochTimer()
     lstmkit_model().fit(x, y, batch_size=BATCH, epochs=1 + epochs, verbose=0, callbacks=[timer])
     return statistics.median(timer.times[1:])
+
+
+def lstmkit_eager_epochs(x: np.ndarray, y: np.ndarray, epochs: int) -> float:
+    """As `lstmkit_epochs`, with the CUDA-graph replay of the step turned off."""
+    os.environ["LSTMKIT_CUDA_GRAPHS"] = "0"
+    try:
+        return lstmkit_epochs(x, y, epochs)
+    finally:
+        del os.environ["LSTMKIT_CUDA_GRAPHS"]
 
 
 def pytorch_epoch(x: np.ndarray, y: np.ndarray, device: torch.device):
@@ -140,6 +151,7 @@ def main() -> None:
     device = torch.device("cuda")
     x, y = data()
     ours = lstmkit_epochs(x, y, args.epochs)
+    eager = lstmkit_eager_epochs(x, y, args.epochs)
     theirs = time_epochs(pytorch_epoch(x, y, device), args.epochs)
     if args.profile:
         profile(x, y, device)
@@ -147,6 +159,7 @@ def main() -> None:
     print(f"device: {name}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
     print(f"{'':28}{'s/epoch':>10}")
     print(f"{'lstmkit fit':28}{ours:>10.3f}")
+    print(f"{'lstmkit fit, no CUDA graph':28}{eager:>10.3f}")
     print(f"{'PyTorch + cuDNN hand loop':28}{theirs:>10.3f}")
     print(f"ratio lstmkit / PyTorch: {ours / theirs:.2f}")
 

@@ -2,15 +2,16 @@
 # The GPU checks of the Triton kernels in one device call of at most 9.5 minutes; logs under
 # $OUT (or ./gpu-logs). Run from the repository root with the GPU machine's python3 (torch,
 # triton, rich):
-#   bash bench/gpu_check.sh
+#   bash bench/gpu_check.sh [quick]
 #     1. at once, in parallel processes (the GPU is shared, nothing is timed yet):
-#        - the accuracy tests (-m cuda): TF32 / bf16 errors of both layouts at the benchmark
-#          shape, and the split layout's launch-per-step fallback;
+#        - the GPU tests (-m cuda): TF32 / bf16 errors of both layouts at the benchmark
+#          shape, the split layout's launch-per-step fallback, and fit's CUDA-graph step;
 #        - every small test case, compiled (the split layout with its barrier), and the
 #          layer test;
 #        - bench/kernels.py --warm for each benchmark shape: compiles into Triton's disk cache
 #     2. bench/fit_gpu.py --profile: the seed model's epoch against a hand-written loop
-#     3. bench/kernels.py: correctness, then the speed table at every shape (compiled already)
+#     3. bench/kernels.py: correctness, then the speed table at every shape (compiled already);
+#        with "quick" at the headline shape alone
 #   bash bench/gpu_check.sh sweep   # launch configurations at the headline shape instead
 set -u
 OUT=${OUT:-gpu-logs}
@@ -32,13 +33,19 @@ fi
 start=$SECONDS
 echo "== phase 1, in parallel"
 timeout 200 python3 -m pytest -q -p no:cacheprovider -m cuda tests/kernels/test_triton_lstm.py \
-    >"$OUT/tests_accuracy.log" 2>&1 &
+    tests/training/test_cuda_graph.py >"$OUT/tests_accuracy.log" 2>&1 &
 accuracy=$!
 timeout 200 python3 -m pytest -q -p no:cacheprovider -m "not cuda" \
     tests/kernels/test_triton_lstm.py tests/layers/test_lstm_on_triton.py \
     >"$OUT/tests_cases.log" 2>&1 &
-for shape in 64,100,32,128 64,100,32,256 64,100,32,512 64,100,32,1024 256,100,32,128 \
-    256,100,32,256 64,500,32,128; do
+shapes=(64,100,32,128 64,100,32,256 64,100,32,512 64,100,32,1024 256,100,32,128 256,100,32,256
+    64,500,32,128)
+quick=()
+if [ "${1:-}" = quick ]; then
+    shapes=(64,100,32,128)
+    quick=(--quick)
+fi
+for shape in "${shapes[@]}"; do
     timeout 200 python3 bench/kernels.py --warm --shape "$shape" >>"$OUT/warm.log" 2>&1 &
 done
 wait "$accuracy"
@@ -53,4 +60,5 @@ step 70 fit_gpu.log python3 bench/fit_gpu.py --epochs 2 --profile
 # a split-layout barrier that never opened would hang the benchmark too: leave that layout out
 no_split=()
 [ "$accuracy_exit" = 124 ] && no_split=(--no-split)
-step 260 kernels.log python3 bench/kernels.py --json "$OUT/kernels.json" "${no_split[@]}"
+step 260 kernels.log python3 bench/kernels.py --json "$OUT/kernels.json" "${quick[@]}" \
+    "${no_split[@]}"

@@ -251,10 +251,11 @@ def measure(forward, inputs):
 def layouts(tl_mod, spec, B):
     """Our contenders for ``spec``: the persistent kernels (default launch shape) and the
     split-hidden layout ("split"); name suffix and ``config``."""
+    persistent = ("", tl_mod.persistent_config(B, spec.units, spec.output_size))
     if not SPLIT:
-        return [("", None)]
+        return [persistent]
     sms = torch.cuda.get_device_properties(0).multi_processor_count if DEVICE == "cuda" else 4
-    return [("", None), (" split", tl_mod.split_config(B, spec.units, sms))]
+    return [persistent, (" split", tl_mod.split_config(B, spec.units, sms))]
 
 
 def correctness(tl_mod, console, results):

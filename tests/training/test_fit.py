@@ -787,3 +787,27 @@ def test_global_clipnorm_bounds_the_step():
     after = model.get_weights()
     step = np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(after, before, strict=True)))
     assert step == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_stateful_model_fits_and_evaluates_from_its_carried_states():
+    """fit and evaluate probe the output shape with one batch of the fixed size, and leave the
+    carried states as they were: evaluation of two batches from given states ends where two
+    calls of the model from those states end."""
+    from lstmkit.layers import Input
+
+    set_random_seed(0)
+    x, y = sign_task(8)
+    model = Sequential([Input(batch_shape=(4, T, F)), LSTM(3, stateful=True), Dense(2)])
+    model.compile(loss="mse", optimizer="adam")
+    model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    lstm = model.layers[0]
+    h, c = torch.randn(4, 3), torch.randn(4, 3)
+    lstm.reset_states([h, c])
+    model.evaluate(x, y, batch_size=4, verbose=0)
+    after_evaluate = [s.clone() for s in lstm.states]
+    lstm.reset_states([h, c])
+    with torch.no_grad():
+        model(torch.as_tensor(x[:4]))
+        model(torch.as_tensor(x[4:]))
+    for a, b in zip(after_evaluate, lstm.states, strict=True):
+        torch.testing.assert_close(a, b)

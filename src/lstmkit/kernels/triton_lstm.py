@@ -85,32 +85,38 @@ class TritonConfig:
                 raise ValueError(f"{name} must be a power of two >= 16; got {value!r}")
 
 
-def default_config(batch: int, units: int, output_size: int) -> TritonConfig:
-    """Untuned defaults. Compiled for sm_90 (no GPU at hand), 16 x 32 x 32 tiles with 4 warps
-    were the largest whose forward and backward need no spills in bf16; tune on the GPU with
-    ``bench/kernels.py --sweep``."""
+def default_config(
+    batch: int, units: int, output_size: int, device: torch.device | None = None
+) -> TritonConfig:
+    """The launch shape used when none is given: on CUDA the split-hidden layout, faster than
+    the persistent kernels at every shape measured (0.14-0.76x on an H200, bench/RESULTS.md);
+    elsewhere (Triton's interpreter) the persistent kernels, which run each step in one
+    launch there."""
+    if device is not None and device.type == "cuda":
+        sms = torch.cuda.get_device_properties(device).multi_processor_count
+        return split_config(batch, units, sms)
+    return persistent_config(batch, units, output_size)
+
+
+def persistent_config(batch: int, units: int, output_size: int) -> TritonConfig:
+    """The persistent kernels' launch shape: one program per 16 batch rows, 64-unit chunks
+    with 8 warps, the fastest of a sweep on an H200 (fp32 and bf16, H = 128-1024;
+    bench/RESULTS.md)."""
 
     def pow2(n: int, cap: int) -> int:
         return min(cap, max(16, 1 << (n - 1).bit_length()))
 
-    return TritonConfig(16, pow2(units, 32), pow2(output_size, 32), 4, 2)
+    return TritonConfig(16, pow2(units, 64), pow2(output_size, 64), 8, 2)
 
 
 def split_config(batch: int, units: int, sms: int) -> TritonConfig:
-    """Untuned launch shape of the split-hidden layout: the smallest tile of batch rows x hidden
-    units whose grid fits on ``sms`` SMs, one program each, so that the time loop is one launch.
-    Up to 128 units, the K chunk covers all of them, so the forward holds its columns of U in
-    registers. As compiled for sm_90a without a GPU (Triton 3.9, ptxas 13.4), the 16-row tiles
-    spill nothing with the plain cell and up to 570 bytes with every variant on (layer norm's
-    three-product TF32 dots), the larger ones up to 400 without layer norm; tune with
-    ``bench/kernels.py --sweep``."""
-    whole_k = max(16, 1 << (units - 1).bit_length())
-    shapes = ((16, 16, 32, 4), (16, 32, 16, 4), (32, 32, 16, 8), (64, 32, 16, 8))
-    if whole_k <= 128:
-        shapes = ((16, 16, whole_k, 8), (16, 32, whole_k, 8), *shapes[2:])
-    fits = (s for s in shapes if -(-batch // s[0]) * -(-units // s[1]) <= sms)
-    block_b, block_h, block_k, warps = next(fits, shapes[-1])
-    return TritonConfig(block_b, block_h, block_k, warps, 1, split=True)
+    """Launch shape of the split-hidden layout: 16 hidden units per program, K chunks of 32.
+    Rows of 16 where the grid fits on ``sms`` SMs (one launch for the whole time loop), else
+    of 64 (beyond that, one launch per phase per step). The fastest of a sweep on an H200 at
+    B=64, H = 128-1024, fp32 and bf16 (bench/RESULTS.md), where the shapes with 32 units per
+    program and K chunks of 16 took 1.3-1.7x as long."""
+    block_b = 16 if -(-batch // 16) * -(-units // 16) <= sms else 64
+    return TritonConfig(block_b, 16, 32, 4 if block_b == 16 else 8, 1, split=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1151,7 +1157,7 @@ def lstm(
         if spec.layer_norm
         else (None, None, None)
     )
-    cfg = config or default_config(B, H, P)
+    cfg = config or default_config(B, H, P, x.device)
     # fmt: off
     hs, cs = _Recurrence.apply(
         zx, h0.float(), c0.float(), w.recurrent_kernel, peep, proj, *norms,

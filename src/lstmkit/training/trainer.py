@@ -19,6 +19,8 @@ from lstmkit import losses, optimizers
 from lstmkit import metrics as metrics_lib
 from lstmkit.callbacks.base import Callback, CallbackList, History, LazyLogs
 from lstmkit.layers.layer import Layer
+from lstmkit.training import cuda_graph
+from lstmkit.training.cuda_graph import GraphedTrainStep
 from lstmkit.training.data import (
     ArrayData,
     Batch,
@@ -107,8 +109,17 @@ class Trainer:
 
     @torch.no_grad()
     def _output_shape(self, x: torch.Tensor) -> tuple[int | None, ...]:
-        """Output shape (batch axis None) from one sample; builds the model on first use."""
-        return (None, *self.eval()(x[:1]).shape[1:])
+        """Output shape (batch axis None) from one sample, or from one batch of a stateful
+        model's fixed size, whose carried states are left as they were; builds the model on
+        first use."""
+        stateful = [m for m in self.modules() if getattr(m, "stateful", False)]
+        rows = max([m.batch_size or 1 for m in stateful], default=1)
+        carried = [m.states for m in stateful]
+        try:
+            return (None, *self.eval()(x[:rows]).shape[1:])
+        finally:
+            for m, states in zip(stateful, carried, strict=True):
+                m.states = states
 
     def _prepare(self, first: Batch) -> None:
         """Build the model on a first batch, check the targets fit the loss, make metrics."""
@@ -139,18 +150,41 @@ class Trainer:
             raise ValueError("the batch iterable is empty") from None
 
     # -- steps ----------------------------------------------------------------------------
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None) -> None:
+    def _train_step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        sw: torch.Tensor | None,
+        graphed: GraphedTrainStep | None = None,
+    ) -> None:
+        """One training step: eagerly, or through ``graphed`` (a CUDA graph of `_update`)."""
+        if graphed is not None:
+            loss, y_pred, mask = graphed(x, y, sw)
+        else:
+            self.optimizer.torch_optimizer.zero_grad(set_to_none=True)
+            loss, y_pred, mask = self._update(x, y, sw)
+        for layer in self._constrained:
+            layer.apply_constraints()
+        self._track(loss, y, y_pred, sw, mask)
+
+    def _update(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None):
+        """Forward, loss, backward and the optimizer's update, the gradients set to None
+        before; returns (loss, y_pred, mask)."""
         torch_opt = self.optimizer.torch_optimizer
-        torch_opt.zero_grad(set_to_none=True)
         y_pred, mask = self.call_with_mask(x)
         loss = self._total_loss(y, y_pred, sw, mask)
         loss.backward()
         if self.optimizer.clips:
             self.optimizer.clip_gradients([p for g in torch_opt.param_groups for p in g["params"]])
         torch_opt.step()
-        for layer in self._constrained:
-            layer.apply_constraints()
-        self._track(loss, y, y_pred, sw, mask)
+        return loss, y_pred, mask
+
+    def _graphed_step(self) -> GraphedTrainStep | None:
+        """The CUDA-graph replay of `_update` for this fit, where it is safe (`cuda_graph`)."""
+        torch_opt = self.optimizer.torch_optimizer
+        if not cuda_graph.eligible(torch.device(self.device), torch_opt, list(self.modules())):
+            return None
+        return GraphedTrainStep(self._update, torch_opt)
 
     def _test_step(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None) -> None:
         y_pred, mask = self.call_with_mask(x)
@@ -245,6 +279,7 @@ class Trainer:
         # (e.g. "learning_rate") reaches the progress bar and the History
         cbs = CallbackList([*user_callbacks, *progress, self.history], self, params)
         self.stop_training = False
+        graphed = self._graphed_step()
         cbs.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             self.train()
@@ -254,7 +289,7 @@ class Trainer:
                 if steps_per_epoch is not None and step >= steps_per_epoch:
                     break
                 cbs.on_train_batch_begin(step)
-                self._train_step(xb, yb, swb)
+                self._train_step(xb, yb, swb, graphed)
                 cbs.on_train_batch_end(step, LazyLogs(self._logs))
                 if self.stop_training:
                     break

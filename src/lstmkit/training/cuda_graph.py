@@ -1,0 +1,136 @@
+"""The training step replayed as a CUDA graph wherever its shapes repeat.
+
+On a GPU a small model's step is bound by the host: the seed model's takes about 2 ms of Python
+and kernel launches around 0.6 ms of GPU work (bench/RESULTS.md). Captured once with
+`torch.cuda.CUDAGraph`, the forward pass, loss, backward pass and optimizer update launch as one
+graph.
+
+How: the first `WARMUP_STEPS` steps of each set of batch shapes run eagerly on a side stream, as
+torch's whole-network capture recipe asks (the allocator, cuDNN and lstmkit's backend choice
+settle there); the next one is captured, and every later batch of those shapes replays it. The
+learning rate is a constant of the captured update, so a new one (set by a callback) is
+captured anew. A batch of other shapes (an epoch's shorter last batch) runs eagerly, and so do
+metrics, weight constraints and callbacks, after each replay.
+
+Used where it is safe: on CUDA, with torch's fused updates (Adam, AdamW, SGD: their step counts
+live on the GPU) and no stateful layer (its states would be the graph's). A step that cannot be
+captured makes the fit go on eagerly, with one warning. ``LSTMKIT_CUDA_GRAPHS=0`` turns capture
+off.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+WARMUP_STEPS = 3
+MAX_GRAPHS = 4  # sets of batch shapes captured per fit; others run eagerly
+
+StepOutputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # loss, y_pred, mask
+Update = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], StepOutputs]
+
+
+def enabled() -> bool:
+    """Whether fit may capture its step (``LSTMKIT_CUDA_GRAPHS``, on unless set to 0)."""
+    return os.environ.get("LSTMKIT_CUDA_GRAPHS", "1").strip().lower() not in ("0", "false", "no")
+
+
+def eligible(
+    device: torch.device, optimizer: torch.optim.Optimizer, modules: list[torch.nn.Module]
+) -> bool:
+    """Whether a fit on ``device`` with this torch optimizer and these modules may capture."""
+    return (
+        enabled()
+        and device.type == "cuda"
+        and all(group.get("fused") for group in optimizer.param_groups)
+        and not any(getattr(m, "stateful", False) for m in modules)
+    )
+
+
+def _shapes(*tensors: torch.Tensor | None) -> tuple:
+    return tuple(None if t is None else (tuple(t.shape), t.dtype) for t in tensors)
+
+
+@dataclass
+class _Captured:
+    graph: torch.cuda.CUDAGraph
+    inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+    outputs: StepOutputs
+    learning_rates: tuple
+
+
+class GraphedTrainStep:
+    """Runs ``update(x, y, sample_weight)`` (forward, loss, backward, optimizer step; the
+    gradients are set to None before it) eagerly at first, then by replaying its capture."""
+
+    def __init__(self, update: Update, optimizer: torch.optim.Optimizer):
+        self.update = update
+        self.optimizer = optimizer
+        self.warm: dict[tuple, int] = {}
+        self.graphs: dict[tuple, _Captured] = {}
+        self.broken = False
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None) -> StepOutputs:
+        key = _shapes(x, y, sw)
+        rates = tuple(group["lr"] for group in self.optimizer.param_groups)
+        captured = self.graphs.get(key)
+        if captured is None or captured.learning_rates != rates:
+            warm = self.warm.get(key, 0)
+            room = key in self.graphs or len(self.graphs) < MAX_GRAPHS
+            if self.broken or not room or warm < WARMUP_STEPS:
+                self.warm[key] = warm + 1
+                return self._eager(x, y, sw)
+            captured = self._capture(x, y, sw, rates)
+            if captured is None:
+                return self._eager(x, y, sw)
+            self.graphs[key] = captured
+        for static, batch in zip(captured.inputs, (x, y, sw), strict=True):
+            if static is not None:
+                static.copy_(batch)
+        captured.graph.replay()
+        return captured.outputs
+
+    def _eager(self, x, y, sw) -> StepOutputs:
+        """One step on a side stream, ordered with the current stream on both sides."""
+        current = torch.cuda.current_stream()
+        side = torch.cuda.Stream()
+        side.wait_stream(current)
+        with torch.cuda.stream(side):
+            self.optimizer.zero_grad(set_to_none=True)
+            outputs = self.update(x, y, sw)
+        current.wait_stream(side)
+        for t in outputs:
+            if t is not None:
+                t.record_stream(current)  # read on the current stream after this
+        return outputs
+
+    def _capture(self, x, y, sw, rates: tuple) -> _Captured | None:
+        inputs = tuple(None if t is None else t.clone() for t in (x, y, sw))
+        groups = self.optimizer.param_groups
+        capturable = [group.get("capturable") for group in groups]
+        self.optimizer.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            for group in groups:
+                if "capturable" in group:
+                    group["capturable"] = True  # the fused updates keep their step on the GPU
+            with torch.cuda.graph(graph):
+                outputs = self.update(*inputs)
+        except RuntimeError as exc:
+            self.broken = True
+            self.optimizer.zero_grad(set_to_none=True)
+            warnings.warn(
+                f"the training step could not be captured as a CUDA graph, so it runs eagerly "
+                f"(set LSTMKIT_CUDA_GRAPHS=0 to skip the attempt): {exc}",
+                stacklevel=3,
+            )
+            return None
+        finally:
+            for group, flag in zip(groups, capturable, strict=True):
+                if flag is not None:
+                    group["capturable"] = flag
+        return _Captured(graph, inputs, outputs, rates)
