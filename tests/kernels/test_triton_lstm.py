@@ -459,10 +459,14 @@ def test_cuda_split_layout_takes_a_launch_per_step_when_the_grid_exceeds_the_sms
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=lambda m, n=label: f"{n}: {m}")
 
 
-def test_default_launch_shape_is_the_split_layout_on_cuda_only():
-    """The split-hidden layout was faster at every shape measured on an H200; the interpreter
+def test_default_launch_shape_follows_the_h200_measurements():
+    """On CUDA the split-hidden layout, except in bf16/fp16 up to 128 units; the interpreter
     keeps the persistent kernels (one launch per call there)."""
-    cpu = triton_lstm.default_config(64, 128, 128, torch.device("cpu"))
-    assert cpu == triton_lstm.persistent_config(64, 128, 128) and not cpu.split
+    for units in (128, 512):
+        cpu = triton_lstm.default_config(64, units, units, torch.device("cpu"))
+        assert cpu == triton_lstm.persistent_config(64, units, units) and not cpu.split
     if CUDA:
-        assert triton_lstm.default_config(64, 128, 128, torch.device("cuda")).split
+        cuda = torch.device("cuda")
+        assert triton_lstm.default_config(64, 128, 128, cuda).split
+        assert not triton_lstm.default_config(64, 128, 128, cuda, torch.bfloat16).split
+        assert triton_lstm.default_config(64, 256, 256, cuda, torch.float16).split

@@ -86,13 +86,20 @@ class TritonConfig:
 
 
 def default_config(
-    batch: int, units: int, output_size: int, device: torch.device | None = None
+    batch: int,
+    units: int,
+    output_size: int,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> TritonConfig:
-    """The launch shape used when none is given: on CUDA the split-hidden layout, faster than
-    the persistent kernels at every shape measured (0.14-0.76x on an H200, bench/RESULTS.md);
-    elsewhere (Triton's interpreter) the persistent kernels, which run each step in one
-    launch there."""
-    if device is not None and device.type == "cuda":
+    """The launch shape used when none is given, for a call computing in ``dtype``. On CUDA:
+    the split-hidden layout, except in bf16/fp16 up to 128 hidden units, where the persistent
+    kernels are faster. Measured on an H200 (bench/RESULTS.md): at H=128 the split layout took
+    0.79-1.02x the persistent kernels' time in fp32, 1.10-1.48x in bf16; from H=256 it took
+    0.14-0.86x in both. Elsewhere (Triton's interpreter) the persistent kernels, which run a
+    call in one launch there."""
+    on_cuda = device is not None and device.type == "cuda"
+    if on_cuda and (units > 128 or dtype == torch.float32):
         sms = torch.cuda.get_device_properties(device).multi_processor_count
         return split_config(batch, units, sms)
     return persistent_config(batch, units, output_size)
@@ -1157,7 +1164,7 @@ def lstm(
         if spec.layer_norm
         else (None, None, None)
     )
-    cfg = config or default_config(B, H, P, x.device)
+    cfg = config or default_config(B, H, P, x.device, cdtype)
     # fmt: off
     hs, cs = _Recurrence.apply(
         zx, h0.float(), c0.float(), w.recurrent_kernel, peep, proj, *norms,

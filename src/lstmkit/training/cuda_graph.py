@@ -73,6 +73,7 @@ class GraphedTrainStep:
         self.warm: dict[tuple, int] = {}
         self.graphs: dict[tuple, _Captured] = {}
         self.broken = False
+        self.stream: torch.cuda.Stream | None = None  # the side stream of the eager steps
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None) -> StepOutputs:
         key = _shapes(x, y, sw)
@@ -96,8 +97,7 @@ class GraphedTrainStep:
 
     def _eager(self, x, y, sw) -> StepOutputs:
         """One step on a side stream, ordered with the current stream on both sides."""
-        current = torch.cuda.current_stream()
-        side = torch.cuda.Stream()
+        current, side = torch.cuda.current_stream(), self._side_stream()
         side.wait_stream(current)
         with torch.cuda.stream(side):
             self.optimizer.zero_grad(set_to_none=True)
@@ -107,6 +107,11 @@ class GraphedTrainStep:
             if t is not None:
                 t.record_stream(current)  # read on the current stream after this
         return outputs
+
+    def _side_stream(self) -> torch.cuda.Stream:
+        if self.stream is None:
+            self.stream = torch.cuda.Stream()
+        return self.stream
 
     def _capture(self, x, y, sw, rates: tuple) -> _Captured | None:
         inputs = tuple(None if t is None else t.clone() for t in (x, y, sw))

@@ -177,7 +177,7 @@ class Trainer:
         if self.optimizer.clips:
             self.optimizer.clip_gradients([p for g in torch_opt.param_groups for p in g["params"]])
         torch_opt.step()
-        return loss, y_pred, mask
+        return loss.detach(), y_pred.detach(), mask  # the autograd graph can go now
 
     def _graphed_step(self) -> GraphedTrainStep | None:
         """The CUDA-graph replay of `_update` for this fit, where it is safe (`cuda_graph`)."""
