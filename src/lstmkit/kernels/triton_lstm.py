@@ -94,10 +94,9 @@ def default_config(
 ) -> TritonConfig:
     """The launch shape used when none is given, for a call computing in ``dtype``. On CUDA:
     the split-hidden layout, except in bf16/fp16 up to 128 hidden units, where the persistent
-    kernels are faster. Measured on an H200 (bench/RESULTS.md): at H=128 the split layout took
-    0.79-1.02x the persistent kernels' time in fp32, 1.10-1.48x in bf16; from H=256 it took
-    0.14-0.86x in both. Elsewhere (Triton's interpreter) the persistent kernels, which run a
-    call in one launch there."""
+    kernels were faster at B=64 and B=256 (bench/RESULTS.md, H200); from H=256 the split layout
+    took 0.14-0.86x their time. Elsewhere (Triton's interpreter) the persistent kernels, which
+    run a call in one launch there."""
     on_cuda = device is not None and device.type == "cuda"
     if on_cuda and (units > 128 or dtype == torch.float32):
         sms = torch.cuda.get_device_properties(device).multi_processor_count
@@ -117,13 +116,18 @@ def persistent_config(batch: int, units: int, output_size: int) -> TritonConfig:
 
 
 def split_config(batch: int, units: int, sms: int) -> TritonConfig:
-    """Launch shape of the split-hidden layout: 16 hidden units per program, K chunks of 32.
-    Rows of 16 where the grid fits on ``sms`` SMs (one launch for the whole time loop), else
-    of 64 (beyond that, one launch per phase per step). The fastest of a sweep on an H200 at
-    B=64, H = 128-1024, fp32 and bf16 (bench/RESULTS.md), where the shapes with 32 units per
-    program and K chunks of 16 took 1.3-1.7x as long."""
-    block_b = 16 if -(-batch // 16) * -(-units // 16) <= sms else 64
-    return TritonConfig(block_b, 16, 32, 4 if block_b == 16 else 8, 1, split=True)
+    """Launch shape of the split-hidden layout, 16 hidden units per program. Up to 128 units the
+    K chunk covers them all, so the forward holds its columns of U in registers (8 warps);
+    beyond, K chunks of 32 (4 warps). Rows of 16 where the grid fits on ``sms`` SMs (one launch
+    for the whole time loop), else of 64 (beyond that, one launch per phase per step).
+    From H200 runs (bench/RESULTS.md): at H = 256-1024 the shapes with 32 units per program
+    and K chunks of 16 took 1.3-1.7x as long; at H=128, K chunks of 32 took 1.1-1.7x as long as
+    the whole U at B=256 and T=500 (two runs, cuDNN within 9% in both)."""
+    whole_k = max(16, 1 << (units - 1).bit_length())
+    block_k, warps = (whole_k, 8) if whole_k <= 128 else (32, 4)
+    if -(-batch // 16) * -(-units // 16) <= sms:
+        return TritonConfig(16, 16, block_k, warps, 1, split=True)
+    return TritonConfig(64, 16, block_k, 8, 1, split=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -924,7 +928,9 @@ def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
 
 
 class _Recurrence(torch.autograd.Function):
-    """zx (B, T, 4H) fp32, h0, c0 → hs (B, T+1, P), cs (B, T+1, H) with hs[:, 0] = h0."""
+    """zx (B, T, 4H) fp32, h0, c0 → the hidden states of every step (B, T, P) and the last
+    cell state (B, H). Returning these alone (not the (B, T+1, ·) buffers the kernels fill)
+    keeps autograd from materialising a gradient buffer of every cell state."""
 
     @staticmethod
     def forward(ctx, zx, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h,
@@ -972,10 +978,10 @@ class _Recurrence(torch.autograd.Function):
         ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
         saved = (hs, cs, gates, act, zhn, cn, rstd)  # outputs, and what the forward saved
         ctx.save_for_backward(*saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h)
-        return hs, cs
+        return hs[:, 1:], cs[:, T]
 
     @staticmethod
-    def backward(ctx, dhs, dcs):
+    def backward(ctx, dhs, dc_last):
         triton = _triton()
         hs, cs, gates, act, zhn, cn, rstd, u, peep, wr, *rest = ctx.saved_tensors
         gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h = rest
@@ -986,8 +992,10 @@ class _Recurrence(torch.autograd.Function):
         dot = _dot_mode(ctx.dot_dtype, gates.device)
         u_dot = _dot_operand(u, ctx.dot_dtype, _u_dot_mode(dot, spec))
         wr_dot = _dot_operand(wr, ctx.dot_dtype, dot) if wr is not None else u_dot
-        dhs = torch.zeros(B, T, P, **f32) if dhs is None else dhs[:, 1:].float().contiguous()
-        dcs = torch.zeros(B, T, H, **f32) if dcs is None else dcs[:, 1:].float().contiguous()
+        dhs = torch.zeros(B, T, P, **f32) if dhs is None else dhs.float().contiguous()
+        dcs = torch.zeros(B, T, H, **f32)  # the gradient of each step's c from outside: c_T's
+        if dc_last is not None:
+            dcs[:, T - 1] = dc_last
         ln = spec.layer_norm
         dz = torch.empty(B, T, G4, **f32)
         dzh = torch.empty(B, T, G4, **f32) if ln else dz
@@ -1166,13 +1174,13 @@ def lstm(
     )
     cfg = config or default_config(B, H, P, x.device, cdtype)
     # fmt: off
-    hs, cs = _Recurrence.apply(
+    hs, c_last = _Recurrence.apply(
         zx, h0.float(), c0.float(), w.recurrent_kernel, peep, proj, *norms,
         rdrop, keep_c, keep_h, spec, cfg, cdtype,
     )
     # fmt: on
-    outputs = hs[:, 1:]  # (B, T, P)
+    outputs = hs  # (B, T, P)
     if real is not None:  # zeros before a row's first real step, the carried state after
         seen = real.cumsum(1) > 0
         outputs = torch.where(seen[..., None], outputs, 0.0)
-    return outputs.to(cdtype), hs[:, T].to(cdtype), cs[:, T].to(cdtype)
+    return outputs.to(cdtype), hs[:, T - 1].to(cdtype), c_last.to(cdtype)
