@@ -63,8 +63,16 @@ def test_eligible_only_where_replay_is_safe(
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_graphed_fit_trains_as_the_eager_fit(monkeypatch, optimizer):
+@pytest.mark.parametrize(
+    "optimizer, lstm",
+    [
+        ("adam", {}),  # cuDNN
+        ("sgd", {}),
+        ("adam", dict(peephole=True, layer_norm=True, proj_size=8)),  # the Triton kernels
+    ],
+    ids=["adam", "sgd", "adam-triton-variants"],
+)
+def test_graphed_fit_trains_as_the_eager_fit(monkeypatch, optimizer, lstm):
     """Same seed, same data: the weights and the History after 3 epochs of 100 samples in
     batches of 16 (a last batch of 4 each epoch), the learning rate halved from epoch 2, with
     validation, agree between graph replay and eager steps (both on the same GPU; TF32 off)."""
@@ -86,7 +94,7 @@ def test_graphed_fit_trains_as_the_eager_fit(monkeypatch, optimizer):
     for env in ("0", "1"):
         monkeypatch.setenv("LSTMKIT_CUDA_GRAPHS", env)
         set_random_seed(3)
-        m = model(optimizer, device="cuda")
+        m = model(optimizer, device="cuda", **lstm)
         calls.clear()
         history = m.fit(
             x,

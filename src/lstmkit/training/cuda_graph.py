@@ -9,8 +9,9 @@ How: the first `WARMUP_STEPS` steps of each set of batch shapes run eagerly on a
 torch's whole-network capture recipe asks (the allocator, cuDNN and lstmkit's backend choice
 settle there); the next one is captured, and every later batch of those shapes replays it. The
 learning rate is a constant of the captured update, so a new one (set by a callback) is
-captured anew. A batch of other shapes (an epoch's shorter last batch) runs eagerly, and so do
-metrics, weight constraints and callbacks, after each replay.
+captured anew, up to `MAX_CAPTURES` captures per fit. A batch of other shapes (an epoch's
+shorter last batch) runs eagerly, and so do metrics, weight constraints and callbacks, after
+each replay.
 
 Used where it is safe: on CUDA, with torch's fused updates (Adam, AdamW, SGD: their step counts
 live on the GPU) and no stateful layer (its states would be the graph's). A step that cannot be
@@ -29,6 +30,7 @@ import torch
 
 WARMUP_STEPS = 3
 MAX_GRAPHS = 4  # sets of batch shapes captured per fit; others run eagerly
+MAX_CAPTURES = 16  # captures per fit: a learning rate changed every few steps stops them
 
 StepOutputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # loss, y_pred, mask
 Update = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], StepOutputs]
@@ -73,6 +75,7 @@ class GraphedTrainStep:
         self.warm: dict[tuple, int] = {}
         self.graphs: dict[tuple, _Captured] = {}
         self.broken = False
+        self.captures = 0
         self.stream: torch.cuda.Stream | None = None  # the side stream of the eager steps
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None) -> StepOutputs:
@@ -81,11 +84,14 @@ class GraphedTrainStep:
         captured = self.graphs.get(key)
         if captured is None or captured.learning_rates != rates:
             warm = self.warm.get(key, 0)
-            room = key in self.graphs or len(self.graphs) < MAX_GRAPHS
+            room = (key in self.graphs or len(self.graphs) < MAX_GRAPHS) and (
+                self.captures < MAX_CAPTURES
+            )
             if self.broken or not room or warm < WARMUP_STEPS:
                 self.warm[key] = warm + 1
                 return self._eager(x, y, sw)
             captured = self._capture(x, y, sw, rates)
+            self.captures += 1
             if captured is None:
                 return self._eager(x, y, sw)
             self.graphs[key] = captured
