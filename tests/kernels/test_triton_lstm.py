@@ -18,7 +18,7 @@ if not torch.cuda.is_available():
 
 pytest.importorskip("triton")
 
-from lstmkit.kernels import reference, triton_lstm, triton_split  # noqa: E402
+from lstmkit.kernels import dispatch, reference, triton_lstm, triton_split  # noqa: E402
 from lstmkit.kernels.triton_lstm import TritonConfig  # noqa: E402
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights  # noqa: E402
 from lstmkit.spec import LSTMSpec  # noqa: E402
@@ -470,3 +470,25 @@ def test_default_launch_shape_follows_the_h200_measurements():
         assert triton_lstm.default_config(64, 128, 128, cuda).split
         assert not triton_lstm.default_config(64, 128, 128, cuda, torch.bfloat16).split
         assert triton_lstm.default_config(64, 256, 256, cuda, torch.float16).split
+
+
+def test_each_layout_is_a_backend_that_dispatch_times(monkeypatch, no_tf32):
+    """On CUDA, dispatch times the persistent and the split-hidden layouts as two backends;
+    by its fixed rules it calls the kernels, whose `default_config` picks the layout."""
+    spec = LSTMSpec(20, peephole=True)  # no cuDNN: the Triton kernels alone
+    assert dispatch.candidates(spec, device="cuda") == ["triton-persistent", "triton-split"]
+    assert dispatch.select_backend(spec, device="cuda") == "triton"
+    x, h0, c0, w, _ = problem(spec, B=3, T=4)
+    ref = reference.lstm(x, h0, c0, w, spec)
+    configs = []
+    kernel = triton_lstm.lstm
+    monkeypatch.setattr(
+        triton_lstm,
+        "lstm",
+        lambda *a, config, **k: configs.append(config) or kernel(*a, config=config, **k),
+    )
+    for name in ("triton-persistent", "triton-split"):
+        ours = dispatch.lstm(x, h0, c0, w, spec, backend=name)
+        for a, b in zip(ours, ref, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert [c.split for c in configs] == [False, True]

@@ -8,12 +8,14 @@ everything and is the fallback.
   LSTM (oneDNN) applies and is faster: without gradients, and in bf16 (measurements in
   `lstmkit.kernels.cpu`).
 - CUDA: torch's fused LSTM (cuDNN) runs what it can, being faster there (bench/RESULTS.md);
-  the Triton kernels (`lstmkit.kernels.triton_lstm`) run masks and variants.
+  the Triton kernels (`lstmkit.kernels.triton_lstm`) run masks and variants, in the layout
+  its `default_config` picks.
 - Elsewhere torch's fused LSTM takes what it can.
 
 Those are the fixed rules (`select_backend`). Where several backends can run a call, `lstm`
 instead times them on the first call of its kind and keeps the fastest (`autotune`), so that
-the choice follows the machine it runs on.
+the choice follows the machine it runs on; on CUDA the two layouts of the Triton kernels are
+timed as two backends ("triton-persistent", "triton-split").
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from lstmkit.kernels import autotune, cpu, native, reference, triton_lstm
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
 
-BACKENDS: dict[str, ModuleType] = {
+BACKENDS: dict[str, ModuleType | triton_lstm.Layout] = {
     "cpu": cpu,
     "native": native,
     "reference": reference,
-    "triton": triton_lstm,
+    "triton": triton_lstm,  # its layout by `triton_lstm.default_config`
+    "triton-persistent": triton_lstm.PERSISTENT,
+    "triton-split": triton_lstm.SPLIT,
 }
 CPU_DTYPES = (torch.float32, torch.bfloat16)
 GPU_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -52,7 +56,7 @@ def candidates(
     if allow_native and native.supports(spec, mask, noise):
         names.append("native")
     if kind == "cuda" and dtype in GPU_DTYPES and triton_lstm.supports(spec, mask, noise):
-        names.append("triton")
+        names += ["triton-persistent", "triton-split"]
     return names
 
 
@@ -72,8 +76,11 @@ def select_backend(
     if "cpu" in fast:
         bf16 = cpu.bf16_requested(dtype)
         return "native" if "native" in fast and (not grad or bf16) else "cpu"
-    # cuDNN is faster for what it runs (bench/RESULTS.md); the Triton kernels take the rest
-    return fast[0] if fast else "reference"
+    # cuDNN is faster for what it runs (bench/RESULTS.md); the Triton kernels take the rest, in
+    # the layout that `triton_lstm.default_config` picks
+    if not fast:
+        return "reference"
+    return "triton" if fast[0].startswith("triton") else fast[0]
 
 
 def lstm(

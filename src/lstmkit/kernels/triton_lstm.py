@@ -1184,3 +1184,44 @@ def lstm(
         seen = real.cumsum(1) > 0
         outputs = torch.where(seen[..., None], outputs, 0.0)
     return outputs.to(cdtype), hs[:, T - 1].to(cdtype), c_last.to(cdtype)
+
+
+class Layout:
+    """The kernels held to one layout: a backend of its own, so that dispatch can time the two
+    layouts against each other (and cuDNN) on the first call of each kind."""
+
+    def __init__(self, split: bool):
+        self.split = split
+
+    def __repr__(self) -> str:
+        return f"triton_lstm.{'SPLIT' if self.split else 'PERSISTENT'}"
+
+    @staticmethod
+    def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:
+        return supports(spec, mask, noise)
+
+    def lstm(
+        self,
+        x: torch.Tensor,
+        h0: torch.Tensor,
+        c0: torch.Tensor,
+        weights: LSTMWeights,
+        spec: LSTMSpec,
+        mask: torch.Tensor | None = None,
+        noise: LSTMNoise | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`lstm` in this layout, at its default launch shape."""
+        batch, units = x.shape[0], spec.units
+        if self.split:
+            sms = (
+                torch.cuda.get_device_properties(x.device).multi_processor_count
+                if x.device.type == "cuda"
+                else 1  # the interpreter runs a launch per phase per step anyway
+            )
+            config = split_config(batch, units, sms)
+        else:
+            config = persistent_config(batch, units, spec.output_size)
+        return lstm(x, h0, c0, weights, spec, mask, noise, config=config)
+
+
+PERSISTENT, SPLIT = Layout(split=False), Layout(split=True)
