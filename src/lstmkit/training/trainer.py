@@ -3,6 +3,7 @@
 The loop keeps everything on the model's device: batches are slices of device tensors, the loss
 and metrics accumulate there, and the host reads them only at the end of an epoch, when a
 callback asks for batch logs, or when the progress bar refreshes (at most twice a second).
+On CUDA, fit replays its training step as a CUDA graph where that is safe (`cuda_graph`).
 """
 
 from __future__ import annotations
@@ -168,8 +169,8 @@ class Trainer:
         self._track(loss, y, y_pred, sw, mask)
 
     def _update(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None):
-        """Forward, loss, backward and the optimizer's update, the gradients set to None
-        before; returns (loss, y_pred, mask)."""
+        """Forward, loss, backward and the optimizer's update (the caller sets the gradients to
+        None first); returns (loss, y_pred, mask), detached."""
         torch_opt = self.optimizer.torch_optimizer
         y_pred, mask = self.call_with_mask(x)
         loss = self._total_loss(y, y_pred, sw, mask)
