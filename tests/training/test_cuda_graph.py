@@ -59,6 +59,8 @@ def test_eligible_only_where_replay_is_safe(
     torch_opt = m.optimizer.torch_optimizer
     # eligibility looks at the device named, the optimizer's update kind and the layers
     assert cuda_graph.eligible(torch.device(device), torch_opt, list(m.modules())) is expected
+    monkeypatch.setattr(torch, "is_autocast_enabled", lambda device_type=None: True)
+    assert not cuda_graph.eligible(torch.device(device), torch_opt, list(m.modules()))
 
 
 @pytest.mark.cuda

@@ -14,7 +14,8 @@ shorter last batch) runs eagerly, and so do metrics, weight constraints and call
 each replay.
 
 Used where it is safe: on CUDA, with torch's fused updates (Adam, AdamW, SGD: their step counts
-live on the GPU) and no stateful layer (its states would be the graph's). A step that cannot be
+live on the GPU), no stateful layer (its states would be the graph's) and no CUDA autocast
+around the fit (its cache of cast weights would outlive the updates). A step that cannot be
 captured makes the fit go on eagerly, with one warning. ``LSTMKIT_CUDA_GRAPHS=0`` turns capture
 off.
 """
@@ -48,6 +49,7 @@ def eligible(
     return (
         enabled()
         and device.type == "cuda"
+        and not torch.is_autocast_enabled("cuda")  # its cache of cast weights would go stale
         and all(group.get("fused") for group in optimizer.param_groups)
         and not any(getattr(m, "stateful", False) for m in modules)
     )
