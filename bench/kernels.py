@@ -251,11 +251,9 @@ def measure(forward, inputs):
 def layouts(tl_mod, spec, B):
     """Our contenders for ``spec``: the persistent kernels (default launch shape) and the
     split-hidden layout ("split"); name suffix and ``config``."""
-    persistent = ("", tl_mod.persistent_config(B, spec.units, spec.output_size))
-    if not SPLIT:
-        return [persistent]
-    sms = torch.cuda.get_device_properties(0).multi_processor_count if DEVICE == "cuda" else 4
-    return [persistent, (" split", tl_mod.split_config(B, spec.units, sms))]
+    shape = (B, spec.units, spec.output_size, torch.device(DEVICE))
+    persistent = ("", tl_mod.PERSISTENT.config(*shape))
+    return [persistent, (" split", tl_mod.SPLIT.config(*shape))] if SPLIT else [persistent]
 
 
 def correctness(tl_mod, console, results):

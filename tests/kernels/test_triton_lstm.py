@@ -101,20 +101,6 @@ def rel_err(a, b):
     return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
 
 
-@pytest.fixture
-def no_tf32():
-    """True fp32 dots on CUDA for the small exact cases (no-op in the interpreter)."""
-    rnn = getattr(torch.backends.cudnn, "rnn", None)
-    if rnn is not None and hasattr(rnn, "fp32_precision"):
-        old, rnn.fp32_precision = rnn.fp32_precision, "ieee"
-        yield
-        rnn.fp32_precision = old
-    else:
-        old, torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.allow_tf32, False
-        yield
-        torch.backends.cudnn.allow_tf32 = old
-
-
 def mask_3x5():
     """Pre-padding, post-padding and a fully masked row."""
     rows = [[0, 1, 1, 1, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]]

@@ -33,16 +33,6 @@ VARIANTS = {
 }
 
 
-@pytest.fixture
-def no_tf32(monkeypatch):
-    """True fp32 dots on CUDA, in our kernels as in the reference's matmuls (no-op on the CPU)."""
-    rnn = getattr(torch.backends.cudnn, "rnn", None)
-    if rnn is not None and hasattr(rnn, "fp32_precision"):
-        monkeypatch.setattr(rnn, "fp32_precision", "ieee")
-    else:
-        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-
-
 def run(monkeypatch, layer, x, mask, states, backend):
     """Outputs and the gradients of every weight of ``layer`` with dispatch held to
     ``backend``."""

@@ -74,16 +74,10 @@ def test_eligible_only_where_replay_is_safe(
     ],
     ids=["adam", "sgd", "adam-triton-variants"],
 )
-def test_graphed_fit_trains_as_the_eager_fit(monkeypatch, optimizer, lstm):
+def test_graphed_fit_trains_as_the_eager_fit(monkeypatch, optimizer, lstm, no_tf32):
     """Same seed, same data: the weights and the History after 3 epochs of 100 samples in
     batches of 16 (a last batch of 4 each epoch), the learning rate halved from epoch 2, with
     validation, agree between graph replay and eager steps (both on the same GPU; TF32 off)."""
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-    rnn = getattr(torch.backends.cudnn, "rnn", None)
-    if rnn is not None and hasattr(rnn, "fp32_precision"):
-        monkeypatch.setattr(rnn, "fp32_precision", "ieee")
-    else:
-        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     x, y = data()
     calls = []
     original = cuda_graph.GraphedTrainStep._capture

@@ -98,16 +98,14 @@ def default_config(
     took 0.14-0.86x their time. Elsewhere (Triton's interpreter) the persistent kernels, which
     run a call in one launch there."""
     on_cuda = device is not None and device.type == "cuda"
-    if on_cuda and (units > 128 or dtype == torch.float32):
-        sms = torch.cuda.get_device_properties(device).multi_processor_count
-        return split_config(batch, units, sms)
-    return persistent_config(batch, units, output_size)
+    layout = SPLIT if on_cuda and (units > 128 or dtype == torch.float32) else PERSISTENT
+    return layout.config(batch, units, output_size, device)
 
 
 def persistent_config(batch: int, units: int, output_size: int) -> TritonConfig:
     """The persistent kernels' launch shape: one program per 16 batch rows, 64-unit chunks
-    with 8 warps, the fastest of a sweep on an H200 (fp32 and bf16, H = 128-1024;
-    bench/RESULTS.md)."""
+    with 8 warps, the fastest in 9 of the 10 columns of a sweep on an H200 (fp32 and bf16,
+    H = 128-1024 and the everything-variant; bench/RESULTS.md)."""
 
     def pow2(n: int, cap: int) -> int:
         return min(cap, max(16, 1 << (n - 1).bit_length()))
@@ -128,6 +126,50 @@ def split_config(batch: int, units: int, sms: int) -> TritonConfig:
     if -(-batch // 16) * -(-units // 16) <= sms:
         return TritonConfig(16, 16, block_k, warps, 1, split=True)
     return TritonConfig(64, 16, block_k, 8, 1, split=True)
+
+
+class Layout:
+    """The kernels held to one layout: a backend of its own, so that dispatch can time the two
+    layouts against each other (and cuDNN) on the first call of each kind."""
+
+    def __init__(self, split: bool):
+        self.split = split
+
+    def __repr__(self) -> str:
+        return f"triton_lstm.{'SPLIT' if self.split else 'PERSISTENT'}"
+
+    def config(
+        self, batch: int, units: int, output_size: int, device: torch.device | None = None
+    ) -> TritonConfig:
+        """This layout's launch shape for a call on ``device``."""
+        if not self.split:
+            return persistent_config(batch, units, output_size)
+        if device is not None and device.type == "cuda":
+            sms = torch.cuda.get_device_properties(device).multi_processor_count
+        else:
+            sms = 1  # the interpreter runs a launch per phase per step anyway
+        return split_config(batch, units, sms)
+
+    @staticmethod
+    def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:
+        return supports(spec, mask, noise)
+
+    def lstm(
+        self,
+        x: torch.Tensor,
+        h0: torch.Tensor,
+        c0: torch.Tensor,
+        weights: LSTMWeights,
+        spec: LSTMSpec,
+        mask: torch.Tensor | None = None,
+        noise: LSTMNoise | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`lstm` in this layout, at its launch shape."""
+        config = self.config(x.shape[0], spec.units, spec.output_size, x.device)
+        return lstm(x, h0, c0, weights, spec, mask, noise, config=config)
+
+
+PERSISTENT, SPLIT = Layout(split=False), Layout(split=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1184,44 +1226,3 @@ def lstm(
         seen = real.cumsum(1) > 0
         outputs = torch.where(seen[..., None], outputs, 0.0)
     return outputs.to(cdtype), hs[:, T - 1].to(cdtype), c_last.to(cdtype)
-
-
-class Layout:
-    """The kernels held to one layout: a backend of its own, so that dispatch can time the two
-    layouts against each other (and cuDNN) on the first call of each kind."""
-
-    def __init__(self, split: bool):
-        self.split = split
-
-    def __repr__(self) -> str:
-        return f"triton_lstm.{'SPLIT' if self.split else 'PERSISTENT'}"
-
-    @staticmethod
-    def supports(spec: LSTMSpec, mask: torch.Tensor | None, noise: LSTMNoise | None) -> bool:
-        return supports(spec, mask, noise)
-
-    def lstm(
-        self,
-        x: torch.Tensor,
-        h0: torch.Tensor,
-        c0: torch.Tensor,
-        weights: LSTMWeights,
-        spec: LSTMSpec,
-        mask: torch.Tensor | None = None,
-        noise: LSTMNoise | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`lstm` in this layout, at its default launch shape."""
-        batch, units = x.shape[0], spec.units
-        if self.split:
-            sms = (
-                torch.cuda.get_device_properties(x.device).multi_processor_count
-                if x.device.type == "cuda"
-                else 1  # the interpreter runs a launch per phase per step anyway
-            )
-            config = split_config(batch, units, sms)
-        else:
-            config = persistent_config(batch, units, spec.output_size)
-        return lstm(x, h0, c0, weights, spec, mask, noise, config=config)
-
-
-PERSISTENT, SPLIT = Layout(split=False), Layout(split=True)
