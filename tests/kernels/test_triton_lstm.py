@@ -10,6 +10,7 @@ import os
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 if not torch.cuda.is_available():
     # before triton is imported here and before the kernels are first used (triton_lstm then
@@ -360,6 +361,73 @@ GPU_VARIANTS = {
     "recurrent_dropout": (LSTMSpec(128, recurrent_dropout=0.2), None, True),
     "everything_h256": (LSTMSpec(256, **EVERYTHING), "lengths", True),
 }
+
+
+def _storage(t):
+    return t.untyped_storage().data_ptr()
+
+
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_forward_saves_the_states_and_gates_and_nothing_recomputable(config):
+    """act(c~) and, with layer norm, x·W are recomputed by backward: the recurrence saves hs,
+    cs and the gates, with layer norm also LN(h·U), LN(c) and their inverse deviations."""
+    B, T, H = 3, 5, 20
+    f32 = 4
+    states = [B * (T + 1) * H * f32] * 2
+    expected = {
+        False: sorted([*states, B * T * 4 * H * f32]),
+        True: sorted(
+            [*states, B * T * 4 * H * f32, B * T * 4 * H * f32, B * T * H * f32, B * T * 2 * f32]
+        ),  # fmt: skip
+    }
+    for layer_norm in (False, True):
+        spec = LSTMSpec(H, layer_norm=layer_norm)
+        x, h0, c0, w, _ = problem(spec, B=B, T=T)
+        leaves = {_storage(t) for t in (x, h0, c0, *w) if t is not None}
+        saved = {}
+
+        def pack(t, saved=saved):
+            saved[_storage(t)] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            triton_lstm.lstm(x, h0, c0, w, spec, config=config)
+        made = sorted(n for ptr, n in saved.items() if ptr not in leaves)
+        assert made == expected[layer_norm], layer_norm
+
+
+class _NewBuffers(TorchDispatchMode):
+    """The sizes (elements) of the storages that ops create while the mode is on."""
+
+    def __init__(self, existing):
+        super().__init__()
+        self.seen = {_storage(t) for t in existing}
+        self.sizes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor) and t.numel() and _storage(t) not in self.seen:
+                self.seen.add(_storage(t))
+                self.sizes.append(t.untyped_storage().nbytes() // t.element_size())
+        return out
+
+
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_backward_builds_one_buffer_as_large_as_the_states_the_gate_gradients(config):
+    """Of the buffers at least as large as every step's cell states (B·T·H), backward creates
+    the gate gradients dz (B, T, 4H) alone: no gradient of every state for h_T or c_T, no copy
+    of every h_{t-1} for d loss / d U."""
+    B, T, D, H = 8, 12, 4, 20  # B·T·H above the weights' P·4H
+    spec = LSTMSpec(H)
+    x, h0, c0, w, _ = problem(spec, B=B, T=T, D=D)
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    with _NewBuffers(leaves) as new:
+        outs = triton_lstm.lstm(x, h0, c0, w, spec, config=config)
+        grads = [torch.randn_like(o) for o in outs]
+        new.sizes.clear()
+        torch.autograd.grad(outs, leaves, grads)
+    assert sorted(n for n in new.sizes if n >= B * T * H) == [B * T * 4 * H]
 
 
 def gpu_errors(name, autocast_dtype=None, split=False):

@@ -54,7 +54,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
+from lstmkit import activations
 from lstmkit.kernels import reference, triton_split
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
@@ -231,6 +233,7 @@ _JIT_FUNCTIONS = (
     "_gates_and_cell",
     "_emit_hidden",
     "_finish_hidden",
+    "_cell_activation",
     "_cell_backward",
     "_lstm_fwd_kernel",
     "_lstm_bwd_kernel",
@@ -441,13 +444,12 @@ def _emit_hidden(b_new, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H: tl.constexp
 
 
 def _finish_hidden(
-    b_cn, b_o, p_a, p_m, p_h_prev, p_h_next, p_keep, cols, m,
+    b_cn, b_o, p_m, p_h_prev, p_h_next, p_keep, cols, m,
     CELL_ACT: tl.constexpr, PROJ: tl.constexpr, KEEP_H: tl.constexpr,
 ):  # fmt: skip
-    """From the (normalised) cell and the output gate: store act(c) and o ⊙ act(c), either as
-    the next hidden state or, with a projection, into the scratch row that gets projected."""
+    """From the (normalised) cell and the output gate: store o ⊙ act(c), either as the next
+    hidden state or, with a projection, into the scratch row that gets projected."""
     b_a = _activation(b_cn, CELL_ACT)
-    tl.store(p_a[:, None] + cols[None, :], b_a, mask=m)
     if PROJ:
         tl.store(p_m[:, None] + cols[None, :], b_o * b_a, mask=m)
     else:
@@ -457,7 +459,7 @@ def _finish_hidden(
 def _lstm_fwd_kernel(
     p_zx, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_hs, p_cs, p_gates, p_act, p_zhn, p_cn, p_rstd, p_m,  # outputs, saved, scratch
+    p_hs, p_cs, p_gates, p_zhn, p_cn, p_rstd, p_m,  # outputs, saved, scratch
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
@@ -469,9 +471,10 @@ def _lstm_fwd_kernel(
     In: zx (B, T, 4H) = x·W (+LN, +b); hs[:, 0] = h0 in hs (B, T+1, P); cs[:, 0] = c0 in
     cs (B, T+1, H); U (P, 4H); optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H),
     dropout (B, P), keep_c / keep_h strided (B, T, H / P).
-    Out: hs[:, 1:], cs[:, 1:]; saved gates (B, T, 4H) = i, f, g, o; act (B, T, H) = act(c~);
-    with layer norm zhn (B, T, 4H) = LN(h·U) before γ, cn (B, T, H) = LN(c) before γ/β,
-    rstd (B, T, 2). m (B, H) is scratch for o ⊙ act(c) before the projection.
+    Out: hs[:, 1:], cs[:, 1:]; saved gates (B, T, 4H) = i, f, g, o (backward recomputes
+    act(c~) from them and cs, see `_cell_activation`); with layer norm zhn (B, T, 4H) =
+    LN(h·U) before γ, cn (B, T, H) = LN(c) before γ/β, rstd (B, T, 2). m (B, H) is scratch
+    for o ⊙ act(c) before the projection.
     """
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     m_b = rows < B
@@ -489,7 +492,6 @@ def _lstm_fwd_kernel(
         p_zx_t = p_zx + o_z + t * G4
         p_g_t = p_gates + o_z + t * G4
         p_zhn_t = p_zhn + o_z + t * G4
-        p_a_t = p_act + o_c + t * H
         p_cn_t = p_cn + o_c + t * H
         p_rstd_t = p_rstd + r64 * T * 2 + t * 2
 
@@ -563,7 +565,6 @@ def _lstm_fwd_kernel(
                 _finish_hidden(
                     b_cnew,
                     b_o,
-                    p_a_t,
                     p_m_row,
                     p_h_prev,
                     p_h_next,
@@ -596,7 +597,6 @@ def _lstm_fwd_kernel(
                 _finish_hidden(
                     b_cn,
                     b_o,
-                    p_a_t,
                     p_m_row,
                     p_h_prev,
                     p_h_next,
@@ -623,16 +623,35 @@ def _lstm_fwd_kernel(
         tl.debug_barrier()  # h_t and c_t are read by the whole program at the next step
 
 
+def _cell_activation(
+    p_g, p_c, p_x, p_gamma_c, p_beta_c, cols, m_h, m, H,
+    CELL_ACT: tl.constexpr, LAYER_NORM: tl.constexpr,
+):  # fmt: skip
+    """act of a chunk's new cell, recomputed as the forward computed it rather than saved:
+    act(f ⊙ c_{t-1} + i ⊙ g) from the gates at p_g (2-D, gate i) and c_{t-1} at p_c, or with
+    layer norm act(γ_c x̂ + β_c) from the saved x̂ = LN(c~) at p_x."""
+    if LAYER_NORM:
+        b_x = tl.load(p_x, mask=m, other=0.0)
+        b_cn = (
+            b_x * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+            + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :]
+        )
+    else:
+        b_i = tl.load(p_g, mask=m, other=0.0)
+        b_f = tl.load(p_g + H, mask=m, other=0.0)
+        b_g = tl.load(p_g + 2 * H, mask=m, other=0.0)
+        b_cn = b_f * tl.load(p_c, mask=m, other=0.0) + b_i * b_g
+    return _activation(b_cn, CELL_ACT)
+
+
 def _cell_backward(
-    b_dch, b_do, p_dcs_t, p_dc_cur, p_dc_nxt, p_kc, p_g_t, p_c_prev, p_peep, p_dz_t,
+    b_dch, b_do, p_dc_cur, p_dc_nxt, p_kc, p_g_t, p_c_prev, p_peep, p_dz_t,
     cols, m_h, m, H,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr, KEEP_C: tl.constexpr,
 ):  # fmt: skip
     """Gate gradients of one chunk from the gradient reaching c~ through h (b_dch) and the
     output gate's (b_do); stores dz (4 gate blocks) and the carried dc_{t-1}."""
-    b_dc = tl.load(p_dc_cur[:, None] + cols[None, :], mask=m, other=0.0) + tl.load(
-        p_dcs_t[:, None] + cols[None, :], mask=m, other=0.0
-    )
+    b_dc = tl.load(p_dc_cur[:, None] + cols[None, :], mask=m, other=0.0)
     if KEEP_C:
         b_keep = tl.load(p_kc, mask=m, other=1.0)
         b_dc_prev = b_keep * b_dc
@@ -666,9 +685,9 @@ def _cell_backward(
 
 
 def _lstm_bwd_kernel(
-    p_dhs, p_dcs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_rdrop,  # inputs
+    p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_cs, p_gates, p_act, p_zhn, p_cn, p_rstd,  # saved by the forward
+    p_cs, p_gates, p_zhn, p_cn, p_rstd,  # saved by the forward
     p_dz, p_dzh, p_dhn, p_dcn, p_dh, p_dc, p_m,  # outputs, carries, scratch
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
@@ -678,12 +697,12 @@ def _lstm_bwd_kernel(
 ):  # fmt: skip
     """Reverse recurrence of one program's BLOCK_B rows.
 
-    In: dhs (B, T, P), dcs (B, T, H): gradients reaching hs[:, 1:], cs[:, 1:] from outside;
-    the forward's saved buffers. Out: dz (B, T, 4H) = d loss / d z (also d loss / d zx);
-    with layer norm dzh (B, T, 4H) = d loss / d (h·U) and dcn (B, T, H) = d loss / d (γ_c x̂ +
-    β_c); with a projection dhn (B, T, P) = d loss / d h_new. dh (2, B, P) and dc (2, B, H)
-    are zeroed ping-pong carries; after step 0 they hold dh0 and dc0 in slot T % 2. m (B, H)
-    is scratch for d loss / d (o ⊙ act(c)).
+    In: dhs (B, T, P), the gradient reaching hs[:, 1:] from outside; the forward's saved
+    buffers. Out: dz (B, T, 4H) = d loss / d z (also d loss / d zx); with layer norm dzh
+    (B, T, 4H) = d loss / d (h·U) and dcn (B, T, H) = d loss / d (γ_c x̂ + β_c); with a
+    projection dhn (B, T, P) = d loss / d h_new. dh (2, B, P) and dc (2, B, H) are ping-pong
+    carries, slot 0 holding the gradients of h_T and c_T to start and slot 1 zeros; after step
+    0 they hold dh0 and dc0 in slot T % 2. m (B, H) is scratch for d loss / d (o ⊙ act(c)).
     """
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     m_b = rows < B
@@ -702,11 +721,9 @@ def _lstm_bwd_kernel(
         p_dc_cur = p_dc + cur * B * H + r64 * H
         p_dc_nxt = p_dc + (1 - cur) * B * H + r64 * H
         p_dhs_t = p_dhs + o_p + t * P
-        p_dcs_t = p_dcs + o_c + t * H
         p_dhn_t = p_dhn + o_p + t * P
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
         p_g_t = p_gates + o_z + t * G4
-        p_a_t = p_act + o_c + t * H
         p_zhn_t = p_zhn + o_z + t * G4
         p_cn_t = p_cn + o_c + t * H
         p_dcn_t = p_dcn + o_c + t * H
@@ -755,7 +772,11 @@ def _lstm_bwd_kernel(
                 else:
                     tl.store(p_dh_nxt[:, None] + cols[None, :], b_dm * 0.0, mask=m)
             b_o = tl.load(p_g_t[:, None] + 3 * H + cols[None, :], mask=m, other=0.0)
-            b_a = tl.load(p_a_t[:, None] + cols[None, :], mask=m, other=0.0)
+            b_a = _cell_activation(
+                p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :],
+                p_cn_t[:, None] + cols[None, :], p_gamma_c, p_beta_c, cols, m_h, m, H,
+                CELL_ACT, LAYER_NORM,
+            )  # fmt: skip
             b_dcn = b_dm * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
             p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
             if LAYER_NORM:  # LN(c)'s backward needs two row sums first
@@ -769,7 +790,6 @@ def _lstm_bwd_kernel(
                 _cell_backward(
                     b_dcn,
                     b_dm * b_a,
-                    p_dcs_t,
                     p_dc_cur,
                     p_dc_nxt,
                     p_kc,
@@ -807,14 +827,17 @@ def _lstm_bwd_kernel(
                 b_x = tl.load(p_cn_t[:, None] + cols[None, :], mask=m, other=0.0)
                 b_dch = rstd_c[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None])
                 b_dch = tl.where(m, b_dch, 0.0)
-                b_do = tl.load(p_m_row[:, None] + cols[None, :], mask=m, other=0.0) * tl.load(
-                    p_a_t[:, None] + cols[None, :], mask=m, other=0.0
-                )
+                b_do = tl.load(
+                    p_m_row[:, None] + cols[None, :], mask=m, other=0.0
+                ) * _cell_activation(
+                    p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :],
+                    p_cn_t[:, None] + cols[None, :], p_gamma_c, p_beta_c, cols, m_h, m, H,
+                    CELL_ACT, LAYER_NORM,
+                )  # fmt: skip
                 p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
                 dzi, dzf, dzg, dzo = _cell_backward(
                     b_dch,
                     b_do,
-                    p_dcs_t,
                     p_dc_cur,
                     p_dc_nxt,
                     p_kc,
@@ -970,9 +993,11 @@ def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
 
 
 class _Recurrence(torch.autograd.Function):
-    """zx (B, T, 4H) fp32, h0, c0 → the hidden states of every step (B, T, P) and the last
-    cell state (B, H). Returning these alone (not the (B, T+1, ·) buffers the kernels fill)
-    keeps autograd from materialising a gradient buffer of every cell state."""
+    """zx (B, T, 4H) fp32, h0, c0 → the hidden states of every step (B, T, P), the last one
+    (B, P) and the last cell state (B, H). Returning these alone (not the (B, T+1, ·) buffers
+    the kernels fill) keeps autograd from materialising gradient buffers of every cell state,
+    or of every hidden state for h_T alone: backward starts its carries from those of h_T, c_T.
+    act(c~) is not saved but recomputed by backward (`_cell_activation`)."""
 
     @staticmethod
     def forward(ctx, zx, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h,
@@ -989,12 +1014,11 @@ class _Recurrence(torch.autograd.Function):
         hs[:, 0] = h0
         cs[:, 0] = c0
         gates = torch.empty(B, T, G4, **f32)
-        act = torch.empty(B, T, H, **f32)
         ln = spec.layer_norm
         zhn = torch.empty(B, T, G4, **f32) if ln else gates
-        cn = torch.empty(B, T, H, **f32) if ln else act
-        rstd = torch.empty(B, T, 2, **f32) if ln else act
-        scratch = torch.empty(B, H, **f32) if (ln or wr is not None) else act
+        cn = torch.empty(B, T, H, **f32) if ln else gates
+        rstd = torch.empty(B, T, 2, **f32) if ln else gates
+        scratch = torch.empty(B, H, **f32) if (ln or wr is not None) else gates
         dummy = zx
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
         # fmt: off
@@ -1004,7 +1028,7 @@ class _Recurrence(torch.autograd.Function):
                     zx, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
                     _or(beta_c, dummy), _or(rdrop, dummy),
                     *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
-                    hs, cs, gates, act, zhn, cn, rstd, scratch,
+                    hs, cs, gates, zhn, cn, rstd, scratch,
                 ),
                 (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED,
             )
@@ -1013,19 +1037,19 @@ class _Recurrence(torch.autograd.Function):
                 zx, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
                 _or(beta_c, dummy), _or(rdrop, dummy),
                 *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
-                hs, cs, gates, act, zhn, cn, rstd, scratch,
+                hs, cs, gates, zhn, cn, rstd, scratch,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )
         # fmt: on
         ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
-        saved = (hs, cs, gates, act, zhn, cn, rstd)  # outputs, and what the forward saved
+        saved = (hs, cs, gates, zhn, cn, rstd)  # outputs, and what the forward saved
         ctx.save_for_backward(*saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h)
-        return hs[:, 1:], cs[:, T]
+        return hs[:, 1:], hs[:, T], cs[:, T]
 
     @staticmethod
-    def backward(ctx, dhs, dc_last):
+    def backward(ctx, dhs, dh_last, dc_last):
         triton = _triton()
-        hs, cs, gates, act, zhn, cn, rstd, u, peep, wr, *rest = ctx.saved_tensors
+        hs, cs, gates, zhn, cn, rstd, u, peep, wr, *rest = ctx.saved_tensors
         gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h = rest
         spec, cfg = ctx.spec, ctx.cfg
         B, T, G4 = gates.shape
@@ -1034,10 +1058,7 @@ class _Recurrence(torch.autograd.Function):
         dot = _dot_mode(ctx.dot_dtype, gates.device)
         u_dot = _dot_operand(u, ctx.dot_dtype, _u_dot_mode(dot, spec))
         wr_dot = _dot_operand(wr, ctx.dot_dtype, dot) if wr is not None else u_dot
-        dhs = torch.zeros(B, T, P, **f32) if dhs is None else dhs.float().contiguous()
-        dcs = torch.zeros(B, T, H, **f32)  # the gradient of each step's c from outside: c_T's
-        if dc_last is not None:
-            dcs[:, T - 1] = dc_last
+        dhs = dhs.float().contiguous()  # autograd passes zeros for an unused output
         ln = spec.layer_norm
         dz = torch.empty(B, T, G4, **f32)
         dzh = torch.empty(B, T, G4, **f32) if ln else dz
@@ -1046,57 +1067,95 @@ class _Recurrence(torch.autograd.Function):
         scratch = torch.empty(B, H, **f32) if ln else dz
         dummy = gates
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
-        # fmt: off
-        if cfg.split:
-            d_h0, d_c0 = triton_split.backward(
-                (
-                    dhs, dcs, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy),
-                    _or(gamma_c, dummy), _or(rdrop, dummy),
-                    *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
-                    cs, gates, act, zhn, cn, rstd,
-                    dz, dzh, dhn, dcn, scratch,
-                ),
-                (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED,
-            )
-        else:
-            dh = torch.zeros(2, B, P, **f32)
-            dc = torch.zeros(2, B, H, **f32)
+        inputs = (
+            dhs, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
+            _or(beta_c, dummy), _or(rdrop, dummy),
+            *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
+            cs, gates, zhn, cn, rstd,
+        )  # fmt: skip
+        if cfg.split:  # one carry each, starting from the gradients of h_T and c_T
+            d_h0, d_c0 = dh_last.float().clone(), dc_last.float().clone()
+            triton_split.backward(
+                (*inputs, dz, dzh, dhn, dcn, scratch), (B, T, H, P),
+                _split_constexprs(consts), cfg, _INTERPRETED, d_h0, d_c0,
+            )  # fmt: skip
+        else:  # ping-pong carries, slot 0 first
+            dh = torch.stack([dh_last.float(), torch.zeros(B, P, **f32)])
+            dc = torch.stack([dc_last.float(), torch.zeros(B, H, **f32)])
             _lstm_bwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                dhs, dcs, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy),
-                _or(gamma_c, dummy), _or(rdrop, dummy),
-                *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
-                cs, gates, act, zhn, cn, rstd,
-                dz, dzh, dhn, dcn, dh, dc, scratch,
+                *inputs, dz, dzh, dhn, dcn, dh, dc, scratch,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-            )
+            )  # fmt: skip
             d_h0, d_c0 = dh[T % 2], dc[T % 2]
-        # fmt: on
         need = ctx.needs_input_grad
-        # The weight gradients: a few GEMMs / reductions over all B·T rows at once.
         d_u = d_peep = d_wr = d_gh = d_gc = d_bc = None
         if need[3]:
-            h_in = hs[:, :T] if rdrop is None else hs[:, :T] * rdrop[:, None, :]
-            d_u = (h_in.reshape(B * T, P).t() @ dzh.reshape(B * T, G4)).to(u.dtype)  # (P, 4H)
+            d_u = _recurrent_kernel_grad(hs, rdrop, dzh).to(u.dtype)
         if peep is not None and need[4]:
-            c_prev = cs[:, :T]
-            i, f, g = gates[..., :H], gates[..., H : 2 * H], gates[..., 2 * H : 3 * H]
-            c_new = f * c_prev + i * g
-            d_peep = torch.stack(
-                [
-                    (dz[..., :H] * c_prev).sum((0, 1)),
-                    (dz[..., H : 2 * H] * c_prev).sum((0, 1)),
-                    (dz[..., 3 * H :] * c_new).sum((0, 1)),
-                ]
-            ).to(peep.dtype)
+            d_peep = _peephole_grad(cs, gates, dz).to(peep.dtype)
         if wr is not None and need[5]:
-            mo = (gates[..., 3 * H :] * act).reshape(B * T, H)  # o ⊙ act(c), what W_hr saw
-            d_wr = (mo.t() @ dhn.reshape(B * T, P)).to(wr.dtype)
+            d_wr = _projection_grad(gates, cs, cn, gamma_c, beta_c, dhn, spec).to(wr.dtype)
         if ln:
-            d_gh = (dz * zhn).sum((0, 1)).to(gamma_h.dtype)
-            d_gc = (dcn * cn).sum((0, 1)).to(gamma_c.dtype)
+            d_gh = _sum_over_batch(lambda b: (dz[b] * zhn[b]).sum((0, 1)), B).to(gamma_h.dtype)
+            d_gc = _sum_over_batch(lambda b: (dcn[b] * cn[b]).sum((0, 1)), B).to(gamma_c.dtype)
             d_bc = dcn.sum((0, 1)).to(beta_c.dtype)
         # the gradients of zx, h0, c0, U, peepholes, W_hr, γ_h, γ_c, β_c; none for the rest
         return dz, d_h0, d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc, *(None,) * 6
+
+
+# The weight gradients: sums over every row and step, taken over a quarter of the batch at a
+# time, so that the products they sum (and strided operands' copies) never exist for all rows.
+
+
+def _sum_over_batch(term, batch: int, chunks: int = 4) -> torch.Tensor:
+    """Σ term(rows) over ``chunks`` slices of the batch."""
+    step = -(-batch // chunks)
+    return sum(term(slice(b, b + step)) for b in range(0, batch, step))
+
+
+def _recurrent_kernel_grad(
+    hs: torch.Tensor, rdrop: torch.Tensor | None, dzh: torch.Tensor
+) -> torch.Tensor:
+    """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t; h_{t-1} is hs[:, :T], a strided view."""
+    T, G4, P = dzh.shape[1], dzh.shape[2], hs.shape[2]
+
+    def term(b: slice) -> torch.Tensor:
+        h_in = hs[b, :T] if rdrop is None else hs[b, :T] * rdrop[b, None, :]
+        return h_in.reshape(-1, P).t() @ dzh[b].reshape(-1, G4)
+
+    return _sum_over_batch(term, hs.shape[0])
+
+
+def _peephole_grad(cs: torch.Tensor, gates: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+    """d loss / d peepholes (3, H): Σ dz_i ⊙ c_{t-1}, Σ dz_f ⊙ c_{t-1}, Σ dz_o ⊙ c~_t."""
+    H = cs.shape[2]
+
+    def term(b: slice) -> torch.Tensor:
+        c_prev = cs[b, :-1]
+        i, f, g, _ = gates[b].split(H, dim=-1)
+        dzi, dzf, _, dzo = dz[b].split(H, dim=-1)
+        c_new = torch.addcmul(f * c_prev, i, g)
+        return torch.stack([(dzi * c_prev).sum((0, 1)), (dzf * c_prev).sum((0, 1)),
+                            (dzo * c_new).sum((0, 1))])  # fmt: skip
+
+    return _sum_over_batch(term, cs.shape[0])
+
+
+def _projection_grad(gates, cs, cn, gamma_c, beta_c, dhn, spec) -> torch.Tensor:
+    """d loss / d W_hr = Σ (o ⊙ act(c~))ᵀ · dhn, o ⊙ act(c~) recomputed as
+    `_cell_activation` does."""
+    H, P = spec.units, spec.output_size
+    act = activations.get(spec.activation)
+
+    def term(b: slice) -> torch.Tensor:
+        _, f, g, o = gates[b].split(H, dim=-1)
+        if spec.layer_norm:
+            c_new = torch.addcmul(beta_c, cn[b], gamma_c)
+        else:
+            c_new = torch.addcmul(f * cs[b, :-1], gates[b, ..., :H], g)
+        return (o * act(c_new)).reshape(-1, H).t() @ dhn[b].reshape(-1, P)
+
+    return _sum_over_batch(term, gates.shape[0])
 
 
 def _or(tensor: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
@@ -1161,6 +1220,12 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+def _normalized_input(x, kernel, gain, shift) -> torch.Tensor:
+    """γ_x LN(x·W) + b in fp32 (b may be None), as one layer norm."""
+    zx = (x @ kernel).float()
+    return F.layer_norm(zx, zx.shape[-1:], gain, shift, eps=reference.LN_EPSILON)
+
+
 def lstm(
     x: torch.Tensor,
     h0: torch.Tensor,
@@ -1196,11 +1261,16 @@ def lstm(
         return x.new_zeros(B, 0, P), h0, c0
     cdtype = _compute_dtype(x)
     w = weights
-    zx = x @ w.kernel  # (B, T, 4H): the input projection of all steps in one GEMM
-    if spec.layer_norm:
-        zx = F.layer_norm(zx.float(), (4 * H,), eps=reference.LN_EPSILON) * w.input_norm_gamma
-    if w.bias is not None:
-        zx = zx + w.bias
+    if spec.layer_norm and torch.is_grad_enabled():  # x·W is recomputed, not saved (B, T, 4H)
+        zx = checkpoint(
+            _normalized_input, x, w.kernel, w.input_norm_gamma, w.bias,
+            use_reentrant=False, preserve_rng_state=False,
+        )  # fmt: skip
+    elif spec.layer_norm:
+        zx = _normalized_input(x, w.kernel, w.input_norm_gamma, w.bias)
+    else:
+        zx = x @ w.kernel  # (B, T, 4H): the input projection of all steps in one GEMM
+        zx = zx if w.bias is None else zx + w.bias
     zx = zx.float().contiguous()
     real = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
     noise = noise or LSTMNoise()
@@ -1216,13 +1286,12 @@ def lstm(
     )
     cfg = config or default_config(B, H, P, x.device, cdtype)
     # fmt: off
-    hs, c_last = _Recurrence.apply(
+    outputs, h_last, c_last = _Recurrence.apply(
         zx, h0.float(), c0.float(), w.recurrent_kernel, peep, proj, *norms,
         rdrop, keep_c, keep_h, spec, cfg, cdtype,
     )
     # fmt: on
-    outputs = hs  # (B, T, P)
     if real is not None:  # zeros before a row's first real step, the carried state after
         seen = real.cumsum(1) > 0
         outputs = torch.where(seen[..., None], outputs, 0.0)
-    return outputs.to(cdtype), hs[:, T - 1].to(cdtype), c_last.to(cdtype)
+    return outputs.to(cdtype), h_last.to(cdtype), c_last.to(cdtype)

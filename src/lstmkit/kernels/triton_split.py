@@ -34,6 +34,7 @@ import torch
 tl = None
 _h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
+_cell_activation = None
 SHARED = (
     "_h_times_u",
     "_cell_backward",
@@ -45,6 +46,7 @@ SHARED = (
     "_rows_times",
     "_normalized_gates",
     "_gates_and_cell",
+    "_cell_activation",
 )
 JIT_FUNCTIONS = (
     "_tile_barrier",
@@ -121,7 +123,7 @@ def _merge_pairs(
 def _split_fwd_kernel(
     p_zx, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_hs, p_cs, p_gates, p_act, p_zhn, p_cn, p_rstd,  # outputs and saved
+    p_hs, p_cs, p_gates, p_zhn, p_cn, p_rstd,  # outputs and saved
     p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
     B, T, H, P, T_BEGIN, T_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
@@ -133,7 +135,7 @@ def _split_fwd_kernel(
 
     Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); hs (B, T+1, P) and cs
     (B, T+1, H) holding h0, c0 at step 0; U (P, 4H); W_hr (H, P); γ_h (4H), γ_c, β_c (H);
-    gates (B, T, 4H); act (B, T, H); with layer norm zhn (B, T, 4H), cn (B, T, H), rstd
+    gates (B, T, 4H); with layer norm zhn (B, T, 4H), cn (B, T, H), rstd
     (B, T, 2). m (B, H) holds o ⊙ act(c) before the projection; part_a, part_b (B, programs,
     2) the programs' row statistics. A step runs in phases, each needing what every program
     of the tile wrote in the one before (bit k of PHASES runs phase k; with SYNC all run in
@@ -236,9 +238,7 @@ def _split_fwd_kernel(
                 mean, m2 = _merge_stats(zero, zero, 0.0, b_cnew, m, n_units)
                 _store_pair(p_pb, mean, m2, m_b)
             else:
-                b_a = _activation(b_cnew, CELL_ACT)
-                tl.store(p_act + o_c, b_a, mask=m)
-                b_h = b_o * b_a
+                b_h = b_o * _activation(b_cnew, CELL_ACT)
                 if PROJ:  # o ⊙ act(c), for every program's output phase
                     tl.store(p_m_row[:, None] + cols[None, :], b_h, mask=m)
         if SYNC and (LAYER_NORM or PROJ):
@@ -256,7 +256,6 @@ def _split_fwd_kernel(
                     + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :],
                     CELL_ACT,
                 )
-                tl.store(p_act + o_c, b_a, mask=m)
                 b_h = tl.load(p_gates + o_z + 3 * H, mask=m, other=0.0) * b_a
                 if PROJ:
                     tl.store(p_m_row[:, None] + cols[None, :], b_h, mask=m)
@@ -290,9 +289,9 @@ def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, m_h, m, rstd, t1, t2):
 
 
 def _split_bwd_kernel(
-    p_dhs, p_dcs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_rdrop,  # inputs
+    p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_cs, p_gates, p_act, p_zhn, p_cn, p_rstd,  # saved by the forward
+    p_cs, p_gates, p_zhn, p_cn, p_rstd,  # saved by the forward
     p_dz, p_dzh, p_dhn, p_dcn, p_m,  # outputs, scratch
     p_dh, p_dc, p_part_a, p_part_b, p_count,  # carries, partial sums, tile counters
     B, T, H, P, S_BEGIN, S_END,
@@ -303,12 +302,13 @@ def _split_bwd_kernel(
 ):  # fmt: skip
     """Reverse steps t = T − 1 − s for s in S_BEGIN … S_END − 1, then (FINISH) dh0.
 
-    dhs (B, T, P), dcs (B, T, H): gradients reaching hs[:, 1:], cs[:, 1:] from outside. Out,
-    as `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H); with layer norm dzh (B, T, 4H) =
+    dhs (B, T, P): the gradient reaching hs[:, 1:] from outside. Out, as
+    `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H); with layer norm dzh (B, T, 4H) =
     d loss / d (h·U) (else dzh is dz) and dcn (B, T, H); with a projection dhn (B, T, P).
-    dh (B, P) carries keep·(d loss / d h_t) to step t − 1 (zeros to start) and ends as dh0;
-    dc (B, H) carries d loss / d c_{t-1} and ends as dc0; m (B, H) scratch for d loss / d (o ⊙
-    act(c)); part_a, part_b (B, programs, 2) partial row sums. Phases, as the forward's:
+    dh (B, P) carries keep·(d loss / d h_t) to step t − 1 (the gradient of h_T to start) and
+    ends as dh0; dc (B, H) carries d loss / d c_{t-1} (that of c_T to start) and ends as dc0;
+    m (B, H) scratch for d loss / d (o ⊙ act(c)); part_a, part_b (B, programs, 2) partial
+    row sums. Phases, as the forward's:
       0 d loss / d h_t for this program's output units, from all of dzh_{t+1};
       1 (from all of dhn_t with a projection) the cell's gradients: without layer norm the
         gate gradients dz, with it d loss / d LN(c) and its row sums;
@@ -346,7 +346,7 @@ def _split_bwd_kernel(
         p_g_t = p_gates + r64 * T * G4 + t * G4
         p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
-        p_dcs_t = p_dcs + r64 * T * H + t * H
+        p_c_own = p_c_prev[:, None] + cols[None, :]
         b_dh = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
         if PHASES & 1:  # phase 0: from outside, kept from step t + 1, through U
             p_dhs_t = p_dhs + r64[:, None] * T * P + t * P + cols[None, :]
@@ -364,6 +364,8 @@ def _split_bwd_kernel(
                 b_keep = tl.load(p_k, mask=m_o, other=1.0)
                 tl.store(p_dh_own, b_keep * b_dh, mask=m_o)
                 b_dh = (1.0 - b_keep) * b_dh
+            elif s == 0:  # the carry started as the gradient of h_T: taken, nothing kept
+                tl.store(p_dh_own, b_dh * 0.0, mask=m_o)
             if PROJ:
                 tl.store(p_dhn_row[:, None] + t * P + cols[None, :], b_dh, mask=m_o)
         if PROJ:
@@ -376,7 +378,10 @@ def _split_bwd_kernel(
                 )  # fmt: skip
         if PHASES & 2:  # phase 1: the cell
             b_o = tl.load(p_gates + o_z + 3 * H, mask=m, other=0.0)
-            b_a = tl.load(p_act + o_c, mask=m, other=0.0)
+            b_a = _cell_activation(
+                p_gates + o_z, p_c_own, p_cn + o_c, p_gamma_c, p_beta_c, cols, m_h, m, H,
+                CELL_ACT, LAYER_NORM,
+            )  # fmt: skip
             b_dcn = b_dh * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
             if LAYER_NORM:  # LN(c)'s backward needs two row sums first
                 tl.store(p_dcn + o_c, b_dcn, mask=m)
@@ -386,7 +391,7 @@ def _split_bwd_kernel(
                 _store_pair(p_pa, _row_sum(b_dx), _row_sum(b_dx * b_x), m_b)
             else:
                 _cell_backward(
-                    b_dcn, b_dh * b_a, p_dcs_t, p_dc_row, p_dc_row, p_kc, p_g_t, p_c_prev,
+                    b_dcn, b_dh * b_a, p_dc_row, p_dc_row, p_kc, p_g_t, p_c_prev,
                     p_peep, p_dz_row + t * G4, cols, m_h, m, H,
                     GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C,
                 )  # fmt: skip
@@ -405,9 +410,12 @@ def _split_bwd_kernel(
                 )
                 b_x = tl.load(p_cn + o_c, mask=m, other=0.0)
                 b_dch = tl.where(m, rstd[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None]), 0.0)
-                b_do = tl.load(p_m_own, mask=m, other=0.0) * tl.load(p_act + o_c, mask=m, other=0.0)
+                b_do = tl.load(p_m_own, mask=m, other=0.0) * _cell_activation(
+                    p_gates + o_z, p_c_own, p_cn + o_c, p_gamma_c, p_beta_c, cols, m_h, m, H,
+                    CELL_ACT, LAYER_NORM,
+                )  # fmt: skip
                 dzi, dzf, dzg, dzo = _cell_backward(
-                    b_dch, b_do, p_dcs_t, p_dc_row, p_dc_row, p_kc, p_g_t, p_c_prev, p_peep,
+                    b_dch, b_do, p_dc_row, p_dc_row, p_kc, p_g_t, p_c_prev, p_peep,
                     p_dz_row + t * G4, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C,
                 )  # fmt: skip
                 dxi = dzi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
@@ -497,16 +505,17 @@ def forward(buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool) 
         )  # fmt: skip
 
 
-def backward(buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool) -> tuple:
+def backward(
+    buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool, dh: torch.Tensor,
+    dc: torch.Tensor,
+) -> None:  # fmt: skip
     """The reverse recurrence of `triton_lstm._Recurrence.backward` in the split layout:
-    buffers are `_split_bwd_kernel`'s pointer arguments up to m, shape (B, T, H, P). Returns
-    (dh0, dc0)."""
+    buffers are `_split_bwd_kernel`'s pointer arguments up to m, shape (B, T, H, P); the
+    carries dh (B, P) and dc (B, H) hold the gradients of h_T and c_T, and end as dh0, dc0."""
     B, T, H, P = shape
     device = buffers[0].device
     grid = _grid(B, H, cfg)
     sync = _synchronised(grid, device, interpreted)
-    dh = torch.zeros(B, P, device=device, dtype=torch.float32)
-    dc = torch.zeros(B, H, device=device, dtype=torch.float32)
     part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
     count = torch.zeros(grid[1], dtype=torch.int32, device=device)
     ln, proj = consts["LAYER_NORM"], consts["PROJ"]
@@ -518,4 +527,3 @@ def backward(buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool)
             *buffers, dh, dc, part[0], part[1], count, B, T, H, P, begin, end, **consts,
             SYNC=sync, PHASES=phases, FINISH=finish, num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
-    return dh, dc
