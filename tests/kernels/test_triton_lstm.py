@@ -373,7 +373,7 @@ def test_forward_saves_the_states_and_gates_and_nothing_recomputable(config):
     cs and the gates, with layer norm also LN(h·U), LN(c) and their inverse deviations."""
     B, T, H = 3, 5, 20
     f32 = 4
-    states = [B * (T + 1) * H * f32] * 2
+    states = [B * T * H * f32, B * (T + 1) * H * f32]  # the outputs, c0 and the cell states
     expected = {
         False: sorted([*states, B * T * 4 * H * f32]),
         True: sorted(
@@ -391,9 +391,10 @@ def test_forward_saves_the_states_and_gates_and_nothing_recomputable(config):
             return t
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            triton_lstm.lstm(x, h0, c0, w, spec, config=config)
+            outputs, _, _ = triton_lstm.lstm(x, h0, c0, w, spec, config=config)
         made = sorted(n for ptr, n in saved.items() if ptr not in leaves)
         assert made == expected[layer_norm], layer_norm
+        assert outputs.is_contiguous()  # the next layer's x·W takes them without a copy
 
 
 class _NewBuffers(TorchDispatchMode):

@@ -457,7 +457,7 @@ def _finish_hidden(
 
 
 def _lstm_fwd_kernel(
-    p_zx, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
+    p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_hs, p_cs, p_gates, p_zhn, p_cn, p_rstd, p_m,  # outputs, saved, scratch
     B, T, H, P,
@@ -468,13 +468,13 @@ def _lstm_fwd_kernel(
 ):  # fmt: skip
     """One program: BLOCK_B batch rows through all T steps.
 
-    In: zx (B, T, 4H) = x·W (+LN, +b); hs[:, 0] = h0 in hs (B, T+1, P); cs[:, 0] = c0 in
-    cs (B, T+1, H); U (P, 4H); optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H),
-    dropout (B, P), keep_c / keep_h strided (B, T, H / P).
-    Out: hs[:, 1:], cs[:, 1:]; saved gates (B, T, 4H) = i, f, g, o (backward recomputes
-    act(c~) from them and cs, see `_cell_activation`); with layer norm zhn (B, T, 4H) =
-    LN(h·U) before γ, cn (B, T, H) = LN(c) before γ/β, rstd (B, T, 2). m (B, H) is scratch
-    for o ⊙ act(c) before the projection.
+    In: zx (B, T, 4H) = x·W (+LN, +b); h0 (B, P); cs[:, 0] = c0 in cs (B, T+1, H); U (P, 4H);
+    optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H), dropout (B, P), keep_c /
+    keep_h strided (B, T, H / P).
+    Out: hs (B, T, P), the outputs; cs[:, 1:]; saved gates (B, T, 4H) = i, f, g, o
+    (backward recomputes act(c~) from them and cs, see `_cell_activation`); with layer norm
+    zhn (B, T, 4H) = LN(h·U) before γ, cn (B, T, H) = LN(c) before γ/β, rstd (B, T, 2).
+    m (B, H) is scratch for o ⊙ act(c) before the projection.
     """
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     m_b = rows < B
@@ -485,8 +485,8 @@ def _lstm_fwd_kernel(
     p_rd = p_rdrop + r64 * P
     p_m_row = p_m + r64 * H
     for t in range(T):
-        p_h_prev = p_hs + r64 * (T + 1) * P + t * P
-        p_h_next = p_h_prev + P
+        p_h_next = p_hs + r64 * T * P + t * P
+        p_h_prev = tl.where(t > 0, p_h_next - P, p_h0 + r64 * P)  # h_{t-1}: h0 at step 0
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
         p_c_next = p_c_prev + H
         p_zx_t = p_zx + o_z + t * G4
@@ -697,7 +697,7 @@ def _lstm_bwd_kernel(
 ):  # fmt: skip
     """Reverse recurrence of one program's BLOCK_B rows.
 
-    In: dhs (B, T, P), the gradient reaching hs[:, 1:] from outside; the forward's saved
+    In: dhs (B, T, P), the gradient reaching the outputs hs from outside; the forward's saved
     buffers. Out: dz (B, T, 4H) = d loss / d z (also d loss / d zx); with layer norm dzh
     (B, T, 4H) = d loss / d (h·U) and dcn (B, T, H) = d loss / d (γ_c x̂ + β_c); with a
     projection dhn (B, T, P) = d loss / d h_new. dh (2, B, P) and dc (2, B, H) are ping-pong
@@ -993,11 +993,12 @@ def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
 
 
 class _Recurrence(torch.autograd.Function):
-    """zx (B, T, 4H) fp32, h0, c0 → the hidden states of every step (B, T, P), the last one
-    (B, P) and the last cell state (B, H). Returning these alone (not the (B, T+1, ·) buffers
-    the kernels fill) keeps autograd from materialising gradient buffers of every cell state,
-    or of every hidden state for h_T alone: backward starts its carries from those of h_T, c_T.
-    act(c~) is not saved but recomputed by backward (`_cell_activation`)."""
+    """zx (B, T, 4H) fp32, h0 (B, P) contiguous, c0 → the hidden states of every step
+    (B, T, P), contiguous, the last one (B, P) and the last cell state (B, H). Returning
+    these alone (not the (B, T+1, H) buffer of cell states) keeps autograd from materialising
+    gradient buffers of every cell state, or of every hidden state for h_T alone: backward
+    starts its carries from those of h_T, c_T. act(c~) is not saved but recomputed by
+    backward (`_cell_activation`)."""
 
     @staticmethod
     def forward(ctx, zx, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h,
@@ -1009,9 +1010,8 @@ class _Recurrence(torch.autograd.Function):
         dot = _dot_mode(dot_dtype, zx.device)
         u_dot = _dot_operand(u, dot_dtype, _u_dot_mode(dot, spec))
         wr_dot = _dot_operand(wr, dot_dtype, dot) if wr is not None else u_dot
-        hs = torch.empty(B, T + 1, P, **f32)
+        hs = torch.empty(B, T, P, **f32)
         cs = torch.empty(B, T + 1, H, **f32)
-        hs[:, 0] = h0
         cs[:, 0] = c0
         gates = torch.empty(B, T, G4, **f32)
         ln = spec.layer_norm
@@ -1025,8 +1025,8 @@ class _Recurrence(torch.autograd.Function):
         if cfg.split:
             triton_split.forward(
                 (
-                    zx, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
-                    _or(beta_c, dummy), _or(rdrop, dummy),
+                    zx, h0, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy),
+                    _or(gamma_c, dummy), _or(beta_c, dummy), _or(rdrop, dummy),
                     *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
                     hs, cs, gates, zhn, cn, rstd, scratch,
                 ),
@@ -1034,7 +1034,7 @@ class _Recurrence(torch.autograd.Function):
             )
         else:
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                zx, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
+                zx, h0, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
                 _or(beta_c, dummy), _or(rdrop, dummy),
                 *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
                 hs, cs, gates, zhn, cn, rstd, scratch,
@@ -1042,14 +1042,14 @@ class _Recurrence(torch.autograd.Function):
             )
         # fmt: on
         ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
-        saved = (hs, cs, gates, zhn, cn, rstd)  # outputs, and what the forward saved
+        saved = (h0, hs, cs, gates, zhn, cn, rstd)  # h0, outputs, what the forward saved
         ctx.save_for_backward(*saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h)
-        return hs[:, 1:], hs[:, T], cs[:, T]
+        return hs, hs[:, T - 1], cs[:, T]
 
     @staticmethod
     def backward(ctx, dhs, dh_last, dc_last):
         triton = _triton()
-        hs, cs, gates, zhn, cn, rstd, u, peep, wr, *rest = ctx.saved_tensors
+        h0, hs, cs, gates, zhn, cn, rstd, u, peep, wr, *rest = ctx.saved_tensors
         gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h = rest
         spec, cfg = ctx.spec, ctx.cfg
         B, T, G4 = gates.shape
@@ -1090,7 +1090,7 @@ class _Recurrence(torch.autograd.Function):
         need = ctx.needs_input_grad
         d_u = d_peep = d_wr = d_gh = d_gc = d_bc = None
         if need[3]:
-            d_u = _recurrent_kernel_grad(hs, rdrop, dzh).to(u.dtype)
+            d_u = _recurrent_kernel_grad(h0, hs, rdrop, dzh).to(u.dtype)
         if peep is not None and need[4]:
             d_peep = _peephole_grad(cs, gates, dz).to(peep.dtype)
         if wr is not None and need[5]:
@@ -1114,13 +1114,14 @@ def _sum_over_batch(term, batch: int, chunks: int = 4) -> torch.Tensor:
 
 
 def _recurrent_kernel_grad(
-    hs: torch.Tensor, rdrop: torch.Tensor | None, dzh: torch.Tensor
+    h0: torch.Tensor, hs: torch.Tensor, rdrop: torch.Tensor | None, dzh: torch.Tensor
 ) -> torch.Tensor:
-    """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t; h_{t-1} is hs[:, :T], a strided view."""
-    T, G4, P = dzh.shape[1], dzh.shape[2], hs.shape[2]
+    """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t, h_{t-1} being h0 then hs[:, :-1]."""
+    G4, P = dzh.shape[2], hs.shape[2]
 
     def term(b: slice) -> torch.Tensor:
-        h_in = hs[b, :T] if rdrop is None else hs[b, :T] * rdrop[b, None, :]
+        h_in = torch.cat([h0[b, None], hs[b, :-1]], dim=1)
+        h_in = h_in if rdrop is None else h_in * rdrop[b, None, :]
         return h_in.reshape(-1, P).t() @ dzh[b].reshape(-1, G4)
 
     return _sum_over_batch(term, hs.shape[0])
@@ -1287,7 +1288,7 @@ def lstm(
     cfg = config or default_config(B, H, P, x.device, cdtype)
     # fmt: off
     outputs, h_last, c_last = _Recurrence.apply(
-        zx, h0.float(), c0.float(), w.recurrent_kernel, peep, proj, *norms,
+        zx, h0.float().contiguous(), c0.float(), w.recurrent_kernel, peep, proj, *norms,
         rdrop, keep_c, keep_h, spec, cfg, cdtype,
     )
     # fmt: on

@@ -121,7 +121,7 @@ def _merge_pairs(
 
 
 def _split_fwd_kernel(
-    p_zx, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
+    p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_hs, p_cs, p_gates, p_zhn, p_cn, p_rstd,  # outputs and saved
     p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
@@ -133,8 +133,8 @@ def _split_fwd_kernel(
 ):  # fmt: skip
     """Steps T_BEGIN … T_END − 1 of BLOCK_B rows: program (slice, tile).
 
-    Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); hs (B, T+1, P) and cs
-    (B, T+1, H) holding h0, c0 at step 0; U (P, 4H); W_hr (H, P); γ_h (4H), γ_c, β_c (H);
+    Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); hs (B, T, P); cs
+    (B, T+1, H) holding c0 at step 0; U (P, 4H); W_hr (H, P); γ_h (4H), γ_c, β_c (H);
     gates (B, T, 4H); with layer norm zhn (B, T, 4H), cn (B, T, H), rstd
     (B, T, 2). m (B, H) holds o ⊙ act(c) before the projection; part_a, part_b (B, programs,
     2) the programs' row statistics. A step runs in phases, each needing what every program
@@ -159,7 +159,7 @@ def _split_fwd_kernel(
     r64 = rows.to(tl.int64)
     G4 = 4 * H
     n_units = 1.0 * tl.minimum(H - tl.program_id(0) * BLOCK_H, BLOCK_H)
-    p_h_row = p_hs + r64 * (T + 1) * P
+    p_h_row = p_hs + r64 * T * P
     p_c_row = p_cs + r64 * (T + 1) * H
     p_m_row = p_m + r64 * H
     p_rd = p_rdrop + r64 * P
@@ -177,7 +177,7 @@ def _split_fwd_kernel(
         if RDROP:
             b_rd = _a_rows(p_rd, P, m_b, BLOCK_K)
     for t in range(T_BEGIN, T_END):
-        p_h_prev = p_h_row + t * P
+        p_h_prev = tl.where(t > 0, p_h_row + (t - 1) * P, p_h0 + r64 * P)  # h0 at step 0
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_c = r64[:, None] * T * H + t * H + cols[None, :]  # (B, T, H) offsets
         p_rstd_t = p_rstd + r64 * T * 2 + t * 2
@@ -275,7 +275,7 @@ def _split_fwd_kernel(
                 p_old = p_h_prev[:, None] + cols[None, :]
                 b_old = tl.load(p_old, mask=m_o, other=0.0, cache_modifier=".cg")
                 b_h = b_keep * b_old + (1.0 - b_keep) * b_h
-            tl.store(p_h_row[:, None] + (t + 1) * P + cols[None, :], b_h, mask=m_o)
+            tl.store(p_h_row[:, None] + t * P + cols[None, :], b_h, mask=m_o)
         if SYNC:
             _tile_barrier(p_count + tile, (done + n_sync) * programs)
 
@@ -302,7 +302,7 @@ def _split_bwd_kernel(
 ):  # fmt: skip
     """Reverse steps t = T − 1 − s for s in S_BEGIN … S_END − 1, then (FINISH) dh0.
 
-    dhs (B, T, P): the gradient reaching hs[:, 1:] from outside. Out, as
+    dhs (B, T, P): the gradient reaching the outputs hs from outside. Out, as
     `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H); with layer norm dzh (B, T, 4H) =
     d loss / d (h·U) (else dzh is dz) and dcn (B, T, H); with a projection dhn (B, T, P).
     dh (B, P) carries keep·(d loss / d h_t) to step t − 1 (the gradient of h_T to start) and
