@@ -1,0 +1,123 @@
+"""Peak memory of one Triton LSTM layer's forward+backward, counted on the CPU.
+
+Runs the kernels under Triton's interpreter and counts the bytes of every torch storage that
+an op creates while the layer runs, until the storage is freed (a finalizer on the storage),
+the way `bench/kernels.py` measures a layer on the GPU: gradients for the outputs, h_T and
+c_T, given beforehand and not counted. Prints the peak in units of one (B, T, H) fp32 buffer.
+What the interpreter adds is left out: the reference cycles it leaves (collected after each
+launch) and the tensors it re-wraps around storages it was given.
+
+    python bench/memory_count.py [--shape B,T,I,H]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import weakref
+
+os.environ["TRITON_INTERPRET"] = "1"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class LiveStorages:
+    """A dispatch mode counting the live bytes of the storages created under it."""
+
+    def __init__(self, existing):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        outer = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                if "set_" not in str(func):  # the interpreter re-wrapping a given storage
+                    outer.count(out)
+                return out
+
+        self.mode = Mode()
+        self.known = {t.untyped_storage().data_ptr() for t in existing}
+        self.live = self.peak = 0
+
+    def count(self, out) -> None:
+        import torch
+
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if not isinstance(t, torch.Tensor):
+                continue
+            storage = t.untyped_storage()
+            if storage.nbytes() == 0 or storage.data_ptr() in self.known:
+                continue
+            self.known.add(storage.data_ptr())
+            self.live += storage.nbytes()
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(storage, self.free, storage.data_ptr(), storage.nbytes())
+
+    def free(self, ptr: int, nbytes: int) -> None:
+        self.known.discard(ptr)
+        self.live -= nbytes
+
+
+def peak_bytes(triton_lstm, spec, problem, config) -> int:
+    """The peak of one forward+backward after a warm-up, as `bench/kernels.py` runs it."""
+    import torch
+
+    x, h0, c0, w, mask, noise = problem
+    inputs = [x, h0, c0, *(t for t in w if t is not None)]
+
+    def forward():
+        return triton_lstm.lstm(x, h0, c0, w, spec, mask, noise, config=config)
+
+    grads = [torch.randn_like(o) for o in forward()]
+    torch.autograd.grad(forward(), inputs, grads, allow_unused=True)  # warm
+    gc.collect()
+    counter = LiveStorages([*grads, *inputs])
+    with counter.mode:
+        torch.autograd.grad(forward(), inputs, grads, allow_unused=True)
+    return counter.peak
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="16,24,8,64", help="B,T,I,H")
+    args = parser.parse_args()
+    sys.path.insert(0, HERE)
+    import torch
+    import triton.runtime.interpreter as interpreter
+    from rich.console import Console
+    from rich.table import Table
+
+    import kernels as bench
+    from lstmkit.kernels import triton_lstm
+
+    cpu = torch.device("cpu")
+
+    launch = interpreter.GridExecutor.__call__
+
+    def launch_and_collect(self, *a, **k):
+        out = launch(self, *a, **k)
+        gc.collect()  # the interpreter's reference cycles would keep buffers alive
+        return out
+
+    interpreter.GridExecutor.__call__ = launch_and_collect
+    bench.DEVICE = "cpu"
+    B, T, D, H = (int(n) for n in args.shape.split(","))
+    title = f"Peak live bytes of fwd+bwd in (B, T, H) fp32 units, B T I H = {B} {T} {D} {H}"
+    table = Table(title=title)
+    for col in ("variant", "persistent", "split"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for name, (spec, masked, training) in bench.variants(H).items():
+        problem = bench.problem(spec, B, T, D, masked, training, seed=3)
+        peaks = [
+            peak_bytes(triton_lstm, spec, problem, layout.config(B, H, spec.output_size, cpu))
+            for layout in (triton_lstm.PERSISTENT, triton_lstm.SPLIT)
+        ]
+        table.add_row(name, *(f"{p / (B * T * H * 4):.2f}" for p in peaks))
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
