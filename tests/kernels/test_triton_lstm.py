@@ -267,6 +267,21 @@ def test_low_precision_path_under_autocast(dtype, config):
         assert rel_err(a, b) < 3e-2
 
 
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_strided_gradients_of_the_last_states(config):
+    """h_T and c_T used through a transpose get transposed (strided) gradients."""
+    spec = LSTMSpec(20)
+    x, h0, c0, w, _ = problem(spec, B=4)
+    target = torch.randn(20, 4, dtype=torch.float64).float()
+    grads = []
+    for backend, kwargs in ((triton_lstm, dict(config=config)), (reference, {})):
+        outputs, h_t, c_t = backend.lstm(x, h0, c0, w, spec, **kwargs)
+        loss = (h_t.t() * target).sum() + (c_t.t() * target).square().sum() + outputs.sum()
+        grads.append(torch.autograd.grad(loss, [x, h0, c0, w.recurrent_kernel]))
+    for ours, ref in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-4, atol=2e-5)
+
+
 def test_supports_and_refusals():
     assert triton_lstm.supports(LSTMSpec(8), None, None)
     assert triton_lstm.supports(LSTMSpec(20, "relu", "hard_sigmoid", **EVERYTHING), None, None)

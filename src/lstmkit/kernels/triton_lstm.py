@@ -1074,7 +1074,8 @@ class _Recurrence(torch.autograd.Function):
             cs, gates, zhn, cn, rstd,
         )  # fmt: skip
         if cfg.split:  # one carry each, starting from the gradients of h_T and c_T
-            d_h0, d_c0 = dh_last.float().clone(), dc_last.float().clone()
+            d_h0 = torch.empty(B, P, **f32).copy_(dh_last)  # gradients may come strided
+            d_c0 = torch.empty(B, H, **f32).copy_(dc_last)
             triton_split.backward(
                 (*inputs, dz, dzh, dhn, dcn, scratch), (B, T, H, P),
                 _split_constexprs(consts), cfg, _INTERPRETED, d_h0, d_c0,
