@@ -18,32 +18,30 @@ import os
 import sys
 import weakref
 
-os.environ["TRITON_INTERPRET"] = "1"
-HERE = os.path.dirname(os.path.abspath(__file__))
+os.environ["TRITON_INTERPRET"] = "1"  # before triton is first imported
+
+import torch  # noqa: E402
+import triton.runtime.interpreter as interpreter  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+import kernels as bench  # noqa: E402 (bench/kernels.py, beside this script)
+from lstmkit.kernels import triton_lstm  # noqa: E402
 
 
-class LiveStorages:
-    """A dispatch mode counting the live bytes of the storages created under it."""
+class LiveStorages(TorchDispatchMode):
+    """Counts the live bytes of the storages that ops create while the mode is on."""
 
     def __init__(self, existing):
-        from torch.utils._python_dispatch import TorchDispatchMode
-
-        outer = self
-
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                if "set_" not in str(func):  # the interpreter re-wrapping a given storage
-                    outer.count(out)
-                return out
-
-        self.mode = Mode()
+        super().__init__()
         self.known = {t.untyped_storage().data_ptr() for t in existing}
         self.live = self.peak = 0
 
-    def count(self, out) -> None:
-        import torch
-
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if "set_" in str(func):  # the interpreter re-wrapping a storage it was given
+            return out
         for t in out if isinstance(out, (tuple, list)) else [out]:
             if not isinstance(t, torch.Tensor):
                 continue
@@ -54,16 +52,15 @@ class LiveStorages:
             self.live += storage.nbytes()
             self.peak = max(self.peak, self.live)
             weakref.finalize(storage, self.free, storage.data_ptr(), storage.nbytes())
+        return out
 
     def free(self, ptr: int, nbytes: int) -> None:
         self.known.discard(ptr)
         self.live -= nbytes
 
 
-def peak_bytes(triton_lstm, spec, problem, config) -> int:
+def peak_bytes(spec, problem, config) -> int:
     """The peak of one forward+backward after a warm-up, as `bench/kernels.py` runs it."""
-    import torch
-
     x, h0, c0, w, mask, noise = problem
     inputs = [x, h0, c0, *(t for t in w if t is not None)]
 
@@ -74,7 +71,7 @@ def peak_bytes(triton_lstm, spec, problem, config) -> int:
     torch.autograd.grad(forward(), inputs, grads, allow_unused=True)  # warm
     gc.collect()
     counter = LiveStorages([*grads, *inputs])
-    with counter.mode:
+    with counter:
         torch.autograd.grad(forward(), inputs, grads, allow_unused=True)
     return counter.peak
 
@@ -83,15 +80,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="16,24,8,64", help="B,T,I,H")
     args = parser.parse_args()
-    sys.path.insert(0, HERE)
-    import torch
-    import triton.runtime.interpreter as interpreter
-    from rich.console import Console
-    from rich.table import Table
-
-    import kernels as bench
-    from lstmkit.kernels import triton_lstm
-
     cpu = torch.device("cpu")
 
     launch = interpreter.GridExecutor.__call__
@@ -111,7 +99,7 @@ def main() -> int:
     for name, (spec, masked, training) in bench.variants(H).items():
         problem = bench.problem(spec, B, T, D, masked, training, seed=3)
         peaks = [
-            peak_bytes(triton_lstm, spec, problem, layout.config(B, H, spec.output_size, cpu))
+            peak_bytes(spec, problem, layout.config(B, H, spec.output_size, cpu))
             for layout in (triton_lstm.PERSISTENT, triton_lstm.SPLIT)
         ]
         table.add_row(name, *(f"{p / (B * T * H * 4):.2f}" for p in peaks))

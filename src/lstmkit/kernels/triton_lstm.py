@@ -233,6 +233,7 @@ _JIT_FUNCTIONS = (
     "_gates_and_cell",
     "_emit_hidden",
     "_finish_hidden",
+    "_cell_inputs",
     "_cell_activation",
     "_cell_backward",
     "_lstm_fwd_kernel",
@@ -623,13 +624,23 @@ def _lstm_fwd_kernel(
         tl.debug_barrier()  # h_t and c_t are read by the whole program at the next step
 
 
+def _cell_inputs(p_g, p_c, m, H):
+    """What backward reads of one chunk's step: the gates i, f, g, o at p_g (2-D, gate i) and
+    c_{t-1} at p_c."""
+    b_i = tl.load(p_g, mask=m, other=0.0)
+    b_f = tl.load(p_g + H, mask=m, other=0.0)
+    b_g = tl.load(p_g + 2 * H, mask=m, other=0.0)
+    b_o = tl.load(p_g + 3 * H, mask=m, other=0.0)
+    return b_i, b_f, b_g, b_o, tl.load(p_c, mask=m, other=0.0)
+
+
 def _cell_activation(
-    p_g, p_c, p_x, p_gamma_c, p_beta_c, cols, m_h, m, H,
+    b_i, b_f, b_g, b_c, p_x, p_gamma_c, p_beta_c, cols, m_h, m,
     CELL_ACT: tl.constexpr, LAYER_NORM: tl.constexpr,
 ):  # fmt: skip
     """act of a chunk's new cell, recomputed as the forward computed it rather than saved:
-    act(f ⊙ c_{t-1} + i ⊙ g) from the gates at p_g (2-D, gate i) and c_{t-1} at p_c, or with
-    layer norm act(γ_c x̂ + β_c) from the saved x̂ = LN(c~) at p_x."""
+    act(f ⊙ c_{t-1} + i ⊙ g), or with layer norm act(γ_c x̂ + β_c) from the saved x̂ = LN(c~)
+    at p_x."""
     if LAYER_NORM:
         b_x = tl.load(p_x, mask=m, other=0.0)
         b_cn = (
@@ -637,20 +648,18 @@ def _cell_activation(
             + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :]
         )
     else:
-        b_i = tl.load(p_g, mask=m, other=0.0)
-        b_f = tl.load(p_g + H, mask=m, other=0.0)
-        b_g = tl.load(p_g + 2 * H, mask=m, other=0.0)
-        b_cn = b_f * tl.load(p_c, mask=m, other=0.0) + b_i * b_g
+        b_cn = b_f * b_c + b_i * b_g
     return _activation(b_cn, CELL_ACT)
 
 
 def _cell_backward(
-    b_dch, b_do, p_dc_cur, p_dc_nxt, p_kc, p_g_t, p_c_prev, p_peep, p_dz_t,
+    b_dch, b_do, b_i, b_f, b_g, b_o, b_c, p_dc_cur, p_dc_nxt, p_kc, p_peep, p_dz_t,
     cols, m_h, m, H,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr, KEEP_C: tl.constexpr,
 ):  # fmt: skip
     """Gate gradients of one chunk from the gradient reaching c~ through h (b_dch) and the
-    output gate's (b_do); stores dz (4 gate blocks) and the carried dc_{t-1}."""
+    output gate's (b_do), given `_cell_inputs`; stores dz (4 gate blocks) and the carried
+    dc_{t-1}."""
     b_dc = tl.load(p_dc_cur[:, None] + cols[None, :], mask=m, other=0.0)
     if KEEP_C:
         b_keep = tl.load(p_kc, mask=m, other=1.0)
@@ -659,12 +668,6 @@ def _cell_backward(
     else:
         b_dc_prev = b_dc * 0.0
         b_dcnew = b_dc + b_dch
-    p_g = p_g_t[:, None] + cols[None, :]
-    b_i = tl.load(p_g, mask=m, other=0.0)
-    b_f = tl.load(p_g + H, mask=m, other=0.0)
-    b_g = tl.load(p_g + 2 * H, mask=m, other=0.0)
-    b_o = tl.load(p_g + 3 * H, mask=m, other=0.0)
-    b_c = tl.load(p_c_prev[:, None] + cols[None, :], mask=m, other=0.0)
     dzo = b_do * _activation_grad(b_o, GATE_ACT)
     if PEEPHOLE:
         b_dcnew += dzo * tl.load(p_peep + 2 * H + cols, mask=m_h, other=0.0)[None, :]
@@ -771,11 +774,12 @@ def _lstm_bwd_kernel(
                     b_dm = (1.0 - b_keep) * b_dm
                 else:
                     tl.store(p_dh_nxt[:, None] + cols[None, :], b_dm * 0.0, mask=m)
-            b_o = tl.load(p_g_t[:, None] + 3 * H + cols[None, :], mask=m, other=0.0)
+            b_i, b_f, b_g, b_o, b_c = _cell_inputs(
+                p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :], m, H
+            )
             b_a = _cell_activation(
-                p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :],
-                p_cn_t[:, None] + cols[None, :], p_gamma_c, p_beta_c, cols, m_h, m, H,
-                CELL_ACT, LAYER_NORM,
+                b_i, b_f, b_g, b_c, p_cn_t[:, None] + cols[None, :], p_gamma_c, p_beta_c,
+                cols, m_h, m, CELL_ACT, LAYER_NORM,
             )  # fmt: skip
             b_dcn = b_dm * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
             p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
@@ -790,11 +794,14 @@ def _lstm_bwd_kernel(
                 _cell_backward(
                     b_dcn,
                     b_dm * b_a,
+                    b_i,
+                    b_f,
+                    b_g,
+                    b_o,
+                    b_c,
                     p_dc_cur,
                     p_dc_nxt,
                     p_kc,
-                    p_g_t,
-                    p_c_prev,
                     p_peep,
                     p_dz_t,
                     cols,
@@ -827,22 +834,27 @@ def _lstm_bwd_kernel(
                 b_x = tl.load(p_cn_t[:, None] + cols[None, :], mask=m, other=0.0)
                 b_dch = rstd_c[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None])
                 b_dch = tl.where(m, b_dch, 0.0)
+                b_i, b_f, b_g, b_o, b_c = _cell_inputs(
+                    p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :], m, H
+                )
                 b_do = tl.load(
                     p_m_row[:, None] + cols[None, :], mask=m, other=0.0
                 ) * _cell_activation(
-                    p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :],
-                    p_cn_t[:, None] + cols[None, :], p_gamma_c, p_beta_c, cols, m_h, m, H,
-                    CELL_ACT, LAYER_NORM,
+                    b_i, b_f, b_g, b_c, p_cn_t[:, None] + cols[None, :], p_gamma_c, p_beta_c,
+                    cols, m_h, m, CELL_ACT, LAYER_NORM,
                 )  # fmt: skip
                 p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
                 dzi, dzf, dzg, dzo = _cell_backward(
                     b_dch,
                     b_do,
+                    b_i,
+                    b_f,
+                    b_g,
+                    b_o,
+                    b_c,
                     p_dc_cur,
                     p_dc_nxt,
                     p_kc,
-                    p_g_t,
-                    p_c_prev,
                     p_peep,
                     p_dz_t,
                     cols,

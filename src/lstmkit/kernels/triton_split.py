@@ -34,7 +34,7 @@ import torch
 tl = None
 _h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
-_cell_activation = None
+_cell_inputs = _cell_activation = None
 SHARED = (
     "_h_times_u",
     "_cell_backward",
@@ -46,6 +46,7 @@ SHARED = (
     "_rows_times",
     "_normalized_gates",
     "_gates_and_cell",
+    "_cell_inputs",
     "_cell_activation",
 )
 JIT_FUNCTIONS = (
@@ -343,7 +344,6 @@ def _split_bwd_kernel(
         done = n_sync * (s - S_BEGIN)  # barriers passed before this step
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_c = r64[:, None] * T * H + t * H + cols[None, :]  # (B, T, H) offsets
-        p_g_t = p_gates + r64 * T * G4 + t * G4
         p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
         p_c_own = p_c_prev[:, None] + cols[None, :]
@@ -377,9 +377,9 @@ def _split_bwd_kernel(
                     BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
         if PHASES & 2:  # phase 1: the cell
-            b_o = tl.load(p_gates + o_z + 3 * H, mask=m, other=0.0)
+            b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
             b_a = _cell_activation(
-                p_gates + o_z, p_c_own, p_cn + o_c, p_gamma_c, p_beta_c, cols, m_h, m, H,
+                b_i, b_f, b_g, b_c, p_cn + o_c, p_gamma_c, p_beta_c, cols, m_h, m,
                 CELL_ACT, LAYER_NORM,
             )  # fmt: skip
             b_dcn = b_dh * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
@@ -391,7 +391,7 @@ def _split_bwd_kernel(
                 _store_pair(p_pa, _row_sum(b_dx), _row_sum(b_dx * b_x), m_b)
             else:
                 _cell_backward(
-                    b_dcn, b_dh * b_a, p_dc_row, p_dc_row, p_kc, p_g_t, p_c_prev,
+                    b_dcn, b_dh * b_a, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc,
                     p_peep, p_dz_row + t * G4, cols, m_h, m, H,
                     GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C,
                 )  # fmt: skip
@@ -410,12 +410,13 @@ def _split_bwd_kernel(
                 )
                 b_x = tl.load(p_cn + o_c, mask=m, other=0.0)
                 b_dch = tl.where(m, rstd[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None]), 0.0)
+                b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
                 b_do = tl.load(p_m_own, mask=m, other=0.0) * _cell_activation(
-                    p_gates + o_z, p_c_own, p_cn + o_c, p_gamma_c, p_beta_c, cols, m_h, m, H,
+                    b_i, b_f, b_g, b_c, p_cn + o_c, p_gamma_c, p_beta_c, cols, m_h, m,
                     CELL_ACT, LAYER_NORM,
                 )  # fmt: skip
                 dzi, dzf, dzg, dzo = _cell_backward(
-                    b_dch, b_do, p_dc_row, p_dc_row, p_kc, p_g_t, p_c_prev, p_peep,
+                    b_dch, b_do, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc, p_peep,
                     p_dz_row + t * G4, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C,
                 )  # fmt: skip
                 dxi = dzi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
