@@ -7,7 +7,10 @@ c_T, given beforehand and not counted. Prints the peak in units of one (B, T, H)
 What the interpreter adds is left out: the reference cycles it leaves (collected after each
 launch) and the tensors it re-wraps around storages it was given.
 
-    python bench/memory_count.py [--shape B,T,I,H]
+    python bench/memory_count.py [--shape B,T,I,H] [--autocast bf16]
+
+With ``--autocast bf16`` the layer runs under CPU autocast, as `bench/kernels.py` runs its
+bf16 rows (fp32 inputs and weights); the unit stays one (B, T, H) fp32 buffer.
 """
 
 from __future__ import annotations
@@ -59,13 +62,14 @@ class LiveStorages(TorchDispatchMode):
         self.live -= nbytes
 
 
-def peak_bytes(spec, problem, config) -> int:
+def peak_bytes(spec, problem, config, autocast: torch.dtype | None) -> int:
     """The peak of one forward+backward after a warm-up, as `bench/kernels.py` runs it."""
     x, h0, c0, w, mask, noise = problem
     inputs = [x, h0, c0, *(t for t in w if t is not None)]
 
     def forward():
-        return triton_lstm.lstm(x, h0, c0, w, spec, mask, noise, config=config)
+        with torch.autocast("cpu", dtype=autocast or torch.float32, enabled=bool(autocast)):
+            return triton_lstm.lstm(x, h0, c0, w, spec, mask, noise, config=config)
 
     grads = [torch.randn_like(o) for o in forward()]
     torch.autograd.grad(forward(), inputs, grads, allow_unused=True)  # warm
@@ -79,6 +83,7 @@ def peak_bytes(spec, problem, config) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="16,24,8,64", help="B,T,I,H")
+    parser.add_argument("--autocast", choices=["bf16"], help="run under CPU autocast")
     args = parser.parse_args()
     cpu = torch.device("cpu")
 
@@ -92,14 +97,16 @@ def main() -> int:
     interpreter.GridExecutor.__call__ = launch_and_collect
     bench.DEVICE = "cpu"
     B, T, D, H = (int(n) for n in args.shape.split(","))
+    autocast = torch.bfloat16 if args.autocast else None
     title = f"Peak live bytes of fwd+bwd in (B, T, H) fp32 units, B T I H = {B} {T} {D} {H}"
+    title += f", autocast {args.autocast}" if autocast else ""
     table = Table(title=title)
     for col in ("variant", "persistent", "split"):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for name, (spec, masked, training) in bench.variants(H).items():
         problem = bench.problem(spec, B, T, D, masked, training, seed=3)
         peaks = [
-            peak_bytes(spec, problem, layout.config(B, H, spec.output_size, cpu))
+            peak_bytes(spec, problem, layout.config(B, H, spec.output_size, cpu), autocast)
             for layout in (triton_lstm.PERSISTENT, triton_lstm.SPLIT)
         ]
         table.add_row(name, *(f"{p / (B * T * H * 4):.2f}" for p in peaks))

@@ -382,6 +382,23 @@ def _storage(t):
     return t.untyped_storage().data_ptr()
 
 
+def _saved_bytes(spec, B, T, D, config, autocast=None):
+    """The sizes (bytes, sorted) of the buffers one forward saves for backward, leaves aside;
+    and the outputs."""
+    x, h0, c0, w, _ = problem(spec, B=B, T=T, D=D)
+    leaves = {_storage(t) for t in (x, h0, c0, *w) if t is not None}
+    saved = {}
+
+    def pack(t):
+        saved[_storage(t)] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autocast(DEVICE, dtype=autocast or torch.float32, enabled=bool(autocast)):
+            outputs, _, _ = triton_lstm.lstm(x, h0, c0, w, spec, config=config)
+    return sorted(n for ptr, n in saved.items() if ptr not in leaves), outputs
+
+
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
 def test_forward_saves_the_states_and_gates_and_nothing_recomputable(config):
     """act(c~) and, with layer norm, x·W are recomputed by backward: the recurrence saves hs,
@@ -396,29 +413,36 @@ def test_forward_saves_the_states_and_gates_and_nothing_recomputable(config):
         ),  # fmt: skip
     }
     for layer_norm in (False, True):
-        spec = LSTMSpec(H, layer_norm=layer_norm)
-        x, h0, c0, w, _ = problem(spec, B=B, T=T)
-        leaves = {_storage(t) for t in (x, h0, c0, *w) if t is not None}
-        saved = {}
-
-        def pack(t, saved=saved):
-            saved[_storage(t)] = t.untyped_storage().nbytes()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            outputs, _, _ = triton_lstm.lstm(x, h0, c0, w, spec, config=config)
-        made = sorted(n for ptr, n in saved.items() if ptr not in leaves)
+        made, outputs = _saved_bytes(LSTMSpec(H, layer_norm=layer_norm), B, T, 4, config)
         assert made == expected[layer_norm], layer_norm
         assert outputs.is_contiguous()  # the next layer's x·W takes them without a copy
 
 
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_under_bf16_autocast_the_outputs_and_gates_are_saved_in_bf16(config):
+    """Under autocast the outputs and the gates are saved in bf16; the cell states (and layer
+    norm's buffers) stay fp32."""
+    B, T, D, H = 4, 6, 4, 20  # x and W in bf16 (autocast's, saved for x·W) fall below B·T·H·2
+    bf16, f32 = 2, 4
+    expected = {
+        False: sorted([B * T * H * bf16, B * (T + 1) * H * f32, B * T * 4 * H * bf16]),
+        True: sorted([B * T * H * bf16, B * (T + 1) * H * f32, B * T * 4 * H * bf16,
+                      B * T * 4 * H * f32, B * T * H * f32]),
+    }  # fmt: skip
+    for layer_norm in (False, True):
+        spec = LSTMSpec(H, layer_norm=layer_norm)
+        made, _ = _saved_bytes(spec, B, T, D, config, torch.bfloat16)
+        assert [n for n in made if n >= B * T * H * 2] == expected[layer_norm], layer_norm
+
+
 class _NewBuffers(TorchDispatchMode):
-    """The sizes (elements) of the storages that ops create while the mode is on."""
+    """The sizes (elements, and bytes) of the storages that ops create while the mode is on."""
 
     def __init__(self, existing):
         super().__init__()
         self.seen = {_storage(t) for t in existing}
         self.sizes = []
+        self.nbytes = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -426,6 +450,7 @@ class _NewBuffers(TorchDispatchMode):
             if isinstance(t, torch.Tensor) and t.numel() and _storage(t) not in self.seen:
                 self.seen.add(_storage(t))
                 self.sizes.append(t.untyped_storage().nbytes() // t.element_size())
+                self.nbytes.append(t.untyped_storage().nbytes())
         return out
 
 
@@ -444,6 +469,24 @@ def test_backward_builds_one_buffer_as_large_as_the_states_the_gate_gradients(co
         new.sizes.clear()
         torch.autograd.grad(outs, leaves, grads)
     assert sorted(n for n in new.sizes if n >= B * T * H) == [B * T * 4 * H]
+
+
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_under_bf16_autocast_backward_builds_bf16_gate_gradients_alone(config):
+    """Under autocast, of the buffers at least as large as one fp32 buffer of every cell state,
+    backward creates dz alone, in bf16: d loss / d U converts it to fp32 an eighth of the batch
+    at a time."""
+    B, T, D, H = 8, 12, 4, 20
+    spec = LSTMSpec(H)
+    x, h0, c0, w, _ = problem(spec, B=B, T=T, D=D)
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    with _NewBuffers(leaves) as new:
+        with torch.autocast(DEVICE, dtype=torch.bfloat16):
+            outs = triton_lstm.lstm(x, h0, c0, w, spec, config=config)
+        grads = [torch.randn_like(o) for o in outs]
+        new.nbytes.clear()
+        torch.autograd.grad(outs, leaves, grads)
+    assert sorted(n for n in new.nbytes if n >= B * T * H * 4) == [B * T * 4 * H * 2]
 
 
 def gpu_errors(name, autocast_dtype=None, split=False):

@@ -7,7 +7,7 @@ a dozen launches and the backward is one autograd node per op and step. Here:
   Triton launch then runs the recurrence, one program per tile of BLOCK_B batch rows, the time
   loop inside the kernel. Per step and tile it computes h·U chunk by chunk (BLOCK_H hidden
   units, a K loop over BLOCK_P units of h), the gates, c and h, and stores what backward needs:
-  the activated gates, act(c~), the carried states, and the layer-norm statistics.
+  the activated gates, the carried states, and the layer-norm statistics.
 - backward: one Triton launch runs the reverse recurrence for dh/dc and the gate gradients
   only; the weight gradients (dU, dW_hr, the peephole and norm gains) and dx, dW, db are then
   a few large GEMMs / reductions over all T·B rows at once (torch).
@@ -20,7 +20,7 @@ Masks and zoneout share one mechanism: the carried state is ``keep·old + (1 −
 and the outputs are the hidden states where a real step has been seen, zeros before.
 
 Bytes moved (fp32 buffers, per layer call; B=64, T=100, I=32, H=128, no projection):
-  forward  reads zx B·T·4H·4 = 13.1 MB, writes gates + act(c) + c + h B·T·7H·4 = 22.9 MB;
+  forward  reads zx B·T·4H·4 = 13.1 MB, writes gates + c + h B·T·6H·4 = 19.7 MB;
   backward reads those plus dh, writes dz B·T·4H·4 = 13.1 MB. The recurrent kernel U
   (H·4H, 128 KB in bf16) is re-read from L2 by every tile at every step: T·(B/BLOCK_B)·128 KB
   = 51 MB of L2 traffic, the term the split-hidden layout (`triton_split`) removes.
@@ -28,9 +28,12 @@ All DRAM traffic together (≈ 90 MB) is ≈ 30 µs at 3 TB/s, against cuDNN's 1
 forward+backward: the recurrence is bound by the latency of its T dependent steps (and by the
 L2 re-reads of U at large H), not by DRAM bandwidth.
 
-Numerics. State, gates and statistics are fp32. The dots take fp32 operands with TF32 on
-CUDA when ``torch.backends.cudnn.rnn.fp32_precision == "tf32"`` (torch's default, the rule
-cuDNN's LSTM follows), true fp32 otherwise. TF32 operands are rounded to nearest (weights once
+Numerics. The state, the arithmetic and the statistics are fp32. Under autocast (bf16 /
+fp16) the large buffers a layer keeps or hands on are in that dtype: zx, the outputs, the
+saved gates and dz (cuDNN's bf16 layer, too, takes about half its fp32 memory); the cell
+states stay fp32. The dots take fp32 operands with TF32 on CUDA when
+``torch.backends.cudnn.rnn.fp32_precision == "tf32"`` (torch's default, the rule cuDNN's LSTM
+follows), true fp32 otherwise. TF32 operands are rounded to nearest (weights once
 on the host, activations in the kernel): the tensor cores would drop their low 13 bits, a
 bias that adds up over the steps; under autocast (bf16 / fp16) or with low-precision
 inputs the operands of the dots are in that dtype, the accumulation fp32, and outputs are
@@ -225,6 +228,8 @@ _JIT_FUNCTIONS = (
     "_activation",
     "_activation_grad",
     "_round_tf32",
+    "_round_bf16",
+    "_store",
     "_dot",
     "_merge_stats",
     "_h_times_u",
@@ -302,6 +307,23 @@ def _round_tf32(x):
     return tl.where((bits & 0x7F800000) == 0x7F800000, x, rounded.to(tl.float32, bitcast=True))
 
 
+def _round_bf16(x):
+    """fp32 x rounded to bf16's 7 mantissa bits, to nearest even, still fp32: by hand, as the
+    interpreter's casts to bf16 truncate."""
+    bits = x.to(tl.uint32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.to(tl.float32, bitcast=True)
+
+
+def _store(p, x, m, DOT: tl.constexpr):
+    """Store fp32 x at p in p's dtype. Into bf16 the GPU rounds to nearest even, the interpreter
+    truncates: under emulated dots (the interpreter's low precision) x is rounded here first."""
+    if DOT == "emulate":
+        if p.dtype.element_ty == tl.bfloat16:
+            x = _round_bf16(x)
+    tl.store(p, x, mask=m)
+
+
 def _dot(a, b, acc, DOT: tl.constexpr):
     """acc + a·b with a fp32, b as stored: "ieee" fp32 dots; "tf32": a rounded to TF32 here and
     b already rounded by `_tf32` (the tensor cores would truncate them, a bias that grows over
@@ -315,10 +337,8 @@ def _dot(a, b, acc, DOT: tl.constexpr):
     elif DOT == "low":
         out = tl.dot(a.to(b.dtype), b, acc)
     elif DOT == "emulate":
-        if b.dtype == tl.bfloat16:  # round to nearest even by hand: the interpreter truncates
-            bits = a.to(tl.uint32, bitcast=True)
-            bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-            a = bits.to(tl.float32, bitcast=True)
+        if b.dtype == tl.bfloat16:
+            a = _round_bf16(a)
         else:
             a = a.to(b.dtype).to(tl.float32)
         out = tl.dot(a, b.to(tl.float32), acc, input_precision="ieee")
@@ -353,6 +373,7 @@ def _h_times_u(
         ks = k0 + tl.arange(0, BLOCK_P)
         m_bk = m_b[:, None] & (ks < P)[None, :]
         b_h = tl.load(p_h[:, None] + ks[None, :], mask=m_bk, other=0.0, cache_modifier=CACHE)
+        b_h = b_h.to(tl.float32)
         if RDROP:
             b_h = b_h * tl.load(p_rd[:, None] + ks[None, :], mask=m_bk, other=0.0)
         p_uk = p_u + ks[:, None] * (4 * H) + cols[None, :]  # (BLOCK_P, BLOCK_H)
@@ -380,7 +401,7 @@ def _rows_times(
             mask=m_b[:, None] & m_k[None, :],
             other=0.0,
             cache_modifier=".cg",
-        )
+        ).to(tl.float32)
         b_b = tl.load(
             p_b + ks[:, None] * s_bk + cols[None, :] * s_bn,
             mask=m_k[:, None] & m_cols[None, :],
@@ -410,14 +431,14 @@ def _normalized_gates(p_z, mean, rstd, p_gamma_h, cols, m_h, m, H):
 
 def _gates_and_cell(
     zi, zf, zg, zo, p_x, b_c, p_peep, p_g, cols, m_h, m, H,
-    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr,
+    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr, DOT: tl.constexpr,
 ):  # fmt: skip
     """From the recurrent part of the gates' inputs, the x part at p_x and the last cell b_c:
     the gates (stored at p_g, 2-D, gate i) and the new cell; returns (o, c_new)."""
-    zi += tl.load(p_x, mask=m, other=0.0)
-    zf += tl.load(p_x + H, mask=m, other=0.0)
-    zg += tl.load(p_x + 2 * H, mask=m, other=0.0)
-    zo += tl.load(p_x + 3 * H, mask=m, other=0.0)
+    zi += tl.load(p_x, mask=m, other=0.0).to(tl.float32)
+    zf += tl.load(p_x + H, mask=m, other=0.0).to(tl.float32)
+    zg += tl.load(p_x + 2 * H, mask=m, other=0.0).to(tl.float32)
+    zo += tl.load(p_x + 3 * H, mask=m, other=0.0).to(tl.float32)
     if PEEPHOLE:
         zi += tl.load(p_peep + cols, mask=m_h, other=0.0)[None, :] * b_c
         zf += tl.load(p_peep + H + cols, mask=m_h, other=0.0)[None, :] * b_c
@@ -428,25 +449,27 @@ def _gates_and_cell(
     if PEEPHOLE:
         zo += tl.load(p_peep + 2 * H + cols, mask=m_h, other=0.0)[None, :] * b_cnew
     b_o = _activation(zo, GATE_ACT)
-    tl.store(p_g, b_i, mask=m)
-    tl.store(p_g + H, b_f, mask=m)
-    tl.store(p_g + 2 * H, b_g, mask=m)
-    tl.store(p_g + 3 * H, b_o, mask=m)
+    _store(p_g, b_i, m, DOT)
+    _store(p_g + H, b_f, m, DOT)
+    _store(p_g + 2 * H, b_g, m, DOT)
+    _store(p_g + 3 * H, b_o, m, DOT)
     return b_o, b_cnew
 
 
-def _emit_hidden(b_new, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H: tl.constexpr):
+def _emit_hidden(
+    b_new, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H: tl.constexpr, DOT: tl.constexpr
+):
     """Store the next hidden state: keep·h_{t-1} + (1 − keep)·h_new (mask and zoneout)."""
     if KEEP_H:
         b_keep = tl.load(p_keep, mask=m, other=1.0)
-        b_old = tl.load(p_h_prev[:, None] + cols[None, :], mask=m, other=0.0)
+        b_old = tl.load(p_h_prev[:, None] + cols[None, :], mask=m, other=0.0).to(tl.float32)
         b_new = b_keep * b_old + (1.0 - b_keep) * b_new
-    tl.store(p_h_next[:, None] + cols[None, :], b_new, mask=m)
+    _store(p_h_next[:, None] + cols[None, :], b_new, m, DOT)
 
 
 def _finish_hidden(
     b_cn, b_o, p_m, p_h_prev, p_h_next, p_keep, cols, m,
-    CELL_ACT: tl.constexpr, PROJ: tl.constexpr, KEEP_H: tl.constexpr,
+    CELL_ACT: tl.constexpr, PROJ: tl.constexpr, KEEP_H: tl.constexpr, DOT: tl.constexpr,
 ):  # fmt: skip
     """From the (normalised) cell and the output gate: store o ⊙ act(c), either as the next
     hidden state or, with a projection, into the scratch row that gets projected."""
@@ -454,7 +477,7 @@ def _finish_hidden(
     if PROJ:
         tl.store(p_m[:, None] + cols[None, :], b_o * b_a, mask=m)
     else:
-        _emit_hidden(b_o * b_a, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H)
+        _emit_hidden(b_o * b_a, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H, DOT)
 
 
 def _lstm_fwd_kernel(
@@ -549,6 +572,7 @@ def _lstm_fwd_kernel(
             b_o, b_cnew = _gates_and_cell(
                 zi, zf, zg, zo, p_zx_t[:, None] + cols[None, :], b_c, p_peep,
                 p_g_t[:, None] + cols[None, :], cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE,
+                DOT,
             )  # fmt: skip
             b_cstate = b_cnew
             if KEEP_C:
@@ -575,6 +599,7 @@ def _lstm_fwd_kernel(
                     CELL_ACT,
                     PROJ,
                     KEEP_H,
+                    DOT,
                 )
 
         # 3. layer norm of the cell, then o ⊙ act(γ_c·LN(c) + β_c).
@@ -594,6 +619,7 @@ def _lstm_fwd_kernel(
                     + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :]
                 )
                 b_o = tl.load(p_g_t[:, None] + 3 * H + cols[None, :], mask=m, other=0.0)
+                b_o = b_o.to(tl.float32)
                 p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
                 _finish_hidden(
                     b_cn,
@@ -607,6 +633,7 @@ def _lstm_fwd_kernel(
                     CELL_ACT,
                     PROJ,
                     KEEP_H,
+                    DOT,
                 )
 
         # 4. projection: h_new = (o ⊙ act(c))·W_hr, chunk by chunk of output units.
@@ -620,17 +647,17 @@ def _lstm_fwd_kernel(
                 )
                 m = m_b[:, None] & m_p[None, :]
                 p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
-                _emit_hidden(acc, p_h_prev, p_h_next, p_kh, pcols, m, KEEP_H)
+                _emit_hidden(acc, p_h_prev, p_h_next, p_kh, pcols, m, KEEP_H, DOT)
         tl.debug_barrier()  # h_t and c_t are read by the whole program at the next step
 
 
 def _cell_inputs(p_g, p_c, m, H):
     """What backward reads of one chunk's step: the gates i, f, g, o at p_g (2-D, gate i) and
     c_{t-1} at p_c."""
-    b_i = tl.load(p_g, mask=m, other=0.0)
-    b_f = tl.load(p_g + H, mask=m, other=0.0)
-    b_g = tl.load(p_g + 2 * H, mask=m, other=0.0)
-    b_o = tl.load(p_g + 3 * H, mask=m, other=0.0)
+    b_i = tl.load(p_g, mask=m, other=0.0).to(tl.float32)
+    b_f = tl.load(p_g + H, mask=m, other=0.0).to(tl.float32)
+    b_g = tl.load(p_g + 2 * H, mask=m, other=0.0).to(tl.float32)
+    b_o = tl.load(p_g + 3 * H, mask=m, other=0.0).to(tl.float32)
     return b_i, b_f, b_g, b_o, tl.load(p_c, mask=m, other=0.0)
 
 
@@ -656,6 +683,7 @@ def _cell_backward(
     b_dch, b_do, b_i, b_f, b_g, b_o, b_c, p_dc_cur, p_dc_nxt, p_kc, p_peep, p_dz_t,
     cols, m_h, m, H,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr, KEEP_C: tl.constexpr,
+    DOT: tl.constexpr,
 ):  # fmt: skip
     """Gate gradients of one chunk from the gradient reaching c~ through h (b_dch) and the
     output gate's (b_do), given `_cell_inputs`; stores dz (4 gate blocks) and the carried
@@ -679,10 +707,10 @@ def _cell_backward(
         b_dc_prev += dzi * tl.load(p_peep + cols, mask=m_h, other=0.0)[None, :]
         b_dc_prev += dzf * tl.load(p_peep + H + cols, mask=m_h, other=0.0)[None, :]
     p_d = p_dz_t[:, None] + cols[None, :]
-    tl.store(p_d, dzi, mask=m)
-    tl.store(p_d + H, dzf, mask=m)
-    tl.store(p_d + 2 * H, dzg, mask=m)
-    tl.store(p_d + 3 * H, dzo, mask=m)
+    _store(p_d, dzi, m, DOT)
+    _store(p_d + H, dzf, m, DOT)
+    _store(p_d + 2 * H, dzg, m, DOT)
+    _store(p_d + 3 * H, dzo, m, DOT)
     tl.store(p_dc_nxt[:, None] + cols[None, :], b_dc_prev, mask=m)
     return dzi, dzf, dzg, dzo
 
@@ -741,7 +769,7 @@ def _lstm_bwd_kernel(
                 m = m_b[:, None] & (pcols < P)[None, :]
                 b_dh = tl.load(p_dh_cur[:, None] + pcols[None, :], mask=m, other=0.0) + tl.load(
                     p_dhs_t[:, None] + pcols[None, :], mask=m, other=0.0
-                )
+                ).to(tl.float32)
                 if KEEP_H:
                     p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
                     b_keep = tl.load(p_k, mask=m, other=1.0)
@@ -766,7 +794,7 @@ def _lstm_bwd_kernel(
             else:  # P == H: the hidden state's own chunk
                 b_dm = tl.load(p_dh_cur[:, None] + cols[None, :], mask=m, other=0.0) + tl.load(
                     p_dhs_t[:, None] + cols[None, :], mask=m, other=0.0
-                )
+                ).to(tl.float32)
                 if KEEP_H:
                     p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
                     b_keep = tl.load(p_k, mask=m, other=1.0)
@@ -812,6 +840,7 @@ def _lstm_bwd_kernel(
                     CELL_ACT,
                     PEEPHOLE,
                     KEEP_C,
+                    DOT,
                 )
 
         # 3. layer norm: finish LN(c)'s backward, then LN(h·U)'s.
@@ -865,6 +894,7 @@ def _lstm_bwd_kernel(
                     CELL_ACT,
                     PEEPHOLE,
                     KEEP_C,
+                    DOT,
                 )
                 p_x = p_zhn_t[:, None] + cols[None, :]
                 p_gh = p_gamma_h + cols
@@ -887,7 +917,7 @@ def _lstm_bwd_kernel(
                 m_g = cols < G4
                 m = m_b[:, None] & m_g[None, :]
                 b_dx = (
-                    tl.load(p_dz_t[:, None] + cols[None, :], mask=m, other=0.0)
+                    tl.load(p_dz_t[:, None] + cols[None, :], mask=m, other=0.0).to(tl.float32)
                     * tl.load(p_gamma_h + cols, mask=m_g, other=0.0)[None, :]
                 )
                 b_x = tl.load(p_zhn_t[:, None] + cols[None, :], mask=m, other=0.0)
@@ -907,27 +937,9 @@ def _lstm_bwd_kernel(
                 p_d = p_dzh_t[:, None] + cols[None, :]
                 p_ut = p_u + pcols[None, :] * G4 + cols[:, None]  # (BLOCK_H, BLOCK_P) of Uᵀ
                 m_u = m_h[:, None] & m_p[None, :]
-                acc = _dot(
-                    tl.load(p_d, mask=m, other=0.0), tl.load(p_ut, mask=m_u, other=0.0), acc, DOT_U
-                )
-                acc = _dot(
-                    tl.load(p_d + H, mask=m, other=0.0),
-                    tl.load(p_ut + H, mask=m_u, other=0.0),
-                    acc,
-                    DOT_U,
-                )
-                acc = _dot(
-                    tl.load(p_d + 2 * H, mask=m, other=0.0),
-                    tl.load(p_ut + 2 * H, mask=m_u, other=0.0),
-                    acc,
-                    DOT_U,
-                )
-                acc = _dot(
-                    tl.load(p_d + 3 * H, mask=m, other=0.0),
-                    tl.load(p_ut + 3 * H, mask=m_u, other=0.0),
-                    acc,
-                    DOT_U,
-                )
+                for k in tl.static_range(4):
+                    b_d = tl.load(p_d + k * H, mask=m, other=0.0).to(tl.float32)
+                    acc = _dot(b_d, tl.load(p_ut + k * H, mask=m_u, other=0.0), acc, DOT_U)
             m = m_b[:, None] & m_p[None, :]
             if RDROP:
                 acc = acc * tl.load(p_rd[:, None] + pcols[None, :], mask=m, other=0.0)
@@ -1005,8 +1017,10 @@ def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
 
 
 class _Recurrence(torch.autograd.Function):
-    """zx (B, T, 4H) fp32, h0 (B, P) contiguous, c0 → the hidden states of every step
-    (B, T, P), contiguous, the last one (B, P) and the last cell state (B, H). Returning
+    """zx (B, T, 4H), h0 (B, P) contiguous, c0 → the hidden states of every step (B, T, P),
+    contiguous and in h0's dtype, the last one (B, P) and the last cell state (B, H) fp32.
+    zx and h0 come in the compute dtype (bf16 / fp16 under autocast: zx, dz and the outputs
+    then take half the memory; state and gates stay fp32). Returning
     these alone (not the (B, T+1, H) buffer of cell states) keeps autograd from materialising
     gradient buffers of every cell state, or of every hidden state for h_T alone: backward
     starts its carries from those of h_T, c_T. act(c~) is not saved but recomputed by
@@ -1022,10 +1036,10 @@ class _Recurrence(torch.autograd.Function):
         dot = _dot_mode(dot_dtype, zx.device)
         u_dot = _dot_operand(u, dot_dtype, _u_dot_mode(dot, spec))
         wr_dot = _dot_operand(wr, dot_dtype, dot) if wr is not None else u_dot
-        hs = torch.empty(B, T, P, **f32)
+        hs = torch.empty(B, T, P, device=zx.device, dtype=h0.dtype)
         cs = torch.empty(B, T + 1, H, **f32)
         cs[:, 0] = c0
-        gates = torch.empty(B, T, G4, **f32)
+        gates = torch.empty(B, T, G4, device=zx.device, dtype=h0.dtype)
         ln = spec.layer_norm
         zhn = torch.empty(B, T, G4, **f32) if ln else gates
         cn = torch.empty(B, T, H, **f32) if ln else gates
@@ -1053,7 +1067,7 @@ class _Recurrence(torch.autograd.Function):
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )
         # fmt: on
-        ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
+        ctx.spec, ctx.cfg, ctx.dot_dtype, ctx.zx_dtype = spec, cfg, dot_dtype, zx.dtype
         saved = (h0, hs, cs, gates, zhn, cn, rstd)  # h0, outputs, what the forward saved
         ctx.save_for_backward(*saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h)
         return hs, hs[:, T - 1], cs[:, T]
@@ -1070,9 +1084,9 @@ class _Recurrence(torch.autograd.Function):
         dot = _dot_mode(ctx.dot_dtype, gates.device)
         u_dot = _dot_operand(u, ctx.dot_dtype, _u_dot_mode(dot, spec))
         wr_dot = _dot_operand(wr, ctx.dot_dtype, dot) if wr is not None else u_dot
-        dhs = dhs.float().contiguous()  # autograd passes zeros for an unused output
+        dhs = dhs.contiguous()  # autograd passes zeros for an unused output
         ln = spec.layer_norm
-        dz = torch.empty(B, T, G4, **f32)
+        dz = torch.empty(B, T, G4, device=gates.device, dtype=ctx.zx_dtype)
         dzh = torch.empty(B, T, G4, **f32) if ln else dz
         dhn = torch.empty(B, T, P, **f32) if wr is not None else dz
         dcn = torch.empty(B, T, H, **f32) if ln else dz
@@ -1121,23 +1135,39 @@ class _Recurrence(torch.autograd.Function):
 
 
 def _sum_over_batch(term, batch: int, chunks: int = 4) -> torch.Tensor:
-    """Σ term(rows) over ``chunks`` slices of the batch."""
+    """Σ term(rows) over ``chunks`` slices of the batch, added up in place."""
     step = -(-batch // chunks)
-    return sum(term(slice(b, b + step)) for b in range(0, batch, step))
+    total = term(slice(0, step))
+    for b in range(step, batch, step):
+        total += term(slice(b, b + step))
+    return total
+
+
+def _gemm_over_batch(operands, batch: int, chunks: int = 4) -> torch.Tensor:
+    """Σ aᵀ·b over ``chunks`` slices of the batch, with (a (n, K), b (n, N)) = operands(rows),
+    accumulated in place (fp32)."""
+    step = -(-batch // chunks)
+    total = None
+    for b in range(0, batch, step):
+        a, m = operands(slice(b, b + step))
+        total = a.t() @ m if total is None else total.addmm_(a.t(), m)
+        del a, m  # before the next slice's operands are built
+    return total
 
 
 def _recurrent_kernel_grad(
     h0: torch.Tensor, hs: torch.Tensor, rdrop: torch.Tensor | None, dzh: torch.Tensor
 ) -> torch.Tensor:
-    """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t, h_{t-1} being h0 then hs[:, :-1]."""
+    """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t, h_{t-1} being h0 then hs[:, :-1]; in
+    fp32, a low-precision dzh converted an eighth of the batch at a time."""
     G4, P = dzh.shape[2], hs.shape[2]
 
-    def term(b: slice) -> torch.Tensor:
-        h_in = torch.cat([h0[b, None], hs[b, :-1]], dim=1)
+    def operands(b: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        h_in = torch.cat([h0[b, None], hs[b, :-1]], dim=1).float()
         h_in = h_in if rdrop is None else h_in * rdrop[b, None, :]
-        return h_in.reshape(-1, P).t() @ dzh[b].reshape(-1, G4)
+        return h_in.reshape(-1, P), dzh[b].float().reshape(-1, G4)
 
-    return _sum_over_batch(term, hs.shape[0])
+    return _gemm_over_batch(operands, hs.shape[0], chunks=4 if dzh.dtype == torch.float32 else 8)
 
 
 def _peephole_grad(cs: torch.Tensor, gates: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
@@ -1161,15 +1191,15 @@ def _projection_grad(gates, cs, cn, gamma_c, beta_c, dhn, spec) -> torch.Tensor:
     H, P = spec.units, spec.output_size
     act = activations.get(spec.activation)
 
-    def term(b: slice) -> torch.Tensor:
+    def operands(b: slice) -> tuple[torch.Tensor, torch.Tensor]:
         _, f, g, o = gates[b].split(H, dim=-1)
         if spec.layer_norm:
             c_new = torch.addcmul(beta_c, cn[b], gamma_c)
         else:
             c_new = torch.addcmul(f * cs[b, :-1], gates[b, ..., :H], g)
-        return (o * act(c_new)).reshape(-1, H).t() @ dhn[b].reshape(-1, P)
+        return (o * act(c_new)).reshape(-1, H), dhn[b].reshape(-1, P)
 
-    return _sum_over_batch(term, gates.shape[0])
+    return _gemm_over_batch(operands, gates.shape[0])
 
 
 def _or(tensor: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
@@ -1282,10 +1312,9 @@ def lstm(
         )  # fmt: skip
     elif spec.layer_norm:
         zx = _normalized_input(x, w.kernel, w.input_norm_gamma, w.bias)
-    else:
-        zx = x @ w.kernel  # (B, T, 4H): the input projection of all steps in one GEMM
-        zx = zx if w.bias is None else zx + w.bias
-    zx = zx.float().contiguous()
+    else:  # (B, T, 4H): the input projection of all steps in one GEMM, in the compute dtype
+        zx = F.linear(x, w.kernel.t(), w.bias)
+    zx = zx.contiguous()
     real = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
     noise = noise or LSTMNoise()
     keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real, (B, T, H), x.device)
@@ -1301,7 +1330,7 @@ def lstm(
     cfg = config or default_config(B, H, P, x.device, cdtype)
     # fmt: off
     outputs, h_last, c_last = _Recurrence.apply(
-        zx, h0.float().contiguous(), c0.float(), w.recurrent_kernel, peep, proj, *norms,
+        zx, h0.to(cdtype).contiguous(), c0.float(), w.recurrent_kernel, peep, proj, *norms,
         rdrop, keep_c, keep_h, spec, cfg, cdtype,
     )
     # fmt: on

@@ -34,7 +34,7 @@ import torch
 tl = None
 _h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
-_cell_inputs = _cell_activation = None
+_cell_inputs = _cell_activation = _store = None
 SHARED = (
     "_h_times_u",
     "_cell_backward",
@@ -48,6 +48,7 @@ SHARED = (
     "_gates_and_cell",
     "_cell_inputs",
     "_cell_activation",
+    "_store",
 )
 JIT_FUNCTIONS = (
     "_tile_barrier",
@@ -80,10 +81,11 @@ def _b_tile(p_b, s_k, s_n, K, cols, m_cols, BLOCK_K: tl.constexpr):
 
 def _a_rows(p_a, K, m_b, BLOCK_K: tl.constexpr):
     """The (BLOCK_B, BLOCK_K) block of the rows p_a of A (…, K), which other programs wrote
-    (``.cg``)."""
+    (``.cg``), in fp32."""
     ks = tl.arange(0, BLOCK_K)
     m = m_b[:, None] & (ks < K)[None, :]
-    return tl.load(p_a[:, None] + ks[None, :], mask=m, other=0.0, cache_modifier=".cg")
+    b_a = tl.load(p_a[:, None] + ks[None, :], mask=m, other=0.0, cache_modifier=".cg")
+    return b_a.to(tl.float32)
 
 
 def _store_pair(p_part, a, b, m_b):
@@ -224,7 +226,7 @@ def _split_fwd_kernel(
                 )
             b_o, b_cnew = _gates_and_cell(
                 zi, zf, zg, zo, p_zx + o_z, b_c, p_peep, p_gates + o_z, cols, m_h, m, H,
-                GATE_ACT, CELL_ACT, PEEPHOLE,
+                GATE_ACT, CELL_ACT, PEEPHOLE, DOT,
             )  # fmt: skip
             if KEEP_C:  # masks and zoneout: keep·old + (1 − keep)·new
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
@@ -257,7 +259,7 @@ def _split_fwd_kernel(
                     + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :],
                     CELL_ACT,
                 )
-                b_h = tl.load(p_gates + o_z + 3 * H, mask=m, other=0.0) * b_a
+                b_h = tl.load(p_gates + o_z + 3 * H, mask=m, other=0.0).to(tl.float32) * b_a
                 if PROJ:
                     tl.store(p_m_row[:, None] + cols[None, :], b_h, mask=m)
             if SYNC and PROJ:
@@ -275,8 +277,8 @@ def _split_fwd_kernel(
                 b_keep = tl.load(p_k, mask=m_o, other=1.0)
                 p_old = p_h_prev[:, None] + cols[None, :]
                 b_old = tl.load(p_old, mask=m_o, other=0.0, cache_modifier=".cg")
-                b_h = b_keep * b_old + (1.0 - b_keep) * b_h
-            tl.store(p_h_row[:, None] + t * P + cols[None, :], b_h, mask=m_o)
+                b_h = b_keep * b_old.to(tl.float32) + (1.0 - b_keep) * b_h
+            _store(p_h_row[:, None] + t * P + cols[None, :], b_h, m_o, DOT)
         if SYNC:
             _tile_barrier(p_count + tile, (done + n_sync) * programs)
 
@@ -284,7 +286,8 @@ def _split_fwd_kernel(
 def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, m_h, m, rstd, t1, t2):
     """One gate block of d loss / d (h·U) through LN(h·U): rstd·(dx − mean(dx) − x̂·mean(dx·x̂))
     with dx = dz·γ_h, given those two row means t1, t2."""
-    b_dx = tl.load(p_dz_g, mask=m, other=0.0) * tl.load(p_gamma_g, mask=m_h, other=0.0)[None, :]
+    b_dx = tl.load(p_dz_g, mask=m, other=0.0).to(tl.float32)
+    b_dx *= tl.load(p_gamma_g, mask=m_h, other=0.0)[None, :]
     b_x = tl.load(p_zhn_g, mask=m, other=0.0)
     tl.store(p_dzh_g, rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None]), mask=m)
 
@@ -350,7 +353,8 @@ def _split_bwd_kernel(
         b_dh = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
         if PHASES & 1:  # phase 0: from outside, kept from step t + 1, through U
             p_dhs_t = p_dhs + r64[:, None] * T * P + t * P + cols[None, :]
-            b_dh = tl.load(p_dhs_t, mask=m_o, other=0.0) + tl.load(p_dh_own, mask=m_o, other=0.0)
+            b_dh = tl.load(p_dhs_t, mask=m_o, other=0.0).to(tl.float32)
+            b_dh += tl.load(p_dh_own, mask=m_o, other=0.0)
             if t + 1 < T:
                 b_du = _rows_times(
                     p_dzh_row + (t + 1) * G4, G4, p_u, 1, G4, cols, m_p, m_b, DOT_U,
@@ -393,7 +397,7 @@ def _split_bwd_kernel(
                 _cell_backward(
                     b_dcn, b_dh * b_a, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc,
                     p_peep, p_dz_row + t * G4, cols, m_h, m, H,
-                    GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C,
+                    GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
         if SYNC:
             _tile_barrier(p_count + tile, (done + 1 + PROJ) * programs)
@@ -417,7 +421,7 @@ def _split_bwd_kernel(
                 )  # fmt: skip
                 dzi, dzf, dzg, dzo = _cell_backward(
                     b_dch, b_do, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc, p_peep,
-                    p_dz_row + t * G4, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C,
+                    p_dz_row + t * G4, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
                 dxi = dzi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
                 dxf = dzf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
