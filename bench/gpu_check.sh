@@ -12,6 +12,8 @@
 #     2. bench/fit_gpu.py --profile: the seed model's epoch against a hand-written loop
 #     3. bench/kernels.py: correctness, then the speed table at every shape (compiled already);
 #        with "quick" at the headline shape alone
+#     4. bench/memory_count.py --cuda at H=256, fp32 and bf16: the layer's peak memory as torch
+#        ops allocate it beside what the CUDA allocator saw
 #   bash bench/gpu_check.sh sweep   # launch configurations at the headline shape instead
 set -u
 OUT=${OUT:-gpu-logs}
@@ -62,3 +64,7 @@ no_split=()
 [ "$accuracy_exit" = 124 ] && no_split=(--no-split)
 step 260 kernels.log python3 bench/kernels.py --json "$OUT/kernels.json" "${quick[@]}" \
     "${no_split[@]}"
+for autocast in "" "--autocast bf16"; do
+    step 40 "memory${autocast:+_bf16}.log" python3 bench/memory_count.py --cuda \
+        --shape 64,100,32,256 $autocast
+done

@@ -1,4 +1,4 @@
-"""Peak memory of one Triton LSTM layer's forward+backward, counted on the CPU.
+"""Peak memory of one Triton LSTM layer's forward+backward, counted on the CPU (or the GPU).
 
 Runs the kernels under Triton's interpreter and counts the bytes of every torch storage that
 an op creates while the layer runs, until the storage is freed (a finalizer on the storage),
@@ -7,10 +7,13 @@ c_T, given beforehand and not counted. Prints the peak in units of one (B, T, H)
 What the interpreter adds is left out: the reference cycles it leaves (collected after each
 launch) and the tensors it re-wraps around storages it was given.
 
-    python bench/memory_count.py [--shape B,T,I,H] [--autocast bf16]
+    python bench/memory_count.py [--shape B,T,I,H] [--autocast bf16] [--cuda]
 
-With ``--autocast bf16`` the layer runs under CPU autocast, as `bench/kernels.py` runs its
-bf16 rows (fp32 inputs and weights); the unit stays one (B, T, H) fp32 buffer.
+With ``--autocast bf16`` the layer runs under autocast, as `bench/kernels.py` runs its bf16
+rows (fp32 inputs and weights); the unit stays one (B, T, H) fp32 buffer. With ``--cuda`` the
+compiled kernels run on the GPU, and beside each count is the peak that the CUDA allocator
+saw for the same call (what `bench/kernels.py` reports): what lies between the two was
+allocated outside torch ops.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import os
 import sys
 import weakref
 
-os.environ["TRITON_INTERPRET"] = "1"  # before triton is first imported
+if "--cuda" not in sys.argv:
+    os.environ["TRITON_INTERPRET"] = "1"  # before triton is first imported
 
 import torch  # noqa: E402
 import triton.runtime.interpreter as interpreter  # noqa: E402
@@ -62,54 +66,67 @@ class LiveStorages(TorchDispatchMode):
         self.live -= nbytes
 
 
-def peak_bytes(spec, problem, config, autocast: torch.dtype | None) -> int:
-    """The peak of one forward+backward after a warm-up, as `bench/kernels.py` runs it."""
+def peak_bytes(spec, problem, config, autocast: torch.dtype | None) -> tuple[int, float]:
+    """The peak of one forward+backward after a warm-up, as `bench/kernels.py` runs it:
+    counted, and as the CUDA allocator saw it (NaN on the CPU)."""
     x, h0, c0, w, mask, noise = problem
     inputs = [x, h0, c0, *(t for t in w if t is not None)]
+    device = x.device.type
 
     def forward():
-        with torch.autocast("cpu", dtype=autocast or torch.float32, enabled=bool(autocast)):
+        with torch.autocast(device, dtype=autocast or torch.float32, enabled=bool(autocast)):
             return triton_lstm.lstm(x, h0, c0, w, spec, mask, noise, config=config)
 
     grads = [torch.randn_like(o) for o in forward()]
     torch.autograd.grad(forward(), inputs, grads, allow_unused=True)  # warm
     gc.collect()
     counter = LiveStorages([*grads, *inputs])
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
     with counter:
         torch.autograd.grad(forward(), inputs, grads, allow_unused=True)
-    return counter.peak
+    if device != "cuda":
+        return counter.peak, float("nan")
+    torch.cuda.synchronize()
+    return counter.peak, torch.cuda.max_memory_allocated() - base
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="16,24,8,64", help="B,T,I,H")
-    parser.add_argument("--autocast", choices=["bf16"], help="run under CPU autocast")
+    parser.add_argument("--autocast", choices=["bf16"], help="run under autocast")
+    parser.add_argument("--cuda", action="store_true", help="compiled kernels on the GPU")
     args = parser.parse_args()
-    cpu = torch.device("cpu")
+    device = torch.device("cuda" if args.cuda else "cpu")
+    if not args.cuda:
+        launch = interpreter.GridExecutor.__call__
 
-    launch = interpreter.GridExecutor.__call__
+        def launch_and_collect(self, *a, **k):
+            out = launch(self, *a, **k)
+            gc.collect()  # the interpreter's reference cycles would keep buffers alive
+            return out
 
-    def launch_and_collect(self, *a, **k):
-        out = launch(self, *a, **k)
-        gc.collect()  # the interpreter's reference cycles would keep buffers alive
-        return out
-
-    interpreter.GridExecutor.__call__ = launch_and_collect
-    bench.DEVICE = "cpu"
+        interpreter.GridExecutor.__call__ = launch_and_collect
+    bench.DEVICE = device.type
     B, T, D, H = (int(n) for n in args.shape.split(","))
+    unit = B * T * H * 4
     autocast = torch.bfloat16 if args.autocast else None
-    title = f"Peak live bytes of fwd+bwd in (B, T, H) fp32 units, B T I H = {B} {T} {D} {H}"
-    title += f", autocast {args.autocast}" if autocast else ""
+    title = f"Peak live bytes of fwd+bwd in (B, T, H) fp32 units ({unit / 2**20:.2f} MB)"
+    title += f", B T I H = {B} {T} {D} {H}" + (f", autocast {args.autocast}" if autocast else "")
+    title += ": counted" + (" / CUDA allocator" if args.cuda else "")
     table = Table(title=title)
     for col in ("variant", "persistent", "split"):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for name, (spec, masked, training) in bench.variants(H).items():
         problem = bench.problem(spec, B, T, D, masked, training, seed=3)
-        peaks = [
-            peak_bytes(spec, problem, layout.config(B, H, spec.output_size, cpu), autocast)
-            for layout in (triton_lstm.PERSISTENT, triton_lstm.SPLIT)
-        ]
-        table.add_row(name, *(f"{p / (B * T * H * 4):.2f}" for p in peaks))
+        cells = []
+        for layout in (triton_lstm.PERSISTENT, triton_lstm.SPLIT):
+            config = layout.config(B, H, spec.output_size, device)
+            counted, allocator = peak_bytes(spec, problem, config, autocast)
+            cells.append(f"{counted / unit:.2f}" + (f" / {allocator / unit:.2f}" * args.cuda))
+        table.add_row(name, *cells)
     Console().print(table)
     return 0
 

@@ -1265,9 +1265,11 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _normalized_input(x, kernel, gain, shift) -> torch.Tensor:
-    """γ_x LN(x·W) + b in fp32 (b may be None), as one layer norm."""
+    """γ_x LN(x·W) + b in fp32 (b may be None), as one layer norm; x and the weights may be
+    in a low precision."""
     zx = (x @ kernel).float()
-    return F.layer_norm(zx, zx.shape[-1:], gain, shift, eps=reference.LN_EPSILON)
+    shift = None if shift is None else shift.float()
+    return F.layer_norm(zx, zx.shape[-1:], gain.float(), shift, eps=reference.LN_EPSILON)
 
 
 def lstm(
