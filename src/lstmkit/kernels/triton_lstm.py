@@ -1019,8 +1019,8 @@ def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
 class _Recurrence(torch.autograd.Function):
     """zx (B, T, 4H), h0 (B, P) contiguous, c0 → the hidden states of every step (B, T, P),
     contiguous and in h0's dtype, the last one (B, P) and the last cell state (B, H) fp32.
-    zx and h0 come in the compute dtype (bf16 / fp16 under autocast: zx, dz and the outputs
-    then take half the memory; state and gates stay fp32). Returning
+    zx and h0 come in the compute dtype (bf16 / fp16 under autocast: zx, dz, the outputs and
+    the saved gates then take half the memory; the cell states stay fp32). Returning
     these alone (not the (B, T+1, H) buffer of cell states) keeps autograd from materialising
     gradient buffers of every cell state, or of every hidden state for h_T alone: backward
     starts its carries from those of h_T, c_T. act(c~) is not saved but recomputed by
