@@ -1130,26 +1130,31 @@ class _Recurrence(torch.autograd.Function):
         return dz, d_h0, d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc, *(None,) * 6
 
 
-# The weight gradients: sums over every row and step, taken over a quarter of the batch at a
-# time, so that the products they sum (and strided operands' copies) never exist for all rows.
+# The weight gradients: sums over every row and step, taken over a slice of the batch at a
+# time (a quarter; an eighth where a bf16/fp16 dz is converted), so that the products they sum
+# (and strided operands' copies) never exist for all rows.
+
+
+def _batch_slices(batch: int, chunks: int) -> list[slice]:
+    step = -(-batch // chunks)
+    return [slice(b, b + step) for b in range(0, batch, step)]
 
 
 def _sum_over_batch(term, batch: int, chunks: int = 4) -> torch.Tensor:
     """Σ term(rows) over ``chunks`` slices of the batch, added up in place."""
-    step = -(-batch // chunks)
-    total = term(slice(0, step))
-    for b in range(step, batch, step):
-        total += term(slice(b, b + step))
+    first, *rest = _batch_slices(batch, chunks)
+    total = term(first)
+    for rows in rest:
+        total += term(rows)
     return total
 
 
 def _gemm_over_batch(operands, batch: int, chunks: int = 4) -> torch.Tensor:
     """Σ aᵀ·b over ``chunks`` slices of the batch, with (a (n, K), b (n, N)) = operands(rows),
     accumulated in place (fp32)."""
-    step = -(-batch // chunks)
     total = None
-    for b in range(0, batch, step):
-        a, m = operands(slice(b, b + step))
+    for rows in _batch_slices(batch, chunks):
+        a, m = operands(rows)
         total = a.t() @ m if total is None else total.addmm_(a.t(), m)
         del a, m  # before the next slice's operands are built
     return total
