@@ -130,6 +130,7 @@ CASES = {
     "mask": (LSTMSpec(8), {}, mask_3x5, False, None),
     "mask_two_chunks": (LSTMSpec(20), {}, mask_3x5, False, SMALL),
     "peephole": (LSTMSpec(8, peephole=True), {}, mask_3x5, False, None),
+    "peephole_unmasked": (LSTMSpec(8, peephole=True), {}, None, False, None),
     "recurrent_dropout": (LSTMSpec(8, recurrent_dropout=0.3), {}, None, True, None),
     "zoneout_training": (
         LSTMSpec(8, zoneout_cell=0.3, zoneout_hidden=0.2),
@@ -432,14 +433,14 @@ def _saved_bytes(spec, B, T, D, config, autocast=None):
 
 
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
-def test_forward_saves_the_states_and_gates_and_nothing_recomputable(config):
-    """act(c~) and, with layer norm, x·W are recomputed by backward: the recurrence saves hs,
-    cs and the gates, with layer norm also LN(h·U), LN(c) and their inverse deviations."""
+def test_forward_saves_the_states_and_nothing_recomputable(config):
+    """Backward recomputes act(c~), and x·W: the recurrence saves hs and cs, and the gates
+    only with layer norm, then with LN(h·U), LN(c) and their inverse deviations."""
     B, T, H = 3, 5, 20
     f32 = 4
     states = [B * T * H * f32, B * (T + 1) * H * f32]  # the outputs, c0 and the cell states
     expected = {
-        False: sorted([*states, B * T * 4 * H * f32]),
+        False: sorted(states),
         True: sorted(
             [*states, B * T * 4 * H * f32, B * T * 4 * H * f32, B * T * H * f32, B * T * 2 * f32]
         ),  # fmt: skip
@@ -452,12 +453,12 @@ def test_forward_saves_the_states_and_gates_and_nothing_recomputable(config):
 
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
 def test_under_bf16_autocast_the_outputs_and_gates_are_saved_in_bf16(config):
-    """Under autocast the outputs and the gates are saved in bf16; the cell states (and layer
-    norm's buffers) stay fp32."""
+    """Under autocast the outputs (and with layer norm the gates) are saved in bf16; the cell
+    states (and layer norm's buffers) stay fp32."""
     B, T, D, H = 4, 6, 4, 20  # x and W in bf16 (autocast's, saved for x·W) fall below B·T·H·2
     bf16, f32 = 2, 4
     expected = {
-        False: sorted([B * T * H * bf16, B * (T + 1) * H * f32, B * T * 4 * H * bf16]),
+        False: sorted([B * T * H * bf16, B * (T + 1) * H * f32]),
         True: sorted([B * T * H * bf16, B * (T + 1) * H * f32, B * T * 4 * H * bf16,
                       B * T * 4 * H * f32, B * T * H * f32]),
     }  # fmt: skip
@@ -465,6 +466,27 @@ def test_under_bf16_autocast_the_outputs_and_gates_are_saved_in_bf16(config):
         spec = LSTMSpec(H, layer_norm=layer_norm)
         made, _ = _saved_bytes(spec, B, T, D, config, torch.bfloat16)
         assert [n for n in made if n >= B * T * H * 2] == expected[layer_norm], layer_norm
+
+
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_a_second_backward_gives_the_same_gradients(config):
+    """Backward recomputes the gates into a buffer of its own and writes dz over them, so a
+    graph kept with ``retain_graph`` gives the same gradients again (peepholes and the
+    projection recompute the gates a second time, a slice of the batch at a time)."""
+    spec = LSTMSpec(20, peephole=True, proj_size=9, recurrent_dropout=0.2, zoneout_cell=0.1)
+    x, h0, c0, w, noise = problem(spec, B=5, training=True)
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    outs = triton_lstm.lstm(x, h0, c0, w, spec, noise=noise, config=config)
+    g = torch.Generator().manual_seed(1)  # the loss of `outputs_and_grads`
+    f64 = dict(generator=g, dtype=torch.float64)
+    loss = sum((t.double() * torch.randn(t.shape, **f64).to(t.device)).sum() for t in outs)
+    first = torch.autograd.grad(loss, leaves, retain_graph=True)
+    second = torch.autograd.grad(loss, leaves)
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+    ref = outputs_and_grads(reference, x, h0, c0, w, spec, None, noise)
+    for a, b in zip(first, ref[3:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
 
 
 class _NewBuffers(TorchDispatchMode):

@@ -7,10 +7,14 @@ a dozen launches and the backward is one autograd node per op and step. Here:
   Triton launch then runs the recurrence, one program per tile of BLOCK_B batch rows, the time
   loop inside the kernel. Per step and tile it computes h·U chunk by chunk (BLOCK_H hidden
   units, a K loop over BLOCK_P units of h), the gates, c and h, and stores what backward needs:
-  the activated gates, the carried states, and the layer-norm statistics.
-- backward: one Triton launch runs the reverse recurrence for dh/dc and the gate gradients
-  only; the weight gradients (dU, dW_hr, the peephole and norm gains) and dx, dW, db are then
-  a few large GEMMs / reductions over all T·B rows at once (torch).
+  the carried states; with layer norm also the activated gates and the layer-norm statistics.
+- backward: without layer norm it first recomputes the gates of all steps at once, as every
+  h_{t-1} and c_{t-1} is known: x·W again (one GEMM) and one parallel launch
+  (`_gates_kernel`). One Triton launch then runs the reverse recurrence for dh/dc and the
+  gate gradients only, writing dz over the gates as it reads them; the weight gradients (dU,
+  dW_hr, the peephole and norm gains) and dx, dW, db are then a few large GEMMs / reductions
+  over all T·B rows at once (torch). So the layer never holds more than one (B, T, 4H)
+  buffer at a time (cuDNN's training forward keeps its gates).
 
 Every variant of `LSTMSpec` except arbitrary activations is in the kernel: masks and
 per-sample lengths, initial state, recurrent dropout, peepholes (Gers & Schmidhuber 2000),
@@ -20,17 +24,18 @@ Masks and zoneout share one mechanism: the carried state is ``keep·old + (1 −
 and the outputs are the hidden states where a real step has been seen, zeros before.
 
 Bytes moved (fp32 buffers, per layer call; B=64, T=100, I=32, H=128, no projection):
-  forward  reads zx B·T·4H·4 = 13.1 MB, writes gates + c + h B·T·6H·4 = 19.7 MB;
-  backward reads those plus dh, writes dz B·T·4H·4 = 13.1 MB. The recurrent kernel U
-  (H·4H, 128 KB in bf16) is re-read from L2 by every tile at every step: T·(B/BLOCK_B)·128 KB
-  = 51 MB of L2 traffic, the term the split-hidden layout (`triton_split`) removes.
-All DRAM traffic together (≈ 90 MB) is ≈ 30 µs at 3 TB/s, against cuDNN's 1.4 ms for the
+  forward  reads zx B·T·4H·4 = 13.1 MB, writes c + h B·T·2H·4 = 6.6 MB;
+  backward writes zx and then the gates over it (2 × 13.1 MB), reads them, h, c and dh, and
+  writes dz B·T·4H·4 = 13.1 MB. The recurrent kernel U (H·4H, 128 KB in bf16) is re-read
+  from L2 by every tile at every step: T·(B/BLOCK_B)·128 KB = 51 MB of L2 traffic, the term
+  the split-hidden layout (`triton_split`) removes.
+All DRAM traffic together (≈ 110 MB) is ≈ 40 µs at 3 TB/s, against cuDNN's 1.4 ms for the
 forward+backward: the recurrence is bound by the latency of its T dependent steps (and by the
 L2 re-reads of U at large H), not by DRAM bandwidth.
 
 Numerics. The state, the arithmetic and the statistics are fp32. Under autocast (bf16 /
 fp16) the large buffers a layer keeps or hands on are in that dtype: zx, the outputs, the
-saved gates and dz (cuDNN's bf16 layer, too, takes about half its fp32 memory); the cell
+gates and dz (cuDNN's bf16 layer, too, takes about half its fp32 memory); the cell
 states stay fp32. The dots take fp32 operands with TF32 on CUDA when
 ``torch.backends.cudnn.rnn.fp32_precision == "tf32"`` (torch's default, the rule cuDNN's LSTM
 follows), true fp32 otherwise. TF32 operands are rounded to nearest (weights once
@@ -242,6 +247,7 @@ _JIT_FUNCTIONS = (
     "_cell_activation",
     "_cell_backward",
     "_lstm_fwd_kernel",
+    "_gates_kernel",
     "_lstm_bwd_kernel",
 )
 _TRITON = None  # the triton module once `_triton()` has run
@@ -432,9 +438,11 @@ def _normalized_gates(p_z, mean, rstd, p_gamma_h, cols, m_h, m, H):
 def _gates_and_cell(
     zi, zf, zg, zo, p_x, b_c, p_peep, p_g, cols, m_h, m, H,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr, DOT: tl.constexpr,
+    SAVE: tl.constexpr,
 ):  # fmt: skip
     """From the recurrent part of the gates' inputs, the x part at p_x and the last cell b_c:
-    the gates (stored at p_g, 2-D, gate i) and the new cell; returns (o, c_new)."""
+    the gates (with SAVE stored at p_g, 2-D, gate i, which may be p_x: every load comes first)
+    and the new cell; returns (o, c_new)."""
     zi += tl.load(p_x, mask=m, other=0.0).to(tl.float32)
     zf += tl.load(p_x + H, mask=m, other=0.0).to(tl.float32)
     zg += tl.load(p_x + 2 * H, mask=m, other=0.0).to(tl.float32)
@@ -449,10 +457,11 @@ def _gates_and_cell(
     if PEEPHOLE:
         zo += tl.load(p_peep + 2 * H + cols, mask=m_h, other=0.0)[None, :] * b_cnew
     b_o = _activation(zo, GATE_ACT)
-    _store(p_g, b_i, m, DOT)
-    _store(p_g + H, b_f, m, DOT)
-    _store(p_g + 2 * H, b_g, m, DOT)
-    _store(p_g + 3 * H, b_o, m, DOT)
+    if SAVE:
+        _store(p_g, b_i, m, DOT)
+        _store(p_g + H, b_f, m, DOT)
+        _store(p_g + 2 * H, b_g, m, DOT)
+        _store(p_g + 3 * H, b_o, m, DOT)
     return b_o, b_cnew
 
 
@@ -495,9 +504,10 @@ def _lstm_fwd_kernel(
     In: zx (B, T, 4H) = x·W (+LN, +b); h0 (B, P); cs[:, 0] = c0 in cs (B, T+1, H); U (P, 4H);
     optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H), dropout (B, P), keep_c /
     keep_h strided (B, T, H / P).
-    Out: hs (B, T, P), the outputs; cs[:, 1:]; saved gates (B, T, 4H) = i, f, g, o
-    (backward recomputes act(c~) from them and cs, see `_cell_activation`); with layer norm
-    zhn (B, T, 4H) = LN(h·U) before γ, cn (B, T, H) = LN(c) before γ/β, rstd (B, T, 2).
+    Out: hs (B, T, P), the outputs; cs[:, 1:]; with layer norm the gates (B, T, 4H) = i, f,
+    g, o (backward recomputes act(c~) from them and cs, see `_cell_activation`; without layer
+    norm it recomputes the gates too, see `_gates_kernel`), zhn (B, T, 4H) = LN(h·U) before
+    γ, cn (B, T, H) = LN(c) before γ/β, rstd (B, T, 2).
     m (B, H) is scratch for o ⊙ act(c) before the projection.
     """
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -572,7 +582,7 @@ def _lstm_fwd_kernel(
             b_o, b_cnew = _gates_and_cell(
                 zi, zf, zg, zo, p_zx_t[:, None] + cols[None, :], b_c, p_peep,
                 p_g_t[:, None] + cols[None, :], cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE,
-                DOT,
+                DOT, LAYER_NORM,
             )  # fmt: skip
             b_cstate = b_cnew
             if KEEP_C:
@@ -649,6 +659,41 @@ def _lstm_fwd_kernel(
                 p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
                 _emit_hidden(acc, p_h_prev, p_h_next, p_kh, pcols, m, KEEP_H, DOT)
         tl.debug_barrier()  # h_t and c_t are read by the whole program at the next step
+
+
+def _gates_kernel(
+    p_z, p_h0, p_hs, p_cs, p_u, p_peep, p_rdrop,
+    B, T, H, P,
+    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
+    PEEPHOLE: tl.constexpr, RDROP: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
+):  # fmt: skip
+    """The gates of every step at once, for backward (cells without layer norm): the forward
+    kept only hs and cs, which hold every step's h_{t-1} and c_{t-1}, so no step waits for
+    another. Program (row block, unit block) of the B·T rows (b, t) flattened.
+
+    z (B, T, 4H) holds zx = x·W + b on entry and the gates i, f, g, o on exit, formed by the
+    forward's own functions (`_h_times_u`, `_gates_and_cell`) from h0 (B, P), hs (B, T, P),
+    cs (B, T+1, H), U (P, 4H), peep (3, H), dropout (B, P)."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    m_b = rows < B * T
+    m_h = cols < H
+    m = m_b[:, None] & m_h[None, :]
+    r64 = rows.to(tl.int64)
+    b = r64 // T
+    t = r64 % T
+    p_h_prev = tl.where(t > 0, p_hs + (r64 - 1) * P, p_h0 + b * P)  # h_{t-1}: h0 at step 0
+    zi, zf, zg, zo = _h_times_u(
+        p_h_prev, p_rdrop + b * P, p_u, m_b, cols, m_h, H, P, RDROP, DOT_U, "",
+        BLOCK_B, BLOCK_H, BLOCK_P,
+    )  # fmt: skip
+    b_c = tl.load(p_cs + (r64 + b)[:, None] * H + cols[None, :], mask=m, other=0.0)  # c_{t-1}
+    p_g = p_z + r64[:, None] * (4 * H) + cols[None, :]
+    _gates_and_cell(
+        zi, zf, zg, zo, p_g, b_c, p_peep, p_g, cols, m_h, m, H,
+        GATE_ACT, CELL_ACT, PEEPHOLE, DOT, True,
+    )  # fmt: skip
 
 
 def _cell_inputs(p_g, p_c, m, H):
@@ -729,7 +774,9 @@ def _lstm_bwd_kernel(
     """Reverse recurrence of one program's BLOCK_B rows.
 
     In: dhs (B, T, P), the gradient reaching the outputs hs from outside; the forward's saved
-    buffers. Out: dz (B, T, 4H) = d loss / d z (also d loss / d zx); with layer norm dzh
+    buffers, the gates recomputed (`_gates_kernel`) without layer norm. Out: dz (B, T, 4H) =
+    d loss / d z (also d loss / d zx), which may be the gates' buffer itself (each step's gates
+    are read before its dz is stored over them, by the same program); with layer norm dzh
     (B, T, 4H) = d loss / d (h·U) and dcn (B, T, H) = d loss / d (γ_c x̂ + β_c); with a
     projection dhn (B, T, P) = d loss / d h_new. dh (2, B, P) and dc (2, B, H) are ping-pong
     carries, slot 0 holding the gradients of h_T and c_T to start and slot 1 zeros; after step
@@ -991,11 +1038,13 @@ def _dot_mode(dtype: torch.dtype, device: torch.device) -> str:
 
 def _tf32(w: torch.Tensor) -> torch.Tensor:
     """fp32 ``w`` rounded to TF32 (10 mantissa bits) to nearest even, as `_round_tf32` does."""
-    bits = w.contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    rounded = (bits + 0xFFF + ((bits >> 13) & 1)) & 0xFFFFE000
-    rounded = torch.where(rounded >= 2**31, rounded - 2**32, rounded).to(torch.int32)
+    w = w.contiguous()
+    bits = w.view(torch.int32).clone()  # int32 in place: no int64 copies of a large U
     special = (bits & 0x7F800000) == 0x7F800000
-    return torch.where(special, w, rounded.view(torch.float32))
+    bits.masked_fill_(special, 0)  # so that no sum below overflows
+    bits += ((bits >> 13) & 1) + 0xFFF
+    bits &= -0x2000  # 0xFFFFE000
+    return torch.where(special, w, bits.view(torch.float32))
 
 
 def _u_dot_mode(dot: str, spec: LSTMSpec) -> str:
@@ -1019,16 +1068,23 @@ def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
 class _Recurrence(torch.autograd.Function):
     """zx (B, T, 4H), h0 (B, P) contiguous, c0 → the hidden states of every step (B, T, P),
     contiguous and in h0's dtype, the last one (B, P) and the last cell state (B, H) fp32.
-    zx and h0 come in the compute dtype (bf16 / fp16 under autocast: zx, dz, the outputs and
-    the saved gates then take half the memory; the cell states stay fp32). Returning
-    these alone (not the (B, T+1, H) buffer of cell states) keeps autograd from materialising
-    gradient buffers of every cell state, or of every hidden state for h_T alone: backward
-    starts its carries from those of h_T, c_T. act(c~) is not saved but recomputed by
-    backward (`_cell_activation`)."""
+    zx and h0 come in the compute dtype (bf16 / fp16 under autocast: zx, dz and the outputs
+    then take half the memory; the cell states stay fp32). Returning these alone (not the
+    (B, T+1, H) buffer of cell states) keeps autograd from materialising gradient buffers of
+    every cell state, or of every hidden state for h_T alone: backward starts its carries
+    from those of h_T, c_T.
+
+    What backward needs beyond hs and cs is recomputed, not saved: act(c~) always
+    (`_cell_activation`); without layer norm the gates too, from zx = F.linear(x, W, b) again
+    (x, W, b are the operands zx was made from, saved by that GEMM anyway) and
+    `_gates_kernel`, into a buffer of backward's own that the reverse kernel then overwrites
+    with dz. That buffer is the largest (B, T, 4H) one either pass holds at a time, so the
+    layer's training memory is about that of cuDNN's, which keeps its gates. Layer norm cells
+    still save their gates (their forward reads o back) and LN(h·U)."""
 
     @staticmethod
-    def forward(ctx, zx, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h,
-                spec, cfg, dot_dtype):  # fmt: skip
+    def forward(ctx, zx, x, kernel, bias, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop,
+                keep_c, keep_h, spec, cfg, dot_dtype):  # fmt: skip
         triton = _triton()
         B, T, G4 = zx.shape
         H, P = G4 // 4, spec.output_size
@@ -1039,64 +1095,76 @@ class _Recurrence(torch.autograd.Function):
         hs = torch.empty(B, T, P, device=zx.device, dtype=h0.dtype)
         cs = torch.empty(B, T + 1, H, **f32)
         cs[:, 0] = c0
-        gates = torch.empty(B, T, G4, device=zx.device, dtype=h0.dtype)
         ln = spec.layer_norm
-        zhn = torch.empty(B, T, G4, **f32) if ln else gates
-        cn = torch.empty(B, T, H, **f32) if ln else gates
-        rstd = torch.empty(B, T, 2, **f32) if ln else gates
-        scratch = torch.empty(B, H, **f32) if (ln or wr is not None) else gates
-        dummy = zx
+        gates = torch.empty(B, T, G4, device=zx.device, dtype=h0.dtype) if ln else None
+        zhn = torch.empty(B, T, G4, **f32) if ln else None
+        cn = torch.empty(B, T, H, **f32) if ln else None
+        rstd = torch.empty(B, T, 2, **f32) if ln else None
+        scratch = torch.empty(B, H, **f32) if (ln or wr is not None) else None
+        buffers = [_or(t, zx) for t in (gates, zhn, cn, rstd, scratch)]
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
         # fmt: off
         if cfg.split:
             triton_split.forward(
                 (
-                    zx, h0, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy),
-                    _or(gamma_c, dummy), _or(beta_c, dummy), _or(rdrop, dummy),
-                    *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
-                    hs, cs, gates, zhn, cn, rstd, scratch,
+                    zx, h0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
+                    _or(beta_c, zx), _or(rdrop, zx),
+                    *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, *buffers,
                 ),
                 (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED,
             )
         else:
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                zx, h0, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
-                _or(beta_c, dummy), _or(rdrop, dummy),
-                *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
-                hs, cs, gates, zhn, cn, rstd, scratch,
+                zx, h0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
+                _or(beta_c, zx), _or(rdrop, zx),
+                *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, *buffers,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )
         # fmt: on
         ctx.spec, ctx.cfg, ctx.dot_dtype, ctx.zx_dtype = spec, cfg, dot_dtype, zx.dtype
-        saved = (h0, hs, cs, gates, zhn, cn, rstd)  # h0, outputs, what the forward saved
+        saved = (h0, hs, cs, gates, zhn, cn, rstd, x, kernel, bias)  # None where not needed
         ctx.save_for_backward(*saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h)
         return hs, hs[:, T - 1], cs[:, T]
 
     @staticmethod
     def backward(ctx, dhs, dh_last, dc_last):
         triton = _triton()
-        h0, hs, cs, gates, zhn, cn, rstd, u, peep, wr, *rest = ctx.saved_tensors
-        gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h = rest
+        h0, hs, cs, gates, zhn, cn, rstd, x, kernel, bias, *rest = ctx.saved_tensors
+        u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h = rest
         spec, cfg = ctx.spec, ctx.cfg
-        B, T, G4 = gates.shape
-        H, P = G4 // 4, spec.output_size
-        f32 = dict(device=gates.device, dtype=torch.float32)
-        dot = _dot_mode(ctx.dot_dtype, gates.device)
+        B, T, P = hs.shape
+        H = spec.units
+        G4 = 4 * H
+        f32 = dict(device=hs.device, dtype=torch.float32)
+        dot = _dot_mode(ctx.dot_dtype, hs.device)
         u_dot = _dot_operand(u, ctx.dot_dtype, _u_dot_mode(dot, spec))
         wr_dot = _dot_operand(wr, ctx.dot_dtype, dot) if wr is not None else u_dot
-        dhs = dhs.contiguous()  # autograd passes zeros for an unused output
+        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
         ln = spec.layer_norm
-        dz = torch.empty(B, T, G4, device=gates.device, dtype=ctx.zx_dtype)
+
+        def gates_of(rows: slice) -> torch.Tensor:
+            """The gates of a slice of the batch: saved (layer norm) or recomputed."""
+            if ln:
+                return gates[rows]
+            z = F.linear(x[rows], kernel.t(), bias).contiguous()
+            sub = (h0[rows], hs[rows], cs[rows], None if rdrop is None else rdrop[rows])
+            _recompute_gates(z, *sub, u_dot, peep, consts)
+            return z
+
+        dhs = dhs.contiguous()  # autograd passes zeros for an unused output
+        if ln:
+            dz = torch.empty(B, T, G4, device=hs.device, dtype=ctx.zx_dtype)
+        else:  # the gates, which the reverse kernel overwrites with dz as it reads them
+            gates = dz = gates_of(slice(None))
         dzh = torch.empty(B, T, G4, **f32) if ln else dz
         dhn = torch.empty(B, T, P, **f32) if wr is not None else dz
         dcn = torch.empty(B, T, H, **f32) if ln else dz
         scratch = torch.empty(B, H, **f32) if ln else dz
-        dummy = gates
-        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
+        zhn, cn, rstd = (_or(t, dz) for t in (zhn, cn, rstd))
         inputs = (
-            dhs, u_dot, _or(peep, dummy), wr_dot, _or(gamma_h, dummy), _or(gamma_c, dummy),
-            _or(beta_c, dummy), _or(rdrop, dummy),
-            *_keep_args(keep_c, dummy), *_keep_args(keep_h, dummy),
+            dhs, u_dot, _or(peep, dz), wr_dot, _or(gamma_h, dz), _or(gamma_c, dz),
+            _or(beta_c, dz), _or(rdrop, dz),
+            *_keep_args(keep_c, dz), *_keep_args(keep_h, dz),
             cs, gates, zhn, cn, rstd,
         )  # fmt: skip
         if cfg.split:  # one carry each, starting from the gradients of h_T and c_T
@@ -1116,18 +1184,33 @@ class _Recurrence(torch.autograd.Function):
             d_h0, d_c0 = dh[T % 2], dc[T % 2]
         need = ctx.needs_input_grad
         d_u = d_peep = d_wr = d_gh = d_gc = d_bc = None
-        if need[3]:
+        if need[6]:
             d_u = _recurrent_kernel_grad(h0, hs, rdrop, dzh).to(u.dtype)
-        if peep is not None and need[4]:
-            d_peep = _peephole_grad(cs, gates, dz).to(peep.dtype)
-        if wr is not None and need[5]:
-            d_wr = _projection_grad(gates, cs, cn, gamma_c, beta_c, dhn, spec).to(wr.dtype)
+        if peep is not None and need[7]:
+            d_peep = _peephole_grad(cs, gates_of, bool(spec.zoneout_cell), dz).to(peep.dtype)
+        if wr is not None and need[8]:
+            d_wr = _projection_grad(gates_of, cs, cn, gamma_c, beta_c, dhn, spec).to(wr.dtype)
         if ln:
             d_gh = _sum_over_batch(lambda b: (dz[b] * zhn[b]).sum((0, 1)), B).to(gamma_h.dtype)
             d_gc = _sum_over_batch(lambda b: (dcn[b] * cn[b]).sum((0, 1)), B).to(gamma_c.dtype)
             d_bc = dcn.sum((0, 1)).to(beta_c.dtype)
-        # the gradients of zx, h0, c0, U, peepholes, W_hr, γ_h, γ_c, β_c; none for the rest
-        return dz, d_h0, d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc, *(None,) * 6
+        # the gradients of zx, (x, W, b: through zx), h0, c0, U, peepholes, W_hr, γ_h, γ_c,
+        # β_c; none for the rest
+        return dz, None, None, None, d_h0, d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc, *(None,) * 6
+
+
+def _recompute_gates(z, h0, hs, cs, rdrop, u_dot, peep, consts) -> None:
+    """Overwrite z = x·W + b (B, T, 4H) with the gates the forward formed (`_gates_kernel`)."""
+    B, T, G4 = z.shape
+    H, P = G4 // 4, hs.shape[2]
+    block_b, block_h, block_p = 64, 32, 32  # 8 warps: 128-168 registers, no spills (sm_90a)
+    grid = (-(-B * T // block_b), -(-H // block_h))
+    kinds = ("GATE_ACT", "CELL_ACT", "DOT", "DOT_U", "PEEPHOLE", "RDROP")
+    _gates_kernel[grid](
+        z, h0, hs, cs, u_dot, _or(peep, z), _or(rdrop, z), B, T, H, P,
+        **{k: consts[k] for k in kinds}, BLOCK_B=block_b, BLOCK_H=block_h, BLOCK_P=block_p,
+        num_warps=8,
+    )  # fmt: skip
 
 
 # The weight gradients: sums over every row and step, taken over a slice of the batch at a
@@ -1175,36 +1258,42 @@ def _recurrent_kernel_grad(
     return _gemm_over_batch(operands, hs.shape[0], chunks=4 if dzh.dtype == torch.float32 else 8)
 
 
-def _peephole_grad(cs: torch.Tensor, gates: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
-    """d loss / d peepholes (3, H): Σ dz_i ⊙ c_{t-1}, Σ dz_f ⊙ c_{t-1}, Σ dz_o ⊙ c~_t."""
+def _peephole_grad(cs: torch.Tensor, gates_of, kept: bool, dz: torch.Tensor) -> torch.Tensor:
+    """d loss / d peepholes (3, H): Σ dz_i ⊙ c_{t-1}, Σ dz_f ⊙ c_{t-1}, Σ dz_o ⊙ c~_t. c~_t is
+    the stored cell state c_t, unless zoneout ``kept`` part of the old one: then it is
+    f ⊙ c_{t-1} + i ⊙ g from the gates of a slice of the batch, ``gates_of(rows)``. (A masked
+    step keeps all of the old state, but its dz is 0.)"""
     H = cs.shape[2]
 
     def term(b: slice) -> torch.Tensor:
         c_prev = cs[b, :-1]
-        i, f, g, _ = gates[b].split(H, dim=-1)
+        if kept:
+            i, f, g, _ = gates_of(b).split(H, dim=-1)
+            c_new = torch.addcmul(f * c_prev, i, g)
+        else:
+            c_new = cs[b, 1:]
         dzi, dzf, _, dzo = dz[b].split(H, dim=-1)
-        c_new = torch.addcmul(f * c_prev, i, g)
         return torch.stack([(dzi * c_prev).sum((0, 1)), (dzf * c_prev).sum((0, 1)),
                             (dzo * c_new).sum((0, 1))])  # fmt: skip
 
     return _sum_over_batch(term, cs.shape[0])
 
 
-def _projection_grad(gates, cs, cn, gamma_c, beta_c, dhn, spec) -> torch.Tensor:
+def _projection_grad(gates_of, cs, cn, gamma_c, beta_c, dhn, spec) -> torch.Tensor:
     """d loss / d W_hr = Σ (o ⊙ act(c~))ᵀ · dhn, o ⊙ act(c~) recomputed as
-    `_cell_activation` does."""
+    `_cell_activation` does from the gates of a slice of the batch, ``gates_of(rows)``."""
     H, P = spec.units, spec.output_size
     act = activations.get(spec.activation)
 
     def operands(b: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        _, f, g, o = gates[b].split(H, dim=-1)
+        i, f, g, o = gates_of(b).split(H, dim=-1)
         if spec.layer_norm:
             c_new = torch.addcmul(beta_c, cn[b], gamma_c)
         else:
-            c_new = torch.addcmul(f * cs[b, :-1], gates[b, ..., :H], g)
+            c_new = torch.addcmul(f * cs[b, :-1], i, g)
         return (o * act(c_new)).reshape(-1, H), dhn[b].reshape(-1, P)
 
-    return _gemm_over_batch(operands, gates.shape[0])
+    return _gemm_over_batch(operands, cs.shape[0])
 
 
 def _or(tensor: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
@@ -1320,7 +1409,9 @@ def lstm(
     elif spec.layer_norm:
         zx = _normalized_input(x, w.kernel, w.input_norm_gamma, w.bias)
     else:  # (B, T, 4H): the input projection of all steps in one GEMM, in the compute dtype
-        zx = F.linear(x, w.kernel.t(), w.bias)
+        x_in = x.to(cdtype)
+        kernel, bias = w.kernel.to(cdtype), None if w.bias is None else w.bias.to(cdtype)
+        zx = F.linear(x_in, kernel.t(), bias)
     zx = zx.contiguous()
     real = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
     noise = noise or LSTMNoise()
@@ -1336,9 +1427,10 @@ def lstm(
     )
     cfg = config or default_config(B, H, P, x.device, cdtype)
     # fmt: off
+    projected = (None, None, None) if spec.layer_norm else (x_in, kernel, bias)
     outputs, h_last, c_last = _Recurrence.apply(
-        zx, h0.to(cdtype).contiguous(), c0.float(), w.recurrent_kernel, peep, proj, *norms,
-        rdrop, keep_c, keep_h, spec, cfg, cdtype,
+        zx, *projected, h0.to(cdtype).contiguous(), c0.float(), w.recurrent_kernel, peep, proj,
+        *norms, rdrop, keep_c, keep_h, spec, cfg, cdtype,
     )
     # fmt: on
     if real is not None:  # zeros before a row's first real step, the carried state after

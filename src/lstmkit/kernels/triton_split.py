@@ -138,9 +138,9 @@ def _split_fwd_kernel(
 
     Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); hs (B, T, P); cs
     (B, T+1, H) holding c0 at step 0; U (P, 4H); W_hr (H, P); γ_h (4H), γ_c, β_c (H);
-    gates (B, T, 4H); with layer norm zhn (B, T, 4H), cn (B, T, H), rstd
-    (B, T, 2). m (B, H) holds o ⊙ act(c) before the projection; part_a, part_b (B, programs,
-    2) the programs' row statistics. A step runs in phases, each needing what every program
+    with layer norm the gates (B, T, 4H), zhn (B, T, 4H), cn (B, T, H), rstd (B, T, 2). m
+    (B, H) holds o ⊙ act(c) before the projection; part_a, part_b (B, programs, 2) the
+    programs' row statistics. A step runs in phases, each needing what every program
     of the tile wrote in the one before (bit k of PHASES runs phase k; with SYNC all run in
     one launch, each followed by a barrier):
       0 (layer norm) raw h·U for this program's units, and its row statistics;
@@ -226,7 +226,7 @@ def _split_fwd_kernel(
                 )
             b_o, b_cnew = _gates_and_cell(
                 zi, zf, zg, zo, p_zx + o_z, b_c, p_peep, p_gates + o_z, cols, m_h, m, H,
-                GATE_ACT, CELL_ACT, PEEPHOLE, DOT,
+                GATE_ACT, CELL_ACT, PEEPHOLE, DOT, LAYER_NORM,
             )  # fmt: skip
             if KEEP_C:  # masks and zoneout: keep·old + (1 − keep)·new
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
