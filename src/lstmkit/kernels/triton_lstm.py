@@ -1078,8 +1078,8 @@ class _Recurrence(torch.autograd.Function):
     (`_cell_activation`); without layer norm the gates too, from zx = F.linear(x, W, b) again
     (x, W, b are the operands zx was made from, saved by that GEMM anyway) and
     `_gates_kernel`, into a buffer of backward's own that the reverse kernel then overwrites
-    with dz. That buffer is the largest (B, T, 4H) one either pass holds at a time, so the
-    layer's training memory is about that of cuDNN's, which keeps its gates. Layer norm cells
+    with dz. So each pass holds one (B, T, 4H) buffer at a time (forward zx, backward the
+    gates and then dz), where cuDNN keeps its gates from forward to backward. Layer norm cells
     still save their gates (their forward reads o back) and LN(h·U)."""
 
     @staticmethod
