@@ -1128,6 +1128,13 @@ class _Recurrence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dhs, dh_last, dc_last):
+        # a backward called inside an autocast region (on the CPU it runs in the caller's
+        # thread) must not turn x·W or the fp32 weight-gradient sums into bf16 ones
+        with torch.autocast(dhs.device.type, enabled=False):
+            return _Recurrence.backward_pass(ctx, dhs, dh_last, dc_last)
+
+    @staticmethod
+    def backward_pass(ctx, dhs, dh_last, dc_last):
         triton = _triton()
         h0, hs, cs, gates, zhn, cn, rstd, x, kernel, bias, *rest = ctx.saved_tensors
         u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h = rest
