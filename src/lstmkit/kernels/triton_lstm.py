@@ -1198,7 +1198,7 @@ class _Recurrence(torch.autograd.Function):
         if wr is not None and need[8]:
             d_wr = _projection_grad(gates_of, cs, cn, gamma_c, beta_c, dhn, spec).to(wr.dtype)
         if ln:
-            d_gh = _sum_over_batch(lambda b: (dz[b] * zhn[b]).sum((0, 1)), B).to(gamma_h.dtype)
+            d_gh = torch.mul(dz, zhn, out=dzh).sum((0, 1)).to(gamma_h.dtype)  # dU has read dzh
             d_gc = _sum_over_batch(lambda b: (dcn[b] * cn[b]).sum((0, 1)), B).to(gamma_c.dtype)
             d_bc = dcn.sum((0, 1)).to(beta_c.dtype)
         # the gradients of zx, (x, W, b: through zx), h0, c0, U, peepholes, W_hr, γ_h, γ_c,
