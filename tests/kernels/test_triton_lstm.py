@@ -530,8 +530,9 @@ class _NewBuffers(TorchDispatchMode):
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
 def test_backward_builds_one_buffer_as_large_as_the_states_the_gate_gradients(config):
     """Of the buffers at least as large as every step's cell states (B·T·H), backward creates
-    the gate gradients dz (B, T, 4H) alone: no gradient of every state for h_T or c_T, no copy
-    of every h_{t-1} for d loss / d U."""
+    one (B, T, 4H) alone: x·W, then the recomputed gates over it, then dz over them. No second
+    buffer for dz, no gradient of every state for h_T or c_T, no copy of every h_{t-1} for
+    d loss / d U."""
     B, T, D, H = 8, 12, 4, 20  # B·T·H above the weights' P·4H
     spec = LSTMSpec(H)
     x, h0, c0, w, _ = problem(spec, B=B, T=T, D=D)
@@ -547,8 +548,8 @@ def test_backward_builds_one_buffer_as_large_as_the_states_the_gate_gradients(co
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
 def test_under_bf16_autocast_backward_builds_bf16_gate_gradients_alone(config):
     """Under autocast, of the buffers at least as large as one fp32 buffer of every cell state,
-    backward creates dz alone, in bf16: d loss / d U converts it to fp32 an eighth of the batch
-    at a time."""
+    backward creates the gates-then-dz buffer alone, in bf16: d loss / d U converts dz to fp32
+    an eighth of the batch at a time."""
     B, T, D, H = 8, 12, 4, 20
     spec = LSTMSpec(H)
     x, h0, c0, w, _ = problem(spec, B=B, T=T, D=D)

@@ -13,8 +13,8 @@ a dozen launches and the backward is one autograd node per op and step. Here:
   (`_gates_kernel`). One Triton launch then runs the reverse recurrence for dh/dc and the
   gate gradients only, writing dz over the gates as it reads them; the weight gradients (dU,
   dW_hr, the peephole and norm gains) and dx, dW, db are then a few large GEMMs / reductions
-  over all T·B rows at once (torch). So the layer never holds more than one (B, T, 4H)
-  buffer at a time (cuDNN's training forward keeps its gates).
+  over all T·B rows at once (torch). So without layer norm each pass holds one (B, T, 4H)
+  buffer at a time (forward zx, backward the gates and then dz).
 
 Every variant of `LSTMSpec` except arbitrary activations is in the kernel: masks and
 per-sample lengths, initial state, recurrent dropout, peepholes (Gers & Schmidhuber 2000),
@@ -1079,8 +1079,8 @@ class _Recurrence(torch.autograd.Function):
     (x, W, b are the operands zx was made from, saved by that GEMM anyway) and
     `_gates_kernel`, into a buffer of backward's own that the reverse kernel then overwrites
     with dz. So each pass holds one (B, T, 4H) buffer at a time (forward zx, backward the
-    gates and then dz), where cuDNN keeps its gates from forward to backward. Layer norm cells
-    still save their gates (their forward reads o back) and LN(h·U)."""
+    gates and then dz). Layer norm cells still save their gates (their forward reads o back)
+    and LN(h·U)."""
 
     @staticmethod
     def forward(ctx, zx, x, kernel, bias, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop,
@@ -1121,7 +1121,7 @@ class _Recurrence(torch.autograd.Function):
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )
         # fmt: on
-        ctx.spec, ctx.cfg, ctx.dot_dtype, ctx.zx_dtype = spec, cfg, dot_dtype, zx.dtype
+        ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
         saved = (h0, hs, cs, gates, zhn, cn, rstd, x, kernel, bias)  # None where not needed
         ctx.save_for_backward(*saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h)
         return hs, hs[:, T - 1], cs[:, T]
@@ -1159,8 +1159,8 @@ class _Recurrence(torch.autograd.Function):
             return z
 
         dhs = dhs.contiguous()  # autograd passes zeros for an unused output
-        if ln:
-            dz = torch.empty(B, T, G4, device=hs.device, dtype=ctx.zx_dtype)
+        if ln:  # in zx's dtype, fp32 (`_normalized_input`)
+            dz = torch.empty(B, T, G4, **f32)
         else:  # the gates, which the reverse kernel overwrites with dz as it reads them
             gates = dz = gates_of(slice(None))
         dzh = torch.empty(B, T, G4, **f32) if ln else dz
