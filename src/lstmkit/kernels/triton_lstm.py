@@ -62,7 +62,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 from lstmkit import activations
 from lstmkit.kernels import reference, triton_split
@@ -71,6 +70,8 @@ from lstmkit.spec import LSTMSpec
 
 # Activations the kernels know, by Keras name: id passed to the kernels as a constexpr.
 # Each one's derivative is a function of its output, so backward needs no pre-activations.
+_layer_norm_backward = torch.ops.aten.native_layer_norm_backward
+
 ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "relu": 4, "softsign": 5}
 
 
@@ -239,11 +240,15 @@ _JIT_FUNCTIONS = (
     "_merge_stats",
     "_h_times_u",
     "_rows_times",
+    "_gate_blocks",
     "_normalized_gates",
+    "_col_sum",
+    "_accumulate",
     "_gates_and_cell",
     "_emit_hidden",
     "_finish_hidden",
     "_cell_inputs",
+    "_normalized_cell",
     "_cell_activation",
     "_cell_backward",
     "_lstm_fwd_kernel",
@@ -417,17 +422,29 @@ def _rows_times(
     return acc
 
 
-def _normalized_gates(p_z, mean, rstd, p_gamma_h, cols, m_h, m, H):
-    """The four gate blocks of LN(h·U) at p_z (2-D, gate i): raw on entry, replaced by the
-    normalised x̂; returns γ_h·x̂."""
-    zi = (tl.load(p_z, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
-    zf = (tl.load(p_z + H, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
-    zg = (tl.load(p_z + 2 * H, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
-    zo = (tl.load(p_z + 3 * H, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
-    tl.store(p_z, zi, mask=m)
-    tl.store(p_z + H, zf, mask=m)
-    tl.store(p_z + 2 * H, zg, mask=m)
-    tl.store(p_z + 3 * H, zo, mask=m)
+def _gate_blocks(p, m, H):
+    """The four gate blocks of a chunk at p (2-D, gate i), in fp32."""
+    b_i = tl.load(p, mask=m, other=0.0).to(tl.float32)
+    b_f = tl.load(p + H, mask=m, other=0.0).to(tl.float32)
+    b_g = tl.load(p + 2 * H, mask=m, other=0.0).to(tl.float32)
+    b_o = tl.load(p + 3 * H, mask=m, other=0.0).to(tl.float32)
+    return b_i, b_f, b_g, b_o
+
+
+def _normalized_gates(
+    zi, zf, zg, zo, mean, rstd, p_gamma_h, p_xhat, cols, m_h, m, H, SAVE: tl.constexpr
+):  # fmt: skip
+    """γ_h·LN(h·U) of one chunk from its four raw gate blocks of h·U and the row statistics;
+    with SAVE the normalised x̂ (before γ_h) is stored at p_xhat (2-D, gate i)."""
+    zi = (zi - mean[:, None]) * rstd[:, None]
+    zf = (zf - mean[:, None]) * rstd[:, None]
+    zg = (zg - mean[:, None]) * rstd[:, None]
+    zo = (zo - mean[:, None]) * rstd[:, None]
+    if SAVE:
+        tl.store(p_xhat, zi, mask=m)
+        tl.store(p_xhat + H, zf, mask=m)
+        tl.store(p_xhat + 2 * H, zg, mask=m)
+        tl.store(p_xhat + 3 * H, zo, mask=m)
     zi = zi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
     zf = zf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
     zg = zg * tl.load(p_gamma_h + 2 * H + cols, mask=m_h, other=0.0)[None, :]
@@ -435,14 +452,21 @@ def _normalized_gates(p_z, mean, rstd, p_gamma_h, cols, m_h, m, H):
     return zi, zf, zg, zo
 
 
+def _col_sum(x):
+    return tl.reduce(x, 0, _add)
+
+
+def _accumulate(p, x, m_cols):
+    """Add the column sums of x (BLOCK_B, N) to p (N,), which this program alone updates."""
+    tl.store(p, tl.load(p, mask=m_cols, other=0.0) + _col_sum(x), mask=m_cols)
+
+
 def _gates_and_cell(
-    zi, zf, zg, zo, p_x, b_c, p_peep, p_g, cols, m_h, m, H,
-    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr, DOT: tl.constexpr,
-    SAVE: tl.constexpr,
+    zi, zf, zg, zo, p_x, b_c, p_peep, cols, m_h, m, H,
+    GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr,
 ):  # fmt: skip
-    """From the recurrent part of the gates' inputs, the x part at p_x and the last cell b_c:
-    the gates (with SAVE stored at p_g, 2-D, gate i, which may be p_x: every load comes first)
-    and the new cell; returns (o, c_new)."""
+    """From the recurrent part of the gates' inputs, the x part at p_x (2-D, gate i) and the
+    last cell b_c: the gates and the new cell, (i, f, g, o, c_new)."""
     zi += tl.load(p_x, mask=m, other=0.0).to(tl.float32)
     zf += tl.load(p_x + H, mask=m, other=0.0).to(tl.float32)
     zg += tl.load(p_x + 2 * H, mask=m, other=0.0).to(tl.float32)
@@ -457,12 +481,7 @@ def _gates_and_cell(
     if PEEPHOLE:
         zo += tl.load(p_peep + 2 * H + cols, mask=m_h, other=0.0)[None, :] * b_cnew
     b_o = _activation(zo, GATE_ACT)
-    if SAVE:
-        _store(p_g, b_i, m, DOT)
-        _store(p_g + H, b_f, m, DOT)
-        _store(p_g + 2 * H, b_g, m, DOT)
-        _store(p_g + 3 * H, b_o, m, DOT)
-    return b_o, b_cnew
+    return b_i, b_f, b_g, b_o, b_cnew
 
 
 def _emit_hidden(
@@ -492,7 +511,7 @@ def _finish_hidden(
 def _lstm_fwd_kernel(
     p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_hs, p_cs, p_gates, p_zhn, p_cn, p_rstd, p_m,  # outputs, saved, scratch
+    p_hs, p_cs, p_stats, p_o, p_zhn, p_cn, p_m,  # outputs, saved, scratch
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
@@ -504,30 +523,30 @@ def _lstm_fwd_kernel(
     In: zx (B, T, 4H) = x·W (+LN, +b); h0 (B, P); cs[:, 0] = c0 in cs (B, T+1, H); U (P, 4H);
     optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H), dropout (B, P), keep_c /
     keep_h strided (B, T, H / P).
-    Out: hs (B, T, P), the outputs; cs[:, 1:]; with layer norm the gates (B, T, 4H) = i, f,
-    g, o (backward recomputes act(c~) from them and cs, see `_cell_activation`; without layer
-    norm it recomputes the gates too, see `_gates_kernel`), zhn (B, T, 4H) = LN(h·U) before
-    γ, cn (B, T, H) = LN(c) before γ/β, rstd (B, T, 2).
-    m (B, H) is scratch for o ⊙ act(c) before the projection.
+    Out: hs (B, T, P), the outputs; cs[:, 1:]; with layer norm stats (B, T, 4), the row mean
+    and inverse deviation of h·U and of c~. Backward recomputes the rest from these
+    (`_gates_kernel`, `_cell_activation`).
+    Scratch, one row per batch row: with layer norm o (B, H), the output gate, zhn (B, 4H) =
+    raw h·U and cn (B, H) = raw c~ of the current step; m (B, H) o ⊙ act(c) before the
+    projection.
     """
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     m_b = rows < B
     r64 = rows.to(tl.int64)
     G4 = 4 * H
     o_z = r64 * T * G4  # row starts in (B, T, 4H)
-    o_c = r64 * T * H  # row starts in (B, T, H)
     p_rd = p_rdrop + r64 * P
     p_m_row = p_m + r64 * H
+    p_o_t = p_o + r64 * H  # layer norm's scratch rows
+    p_zhn_t = p_zhn + r64 * G4
+    p_cn_t = p_cn + r64 * H
     for t in range(T):
         p_h_next = p_hs + r64 * T * P + t * P
         p_h_prev = tl.where(t > 0, p_h_next - P, p_h0 + r64 * P)  # h_{t-1}: h0 at step 0
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
         p_c_next = p_c_prev + H
         p_zx_t = p_zx + o_z + t * G4
-        p_g_t = p_gates + o_z + t * G4
-        p_zhn_t = p_zhn + o_z + t * G4
-        p_cn_t = p_cn + o_c + t * H
-        p_rstd_t = p_rstd + r64 * T * 2 + t * 2
+        p_stats_t = p_stats + (r64 * T + t) * 4
 
         # 1. layer norm of h·U needs the whole row: stash raw h·U, gather its statistics.
         mean = tl.full([BLOCK_B], 0.0, tl.float32)
@@ -559,7 +578,8 @@ def _lstm_fwd_kernel(
                 mean = mean + delta * (n_x / (n_prev + n_x))
                 m2 = m2 + c_m2 + delta * delta * (n_prev * n_x / (n_prev + n_x))
             rstd_h = 1.0 / tl.sqrt(m2 / (4.0 * H) + 1e-5)
-            tl.store(p_rstd_t, rstd_h, mask=m_b)
+            tl.store(p_stats_t, mean, mask=m_b)
+            tl.store(p_stats_t + 1, rstd_h, mask=m_b)
             tl.debug_barrier()
 
         # 2. the cell, chunk by chunk of hidden units.
@@ -570,8 +590,9 @@ def _lstm_fwd_kernel(
             m_h = cols < H
             m = m_b[:, None] & m_h[None, :]
             if LAYER_NORM:
+                zi, zf, zg, zo = _gate_blocks(p_zhn_t[:, None] + cols[None, :], m, H)
                 zi, zf, zg, zo = _normalized_gates(
-                    p_zhn_t[:, None] + cols[None, :], mean, rstd_h, p_gamma_h, cols, m_h, m, H
+                    zi, zf, zg, zo, mean, rstd_h, p_gamma_h, p_zhn_t, cols, m_h, m, H, False
                 )
             else:
                 zi, zf, zg, zo = _h_times_u(
@@ -579,10 +600,9 @@ def _lstm_fwd_kernel(
                     BLOCK_B, BLOCK_H, BLOCK_P,
                 )  # fmt: skip
             b_c = tl.load(p_c_prev[:, None] + cols[None, :], mask=m, other=0.0)
-            b_o, b_cnew = _gates_and_cell(
-                zi, zf, zg, zo, p_zx_t[:, None] + cols[None, :], b_c, p_peep,
-                p_g_t[:, None] + cols[None, :], cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE,
-                DOT, LAYER_NORM,
+            _, _, _, b_o, b_cnew = _gates_and_cell(
+                zi, zf, zg, zo, p_zx_t[:, None] + cols[None, :], b_c, p_peep, cols, m_h, m, H,
+                GATE_ACT, CELL_ACT, PEEPHOLE,
             )  # fmt: skip
             b_cstate = b_cnew
             if KEEP_C:
@@ -591,8 +611,9 @@ def _lstm_fwd_kernel(
                 b_cstate = b_keep * b_c + (1.0 - b_keep) * b_cnew
             tl.store(p_c_next[:, None] + cols[None, :], b_cstate, mask=m)
             p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
-            if LAYER_NORM:  # LN(c) needs the whole row: stash raw c, gather its statistics
+            if LAYER_NORM:  # LN(c) needs the whole row: stash raw c and o, gather c's stats
                 tl.store(p_cn_t[:, None] + cols[None, :], b_cnew, mask=m)
+                tl.store(p_o_t[:, None] + cols[None, :], b_o, mask=m)
                 mean_c, m2_c = _merge_stats(
                     mean_c, m2_c, 1.0 * j0, b_cnew, m, 1.0 * tl.minimum(H - j0, BLOCK_H)
                 )
@@ -615,7 +636,8 @@ def _lstm_fwd_kernel(
         # 3. layer norm of the cell, then o ⊙ act(γ_c·LN(c) + β_c).
         if LAYER_NORM:
             rstd_c = 1.0 / tl.sqrt(m2_c / H + 1e-5)
-            tl.store(p_rstd_t + 1, rstd_c, mask=m_b)
+            tl.store(p_stats_t + 2, mean_c, mask=m_b)
+            tl.store(p_stats_t + 3, rstd_c, mask=m_b)
             tl.debug_barrier()
             for j0 in range(0, H, BLOCK_H):
                 cols = j0 + tl.arange(0, BLOCK_H)
@@ -623,13 +645,11 @@ def _lstm_fwd_kernel(
                 m = m_b[:, None] & m_h[None, :]
                 p_n = p_cn_t[:, None] + cols[None, :]
                 b_x = (tl.load(p_n, mask=m, other=0.0) - mean_c[:, None]) * rstd_c[:, None]
-                tl.store(p_n, b_x, mask=m)
                 b_cn = (
                     b_x * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
                     + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :]
                 )
-                b_o = tl.load(p_g_t[:, None] + 3 * H + cols[None, :], mask=m, other=0.0)
-                b_o = b_o.to(tl.float32)
+                b_o = tl.load(p_o_t[:, None] + cols[None, :], mask=m, other=0.0)
                 p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
                 _finish_hidden(
                     b_cn,
@@ -662,19 +682,21 @@ def _lstm_fwd_kernel(
 
 
 def _gates_kernel(
-    p_z, p_h0, p_hs, p_cs, p_u, p_peep, p_rdrop,
+    p_z, p_h0, p_hs, p_cs, p_u, p_peep, p_rdrop, p_gamma_h, p_stats, p_zhn,
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
-    PEEPHOLE: tl.constexpr, RDROP: tl.constexpr,
+    PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, RDROP: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
-    """The gates of every step at once, for backward (cells without layer norm): the forward
-    kept only hs and cs, which hold every step's h_{t-1} and c_{t-1}, so no step waits for
-    another. Program (row block, unit block) of the B·T rows (b, t) flattened.
+    """The gates of every step at once, for backward: the forward kept hs and cs, which hold
+    every step's h_{t-1} and c_{t-1}, so no step waits for another. Program (row block, unit
+    block) of the B·T rows (b, t) flattened.
 
-    z (B, T, 4H) holds zx = x·W + b on entry and the gates i, f, g, o on exit, formed by the
-    forward's own functions (`_h_times_u`, `_gates_and_cell`) from h0 (B, P), hs (B, T, P),
-    cs (B, T+1, H), U (P, 4H), peep (3, H), dropout (B, P)."""
+    z (B, T, 4H) holds zx = x·W + b (with layer norm γ_x LN(x·W) + b) on entry and the gates
+    i, f, g, o on exit, formed by the forward's own functions (`_h_times_u`,
+    `_normalized_gates`, `_gates_and_cell`) from h0 (B, P), hs (B, T, P), cs (B, T+1, H), U
+    (P, 4H), peep (3, H), dropout (B, P); with layer norm from γ_h (4H) and the forward's
+    stats (B, T, 4) too, storing x̂ = LN(h·U) before γ_h in zhn (B, T, 4H)."""
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     m_b = rows < B * T
@@ -688,35 +710,46 @@ def _gates_kernel(
         p_h_prev, p_rdrop + b * P, p_u, m_b, cols, m_h, H, P, RDROP, DOT_U, "",
         BLOCK_B, BLOCK_H, BLOCK_P,
     )  # fmt: skip
+    o_g = r64[:, None] * (4 * H) + cols[None, :]
+    if LAYER_NORM:
+        mean = tl.load(p_stats + r64 * 4, mask=m_b, other=0.0)
+        rstd = tl.load(p_stats + r64 * 4 + 1, mask=m_b, other=0.0)
+        zi, zf, zg, zo = _normalized_gates(
+            zi, zf, zg, zo, mean, rstd, p_gamma_h, p_zhn + o_g, cols, m_h, m, H, True
+        )
     b_c = tl.load(p_cs + (r64 + b)[:, None] * H + cols[None, :], mask=m, other=0.0)  # c_{t-1}
-    p_g = p_z + r64[:, None] * (4 * H) + cols[None, :]
-    _gates_and_cell(
-        zi, zf, zg, zo, p_g, b_c, p_peep, p_g, cols, m_h, m, H,
-        GATE_ACT, CELL_ACT, PEEPHOLE, DOT, True,
-    )  # fmt: skip
+    b_i, b_f, b_g, b_o, _ = _gates_and_cell(
+        zi, zf, zg, zo, p_z + o_g, b_c, p_peep, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE
+    )
+    _store(p_z + o_g, b_i, m, DOT)  # over zx, every load of which came first
+    _store(p_z + o_g + H, b_f, m, DOT)
+    _store(p_z + o_g + 2 * H, b_g, m, DOT)
+    _store(p_z + o_g + 3 * H, b_o, m, DOT)
 
 
 def _cell_inputs(p_g, p_c, m, H):
     """What backward reads of one chunk's step: the gates i, f, g, o at p_g (2-D, gate i) and
     c_{t-1} at p_c."""
-    b_i = tl.load(p_g, mask=m, other=0.0).to(tl.float32)
-    b_f = tl.load(p_g + H, mask=m, other=0.0).to(tl.float32)
-    b_g = tl.load(p_g + 2 * H, mask=m, other=0.0).to(tl.float32)
-    b_o = tl.load(p_g + 3 * H, mask=m, other=0.0).to(tl.float32)
+    b_i, b_f, b_g, b_o = _gate_blocks(p_g, m, H)
     return b_i, b_f, b_g, b_o, tl.load(p_c, mask=m, other=0.0)
 
 
+def _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c):
+    """x̂ = LN(c~) before γ_c/β_c, recomputed from the gates, c_{t-1} and c~'s row statistics."""
+    return (b_f * b_c + b_i * b_g - mean_c[:, None]) * rstd_c[:, None]
+
+
 def _cell_activation(
-    b_i, b_f, b_g, b_c, p_x, p_gamma_c, p_beta_c, cols, m_h, m,
+    b_i, b_f, b_g, b_c, mean_c, rstd_c, p_gamma_c, p_beta_c, cols, m_h, m,
     CELL_ACT: tl.constexpr, LAYER_NORM: tl.constexpr,
 ):  # fmt: skip
     """act of a chunk's new cell, recomputed as the forward computed it rather than saved:
-    act(f ⊙ c_{t-1} + i ⊙ g), or with layer norm act(γ_c x̂ + β_c) from the saved x̂ = LN(c~)
-    at p_x."""
+    act(c~) = act(f ⊙ c_{t-1} + i ⊙ g), or with layer norm act(γ_c LN(c~) + β_c) from c~'s
+    row mean and inverse deviation."""
     if LAYER_NORM:
-        b_x = tl.load(p_x, mask=m, other=0.0)
         b_cn = (
-            b_x * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+            _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c)
+            * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
             + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :]
         )
     else:
@@ -763,8 +796,8 @@ def _cell_backward(
 def _lstm_bwd_kernel(
     p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_cs, p_gates, p_zhn, p_cn, p_rstd,  # saved by the forward
-    p_dz, p_dzh, p_dhn, p_dcn, p_dh, p_dc, p_m,  # outputs, carries, scratch
+    p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
+    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dh, p_dc, p_m,  # outputs, carries, scratch
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
@@ -773,24 +806,28 @@ def _lstm_bwd_kernel(
 ):  # fmt: skip
     """Reverse recurrence of one program's BLOCK_B rows.
 
-    In: dhs (B, T, P), the gradient reaching the outputs hs from outside; the forward's saved
-    buffers, the gates recomputed (`_gates_kernel`) without layer norm. Out: dz (B, T, 4H) =
-    d loss / d z (also d loss / d zx), which may be the gates' buffer itself (each step's gates
-    are read before its dz is stored over them, by the same program); with layer norm dzh
-    (B, T, 4H) = d loss / d (h·U) and dcn (B, T, H) = d loss / d (γ_c x̂ + β_c); with a
-    projection dhn (B, T, P) = d loss / d h_new. dh (2, B, P) and dc (2, B, H) are ping-pong
-    carries, slot 0 holding the gradients of h_T and c_T to start and slot 1 zeros; after step
-    0 they hold dh0 and dc0 in slot T % 2. m (B, H) is scratch for d loss / d (o ⊙ act(c)).
+    In: dhs (B, T, P), the gradient reaching the outputs hs from outside; cs and (layer norm)
+    stats as the forward saved them; the gates (B, T, 4H) and (layer norm) zhn (B, T, 4H) = x̂
+    of LN(h·U) as `_gates_kernel` recomputed them. Out: dz (B, T, 4H) = d loss / d z (also
+    d loss / d zx), which may be the gates' buffer itself (each step's gates are read before
+    its dz is stored over them, by the same program); with layer norm dzh (B, T, 4H) =
+    d loss / d (h·U), which may be zhn's buffer (the same holds), and in dnorm (programs, 6H)
+    this program's sums of dz ⊙ x̂ (for γ_h), of dcn ⊙ LN(c~) and of dcn (for γ_c, β_c),
+    dcn = d loss / d (γ_c LN(c~) + β_c); with a projection dhn (B, T, P) = d loss / d h_new.
+    dh (2, B, P) and dc (2, B, H) are ping-pong carries, slot 0 holding the gradients of h_T
+    and c_T to start and slot 1 zeros; after step 0 they hold dh0 and dc0 in slot T % 2.
+    Scratch: m (B, H) for d loss / d (o ⊙ act(c)), dcn (B, H) for the current step's dcn.
     """
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     m_b = rows < B
     r64 = rows.to(tl.int64)
     G4 = 4 * H
     o_z = r64 * T * G4
-    o_c = r64 * T * H
     o_p = r64 * T * P
     p_rd = p_rdrop + r64 * P
     p_m_row = p_m + r64 * H
+    p_dcn_t = p_dcn + r64 * H  # scratch row
+    p_dnorm_own = p_dnorm + tl.program_id(0) * 6 * H
     for s in range(T):
         t = T - 1 - s
         cur = s % 2
@@ -803,11 +840,14 @@ def _lstm_bwd_kernel(
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
         p_g_t = p_gates + o_z + t * G4
         p_zhn_t = p_zhn + o_z + t * G4
-        p_cn_t = p_cn + o_c + t * H
-        p_dcn_t = p_dcn + o_c + t * H
         p_dz_t = p_dz + o_z + t * G4
         p_dzh_t = p_dzh + o_z + t * G4
-        p_rstd_t = p_rstd + r64 * T * 2 + t * 2
+        p_stats_t = p_stats + (r64 * T + t) * 4
+        mean_c = tl.full([BLOCK_B], 0.0, tl.float32)
+        rstd_c = tl.full([BLOCK_B], 0.0, tl.float32)
+        if LAYER_NORM:
+            mean_c = tl.load(p_stats_t + 2, mask=m_b, other=0.0)
+            rstd_c = tl.load(p_stats_t + 3, mask=m_b, other=0.0)
 
         # 1. with a projection: dh_new for all output units first (dm needs the whole row).
         if PROJ:
@@ -853,8 +893,8 @@ def _lstm_bwd_kernel(
                 p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :], m, H
             )
             b_a = _cell_activation(
-                b_i, b_f, b_g, b_c, p_cn_t[:, None] + cols[None, :], p_gamma_c, p_beta_c,
-                cols, m_h, m, CELL_ACT, LAYER_NORM,
+                b_i, b_f, b_g, b_c, mean_c, rstd_c, p_gamma_c, p_beta_c, cols, m_h, m,
+                CELL_ACT, LAYER_NORM,
             )  # fmt: skip
             b_dcn = b_dm * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
             p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
@@ -862,7 +902,7 @@ def _lstm_bwd_kernel(
                 tl.store(p_dcn_t[:, None] + cols[None, :], b_dcn, mask=m)
                 tl.store(p_m_row[:, None] + cols[None, :], b_dm, mask=m)
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
-                b_x = tl.load(p_cn_t[:, None] + cols[None, :], mask=m, other=0.0)
+                b_x = _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c)
                 s1 += _row_sum(b_dx)
                 s2 += _row_sum(b_dx * b_x)
             else:
@@ -893,8 +933,7 @@ def _lstm_bwd_kernel(
         # 3. layer norm: finish LN(c)'s backward, then LN(h·U)'s.
         if LAYER_NORM:
             tl.debug_barrier()
-            rstd = tl.load(p_rstd_t, mask=m_b, other=0.0)
-            rstd_c = tl.load(p_rstd_t + 1, mask=m_b, other=0.0)
+            rstd = tl.load(p_stats_t + 1, mask=m_b, other=0.0)
             s1 = s1 / H
             s2 = s2 / H
             t1 = tl.full([BLOCK_B], 0.0, tl.float32)
@@ -903,21 +942,21 @@ def _lstm_bwd_kernel(
                 cols = j0 + tl.arange(0, BLOCK_H)
                 m_h = cols < H
                 m = m_b[:, None] & m_h[None, :]
-                b_dx = (
-                    tl.load(p_dcn_t[:, None] + cols[None, :], mask=m, other=0.0)
-                    * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
-                )
-                b_x = tl.load(p_cn_t[:, None] + cols[None, :], mask=m, other=0.0)
-                b_dch = rstd_c[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None])
-                b_dch = tl.where(m, b_dch, 0.0)
                 b_i, b_f, b_g, b_o, b_c = _cell_inputs(
                     p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :], m, H
                 )
+                b_dcn = tl.load(p_dcn_t[:, None] + cols[None, :], mask=m, other=0.0)
+                b_x = _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c)
+                _accumulate(p_dnorm_own + 4 * H + cols, b_dcn * b_x, m_h)
+                _accumulate(p_dnorm_own + 5 * H + cols, b_dcn, m_h)
+                b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+                b_dch = rstd_c[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None])
+                b_dch = tl.where(m, b_dch, 0.0)
                 b_do = tl.load(
                     p_m_row[:, None] + cols[None, :], mask=m, other=0.0
                 ) * _cell_activation(
-                    b_i, b_f, b_g, b_c, p_cn_t[:, None] + cols[None, :], p_gamma_c, p_beta_c,
-                    cols, m_h, m, CELL_ACT, LAYER_NORM,
+                    b_i, b_f, b_g, b_c, mean_c, rstd_c, p_gamma_c, p_beta_c, cols, m_h, m,
+                    CELL_ACT, LAYER_NORM,
                 )  # fmt: skip
                 p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
                 dzi, dzf, dzg, dzo = _cell_backward(
@@ -963,11 +1002,10 @@ def _lstm_bwd_kernel(
                 cols = j0 + tl.arange(0, BLOCK_H)
                 m_g = cols < G4
                 m = m_b[:, None] & m_g[None, :]
-                b_dx = (
-                    tl.load(p_dz_t[:, None] + cols[None, :], mask=m, other=0.0).to(tl.float32)
-                    * tl.load(p_gamma_h + cols, mask=m_g, other=0.0)[None, :]
-                )
+                b_dz = tl.load(p_dz_t[:, None] + cols[None, :], mask=m, other=0.0)
                 b_x = tl.load(p_zhn_t[:, None] + cols[None, :], mask=m, other=0.0)
+                _accumulate(p_dnorm_own + cols, b_dz * b_x, m_g)
+                b_dx = b_dz * tl.load(p_gamma_h + cols, mask=m_g, other=0.0)[None, :]
                 b_dzh = rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None])
                 tl.store(p_dzh_t[:, None] + cols[None, :], b_dzh, mask=m)
         tl.debug_barrier()
@@ -1074,17 +1112,18 @@ class _Recurrence(torch.autograd.Function):
     every cell state, or of every hidden state for h_T alone: backward starts its carries
     from those of h_T, c_T.
 
-    What backward needs beyond hs and cs is recomputed, not saved: act(c~) always
-    (`_cell_activation`); without layer norm the gates too, from zx = F.linear(x, W, b) again
-    (x, W, b are the operands zx was made from, saved by that GEMM anyway) and
-    `_gates_kernel`, into a buffer of backward's own that the reverse kernel then overwrites
-    with dz. So each pass holds one (B, T, 4H) buffer at a time (forward zx, backward the
-    gates and then dz). Layer norm cells still save their gates (their forward reads o back)
-    and LN(h·U)."""
+    What backward needs beyond hs and cs (and, with layer norm, the row statistics) is
+    recomputed, not saved: zx from x, W, b (and γ_x), the operands it was made from; the gates
+    from zx and the states (`_gates_kernel`), into a buffer of backward's own that the reverse
+    kernel overwrites with dz; act(c~) (`_cell_activation`). With layer norm also LN(h·U),
+    into a second buffer that becomes d loss / d (h·U). Without layer norm zx = F.linear(x, W,
+    b) comes with autograd's own graph (which saves x and W anyway) and gets dz; with it zx
+    comes without one, and backward gives the gradients of x, W, γ_x and b itself
+    (`_normalized_input_grad`), so that LN(x·W) is never kept either."""
 
     @staticmethod
-    def forward(ctx, zx, x, kernel, bias, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop,
-                keep_c, keep_h, spec, cfg, dot_dtype):  # fmt: skip
+    def forward(ctx, zx, x, kernel, bias, gain_x, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c,
+                rdrop, keep_c, keep_h, spec, cfg, dot_dtype):  # fmt: skip
         triton = _triton()
         B, T, G4 = zx.shape
         H, P = G4 // 4, spec.output_size
@@ -1096,12 +1135,12 @@ class _Recurrence(torch.autograd.Function):
         cs = torch.empty(B, T + 1, H, **f32)
         cs[:, 0] = c0
         ln = spec.layer_norm
-        gates = torch.empty(B, T, G4, device=zx.device, dtype=h0.dtype) if ln else None
-        zhn = torch.empty(B, T, G4, **f32) if ln else None
-        cn = torch.empty(B, T, H, **f32) if ln else None
-        rstd = torch.empty(B, T, 2, **f32) if ln else None
+        stats = torch.empty(B, T, 4, **f32) if ln else None
+        o = torch.empty(B, H, **f32) if ln else None  # scratch rows of one step
+        zhn = torch.empty(B, G4, **f32) if ln else None
+        cn = torch.empty(B, H, **f32) if ln else None
         scratch = torch.empty(B, H, **f32) if (ln or wr is not None) else None
-        buffers = [_or(t, zx) for t in (gates, zhn, cn, rstd, scratch)]
+        buffers = [_or(t, zx) for t in (stats, o, zhn, cn, scratch)]
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
         # fmt: off
         if cfg.split:
@@ -1122,7 +1161,7 @@ class _Recurrence(torch.autograd.Function):
             )
         # fmt: on
         ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
-        saved = (h0, hs, cs, gates, zhn, cn, rstd, x, kernel, bias)  # None where not needed
+        saved = (h0, hs, cs, stats, x, kernel, bias, gain_x)  # None where not needed
         ctx.save_for_backward(*saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h)
         return hs, hs[:, T - 1], cs[:, T]
 
@@ -1136,12 +1175,11 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     def backward_pass(ctx, dhs, dh_last, dc_last):
         triton = _triton()
-        h0, hs, cs, gates, zhn, cn, rstd, x, kernel, bias, *rest = ctx.saved_tensors
+        h0, hs, cs, stats, x, kernel, bias, gain_x, *rest = ctx.saved_tensors
         u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h = rest
         spec, cfg = ctx.spec, ctx.cfg
         B, T, P = hs.shape
         H = spec.units
-        G4 = 4 * H
         f32 = dict(device=hs.device, dtype=torch.float32)
         dot = _dot_mode(ctx.dot_dtype, hs.device)
         u_dot = _dot_operand(u, ctx.dot_dtype, _u_dot_mode(dot, spec))
@@ -1149,74 +1187,89 @@ class _Recurrence(torch.autograd.Function):
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
         ln = spec.layer_norm
 
-        def gates_of(rows: slice) -> torch.Tensor:
-            """The gates of a slice of the batch: saved (layer norm) or recomputed."""
+        def recompute(rows: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
+            """The gates of a slice of the batch and, with layer norm, LN(h·U) before γ_h."""
             if ln:
-                return gates[rows]
-            z = F.linear(x[rows], kernel.t(), bias).contiguous()
+                z = _normalized_input(x[rows], kernel, gain_x, bias)
+                zhn = torch.empty_like(z)
+            else:
+                z, zhn = F.linear(x[rows], kernel.t(), bias).contiguous(), None
             sub = (h0[rows], hs[rows], cs[rows], None if rdrop is None else rdrop[rows])
-            _recompute_gates(z, *sub, u_dot, peep, consts)
-            return z
+            ln_args = (gamma_h, stats[rows], zhn) if ln else ()
+            _recompute_gates(z, *sub, u_dot, peep, consts, *ln_args)
+            return z, zhn
+
+        def gates_of(rows: slice) -> torch.Tensor:
+            return recompute(rows)[0]
 
         dhs = dhs.contiguous()  # autograd passes zeros for an unused output
-        if ln:  # in zx's dtype, fp32 (`_normalized_input`)
-            dz = torch.empty(B, T, G4, **f32)
-        else:  # the gates, which the reverse kernel overwrites with dz as it reads them
-            gates = dz = gates_of(slice(None))
-        dzh = torch.empty(B, T, G4, **f32) if ln else dz
+        # the gates, which the reverse kernel overwrites with dz as it reads them (in zx's
+        # dtype; fp32 with layer norm); LN(h·U) likewise with d loss / d (h·U)
+        dz, zhn = recompute(slice(None))
+        dzh = dz if zhn is None else zhn
         dhn = torch.empty(B, T, P, **f32) if wr is not None else dz
-        dcn = torch.empty(B, T, H, **f32) if ln else dz
+        dcn = torch.empty(B, H, **f32) if ln else dz  # scratch
         scratch = torch.empty(B, H, **f32) if ln else dz
-        zhn, cn, rstd = (_or(t, dz) for t in (zhn, cn, rstd))
+        dnorm = torch.zeros(triton.cdiv(B, cfg.block_b), 6 * H, **f32) if ln else dz
         inputs = (
             dhs, u_dot, _or(peep, dz), wr_dot, _or(gamma_h, dz), _or(gamma_c, dz),
             _or(beta_c, dz), _or(rdrop, dz),
             *_keep_args(keep_c, dz), *_keep_args(keep_h, dz),
-            cs, gates, zhn, cn, rstd,
+            cs, _or(stats, dz), dz, dzh,
         )  # fmt: skip
         if cfg.split:  # one carry each, starting from the gradients of h_T and c_T
             d_h0 = torch.empty(B, P, **f32).copy_(dh_last)  # gradients may come strided
             d_c0 = torch.empty(B, H, **f32).copy_(dc_last)
             triton_split.backward(
-                (*inputs, dz, dzh, dhn, dcn, scratch), (B, T, H, P),
+                (*inputs, dz, dzh, dhn, dcn, dnorm, scratch), (B, T, H, P),
                 _split_constexprs(consts), cfg, _INTERPRETED, d_h0, d_c0,
             )  # fmt: skip
         else:  # ping-pong carries, slot 0 first
             dh = torch.stack([dh_last.float(), torch.zeros(B, P, **f32)])
             dc = torch.stack([dc_last.float(), torch.zeros(B, H, **f32)])
             _lstm_bwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                *inputs, dz, dzh, dhn, dcn, dh, dc, scratch,
+                *inputs, dz, dzh, dhn, dcn, dnorm, dh, dc, scratch,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )  # fmt: skip
             d_h0, d_c0 = dh[T % 2], dc[T % 2]
         need = ctx.needs_input_grad
         d_u = d_peep = d_wr = d_gh = d_gc = d_bc = None
-        if need[6]:
+        if need[7]:
             d_u = _recurrent_kernel_grad(h0, hs, rdrop, dzh).to(u.dtype)
-        if peep is not None and need[7]:
+        del inputs, dzh, zhn  # d loss / d (h·U), with layer norm a buffer of its own
+        if peep is not None and need[8]:
             d_peep = _peephole_grad(cs, gates_of, bool(spec.zoneout_cell), dz).to(peep.dtype)
-        if wr is not None and need[8]:
-            d_wr = _projection_grad(gates_of, cs, cn, gamma_c, beta_c, dhn, spec).to(wr.dtype)
-        if ln:
-            d_gh = torch.mul(dz, zhn, out=dzh).sum((0, 1)).to(gamma_h.dtype)  # dU has read dzh
-            d_gc = _sum_over_batch(lambda b: (dcn[b] * cn[b]).sum((0, 1)), B).to(gamma_c.dtype)
-            d_bc = dcn.sum((0, 1)).to(beta_c.dtype)
-        # the gradients of zx, (x, W, b: through zx), h0, c0, U, peepholes, W_hr, γ_h, γ_c,
-        # β_c; none for the rest
-        return dz, None, None, None, d_h0, d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc, *(None,) * 6
+        if wr is not None and need[9]:
+            d_wr = _projection_grad(gates_of, cs, stats, gamma_c, beta_c, dhn, spec)
+            d_wr = d_wr.to(wr.dtype)
+        if not ln:  # zx's gradient: autograd takes it on through F.linear
+            return dz, None, None, None, None, d_h0, d_c0, d_u, d_peep, d_wr, *(None,) * 9
+        d_gh, d_gc, d_bc = dnorm.sum(0).split([4 * H, H, H])
+        d_x, d_w, d_gx, d_b = _normalized_input_grad(
+            dz, x, kernel, gain_x, bias, (need[1], need[2], need[4], need[3])
+        )
+        # the gradients of zx (made without a graph), x, W, b, γ_x, h0, c0, U, peepholes,
+        # W_hr, γ_h, γ_c, β_c; none for the rest
+        return (
+            None, d_x, d_w, d_b, d_gx, d_h0, d_c0, d_u, d_peep, d_wr,
+            d_gh.to(gamma_h.dtype), d_gc.to(gamma_c.dtype), d_bc.to(beta_c.dtype), *(None,) * 6,
+        )  # fmt: skip
 
 
-def _recompute_gates(z, h0, hs, cs, rdrop, u_dot, peep, consts) -> None:
-    """Overwrite z = x·W + b (B, T, 4H) with the gates the forward formed (`_gates_kernel`)."""
+def _recompute_gates(
+    z, h0, hs, cs, rdrop, u_dot, peep, consts, gamma_h=None, stats=None, zhn=None
+) -> None:  # fmt: skip
+    """Overwrite z = zx (B, T, 4H) with the gates the forward formed (`_gates_kernel`); with
+    layer norm (γ_h, the forward's stats, zhn given) store LN(h·U) before γ_h in zhn."""
     B, T, G4 = z.shape
     H, P = G4 // 4, hs.shape[2]
     block_b, block_h, block_p = 64, 32, 32  # 8 warps: 128-168 registers, no spills (sm_90a)
     grid = (-(-B * T // block_b), -(-H // block_h))
-    kinds = ("GATE_ACT", "CELL_ACT", "DOT", "DOT_U", "PEEPHOLE", "RDROP")
+    kinds = ("GATE_ACT", "CELL_ACT", "DOT", "DOT_U", "PEEPHOLE", "LAYER_NORM", "RDROP")
     _gates_kernel[grid](
-        z, h0, hs, cs, u_dot, _or(peep, z), _or(rdrop, z), B, T, H, P,
-        **{k: consts[k] for k in kinds}, BLOCK_B=block_b, BLOCK_H=block_h, BLOCK_P=block_p,
-        num_warps=8,
+        z, h0, hs, cs, u_dot, _or(peep, z), _or(rdrop, z), _or(gamma_h, z), _or(stats, z),
+        _or(zhn, z), B, T, H, P, **{k: consts[k] for k in kinds},
+        BLOCK_B=block_b, BLOCK_H=block_h, BLOCK_P=block_p, num_warps=8,
     )  # fmt: skip
 
 
@@ -1286,18 +1339,19 @@ def _peephole_grad(cs: torch.Tensor, gates_of, kept: bool, dz: torch.Tensor) -> 
     return _sum_over_batch(term, cs.shape[0])
 
 
-def _projection_grad(gates_of, cs, cn, gamma_c, beta_c, dhn, spec) -> torch.Tensor:
+def _projection_grad(gates_of, cs, stats, gamma_c, beta_c, dhn, spec) -> torch.Tensor:
     """d loss / d W_hr = Σ (o ⊙ act(c~))ᵀ · dhn, o ⊙ act(c~) recomputed as
-    `_cell_activation` does from the gates of a slice of the batch, ``gates_of(rows)``."""
+    `_cell_activation` does from the gates of a slice of the batch, ``gates_of(rows)`` (with
+    layer norm act(γ_c LN(c~) + β_c), from c~'s row statistics in ``stats``)."""
     H, P = spec.units, spec.output_size
     act = activations.get(spec.activation)
 
     def operands(b: slice) -> tuple[torch.Tensor, torch.Tensor]:
         i, f, g, o = gates_of(b).split(H, dim=-1)
+        c_new = torch.addcmul(f * cs[b, :-1], i, g)
         if spec.layer_norm:
-            c_new = torch.addcmul(beta_c, cn[b], gamma_c)
-        else:
-            c_new = torch.addcmul(f * cs[b, :-1], i, g)
+            mean, rstd = stats[b, :, 2:3], stats[b, :, 3:4]
+            c_new = torch.addcmul(beta_c, (c_new - mean) * rstd, gamma_c)
         return (o * act(c_new)).reshape(-1, H), dhn[b].reshape(-1, P)
 
     return _gemm_over_batch(operands, cs.shape[0])
@@ -1366,11 +1420,54 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _normalized_input(x, kernel, gain, shift) -> torch.Tensor:
-    """γ_x LN(x·W) + b in fp32 (b may be None), as one layer norm; x and the weights may be
-    in a low precision."""
-    zx = (x @ kernel).float()
+    """zx = γ_x LN(x·W) + b (B, T, 4H) in fp32, b may be None; x and W (the compute dtype's)
+    multiply in their dtype. Formed a quarter of the batch at a time, so that x·W never
+    exists for every row beside zx."""
+    B, T, G4 = *x.shape[:2], kernel.shape[1]
+    zx = torch.empty(B, T, G4, device=x.device, dtype=torch.float32)
     shift = None if shift is None else shift.float()
-    return F.layer_norm(zx, zx.shape[-1:], gain.float(), shift, eps=reference.LN_EPSILON)
+    for rows in _batch_slices(B, 4):
+        xw = (x[rows] @ kernel).float()
+        zx[rows] = F.layer_norm(xw, (G4,), gain.float(), shift, eps=reference.LN_EPSILON)
+    return zx
+
+
+def _normalized_input_grad(dz, x, kernel, gain, shift, need) -> tuple:
+    """d loss / d (x, W, γ_x, b) of `_normalized_input` from dz = d loss / d zx: torch's own
+    layer-norm backward, a quarter of the batch at a time (x·W formed again per slice); None
+    where ``need`` (four flags, in that order) is false. W's, γ_x's and b's are fp32 sums."""
+    G4, f32 = dz.shape[2], dict(device=dz.device, dtype=torch.float32)
+    shift = None if shift is None else shift.float()
+    mask = [True, need[2], need[3] and shift is not None]
+    d_x = torch.empty_like(x) if need[0] else None
+    d_w = torch.zeros(x.shape[2], G4, **f32) if need[1] else None
+    d_gain = torch.zeros(G4, **f32) if mask[1] else None
+    d_shift = torch.zeros(G4, **f32) if mask[2] else None
+
+    def add_slice(rows: slice) -> None:
+        xw = (x[rows] @ kernel).float()
+        var, mean = torch.var_mean(xw, dim=-1, keepdim=True, correction=0)
+        rstd = (var + reference.LN_EPSILON).rsqrt_()
+        d_xw, d_g, d_s = _layer_norm_backward(
+            dz[rows], xw, (G4,), mean, rstd, gain.float(), shift, mask
+        )
+        del xw
+        if d_x is not None:
+            d_x[rows] = d_xw.to(x.dtype) @ kernel.t()
+        if d_w is not None:
+            d_w.addmm_(x[rows].reshape(-1, x.shape[2]).t().float(), d_xw.reshape(-1, G4))
+        for total, term in ((d_gain, d_g), (d_shift, d_s)):
+            if total is not None:
+                total += term
+
+    for rows in _batch_slices(dz.shape[0], 4):
+        add_slice(rows)
+    return (
+        d_x,
+        None if d_w is None else d_w.to(kernel.dtype),
+        None if d_gain is None else d_gain.to(gain.dtype),
+        None if d_shift is None else d_shift.to(shift.dtype),
+    )
 
 
 def lstm(
@@ -1408,18 +1505,15 @@ def lstm(
         return x.new_zeros(B, 0, P), h0, c0
     cdtype = _compute_dtype(x)
     w = weights
-    if spec.layer_norm and torch.is_grad_enabled():  # x·W is recomputed, not saved (B, T, 4H)
-        zx = checkpoint(
-            _normalized_input, x, w.kernel, w.input_norm_gamma, w.bias,
-            use_reentrant=False, preserve_rng_state=False,
-        )  # fmt: skip
-    elif spec.layer_norm:
-        zx = _normalized_input(x, w.kernel, w.input_norm_gamma, w.bias)
-    else:  # (B, T, 4H): the input projection of all steps in one GEMM, in the compute dtype
-        x_in = x.to(cdtype)
-        kernel, bias = w.kernel.to(cdtype), None if w.bias is None else w.bias.to(cdtype)
-        zx = F.linear(x_in, kernel.t(), bias)
-    zx = zx.contiguous()
+    # (B, T, 4H): the input projection of all steps in one GEMM, in the compute dtype
+    x_in, kernel = x.to(cdtype), w.kernel.to(cdtype)
+    if spec.layer_norm:  # backward differentiates it itself, see `_Recurrence`
+        bias, gain_x = w.bias, w.input_norm_gamma
+        with torch.no_grad():
+            zx = _normalized_input(x_in, kernel, gain_x, bias)
+    else:
+        bias, gain_x = None if w.bias is None else w.bias.to(cdtype), None
+        zx = F.linear(x_in, kernel.t(), bias).contiguous()
     real = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
     noise = noise or LSTMNoise()
     keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real, (B, T, H), x.device)
@@ -1434,10 +1528,9 @@ def lstm(
     )
     cfg = config or default_config(B, H, P, x.device, cdtype)
     # fmt: off
-    projected = (None, None, None) if spec.layer_norm else (x_in, kernel, bias)
     outputs, h_last, c_last = _Recurrence.apply(
-        zx, *projected, h0.to(cdtype).contiguous(), c0.float(), w.recurrent_kernel, peep, proj,
-        *norms, rdrop, keep_c, keep_h, spec, cfg, cdtype,
+        zx, x_in, kernel, bias, gain_x, h0.to(cdtype).contiguous(), c0.float(),
+        w.recurrent_kernel, peep, proj, *norms, rdrop, keep_c, keep_h, spec, cfg, cdtype,
     )
     # fmt: on
     if real is not None:  # zeros before a row's first real step, the carried state after

@@ -34,7 +34,7 @@ import torch
 tl = None
 _h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
-_cell_inputs = _cell_activation = _store = None
+_cell_inputs = _cell_activation = _store = _gate_blocks = _normalized_cell = _accumulate = None
 SHARED = (
     "_h_times_u",
     "_cell_backward",
@@ -49,6 +49,9 @@ SHARED = (
     "_cell_inputs",
     "_cell_activation",
     "_store",
+    "_gate_blocks",
+    "_normalized_cell",
+    "_accumulate",
 )
 JIT_FUNCTIONS = (
     "_tile_barrier",
@@ -126,8 +129,8 @@ def _merge_pairs(
 def _split_fwd_kernel(
     p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_hs, p_cs, p_gates, p_zhn, p_cn, p_rstd,  # outputs and saved
-    p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
+    p_hs, p_cs, p_stats,  # outputs and saved
+    p_o, p_zhn, p_cn, p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
     B, T, H, P, T_BEGIN, T_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
@@ -138,9 +141,10 @@ def _split_fwd_kernel(
 
     Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); hs (B, T, P); cs
     (B, T+1, H) holding c0 at step 0; U (P, 4H); W_hr (H, P); γ_h (4H), γ_c, β_c (H);
-    with layer norm the gates (B, T, 4H), zhn (B, T, 4H), cn (B, T, H), rstd (B, T, 2). m
-    (B, H) holds o ⊙ act(c) before the projection; part_a, part_b (B, programs, 2) the
-    programs' row statistics. A step runs in phases, each needing what every program
+    with layer norm stats (B, T, 4) and the scratch rows of the current step, o (B, H), zhn
+    (B, 4H), cn (B, H) (a program touches its own columns of these alone). m (B, H)
+    holds o ⊙ act(c) before the projection; part_a, part_b (B, programs, 2) the programs'
+    row statistics. A step runs in phases, each needing what every program
     of the tile wrote in the one before (bit k of PHASES runs phase k; with SYNC all run in
     one launch, each followed by a barrier):
       0 (layer norm) raw h·U for this program's units, and its row statistics;
@@ -182,8 +186,9 @@ def _split_fwd_kernel(
     for t in range(T_BEGIN, T_END):
         p_h_prev = tl.where(t > 0, p_h_row + (t - 1) * P, p_h0 + r64 * P)  # h0 at step 0
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
-        o_c = r64[:, None] * T * H + t * H + cols[None, :]  # (B, T, H) offsets
-        p_rstd_t = p_rstd + r64 * T * 2 + t * 2
+        o_s = rows[:, None] * G4 + cols[None, :]  # (B, 4H) scratch offsets (int32), gate i
+        o_c = rows[:, None] * H + cols[None, :]  # (B, H) scratch offsets
+        p_stats_t = p_stats + (r64 * T + t) * 4
         done = n_sync * (t - T_BEGIN)  # barriers passed before this step
         b_h = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
         if PHASES & (2 - LAYER_NORM):  # h·U for this program's units (phase 0 with LN, else 1)
@@ -203,10 +208,10 @@ def _split_fwd_kernel(
                 )  # fmt: skip
         if LAYER_NORM:
             if PHASES & 1:  # phase 0: raw h·U and its statistics
-                tl.store(p_zhn + o_z, zi, mask=m)
-                tl.store(p_zhn + o_z + H, zf, mask=m)
-                tl.store(p_zhn + o_z + 2 * H, zg, mask=m)
-                tl.store(p_zhn + o_z + 3 * H, zo, mask=m)
+                tl.store(p_zhn + o_s, zi, mask=m)
+                tl.store(p_zhn + o_s + H, zf, mask=m)
+                tl.store(p_zhn + o_s + 2 * H, zg, mask=m)
+                tl.store(p_zhn + o_s + 3 * H, zo, mask=m)
                 zero = tl.full([BLOCK_B], 0.0, tl.float32)
                 mean, m2 = _merge_stats(zero, zero, 0.0, zi, m, n_units)
                 mean, m2 = _merge_stats(mean, m2, n_units, zf, m, n_units)
@@ -220,13 +225,15 @@ def _split_fwd_kernel(
                 mean, m2 = _merge_pairs(p_pa, m_b, H, 4, BLOCK_B, BLOCK_H)
                 rstd = 1.0 / tl.sqrt(m2 / G4 + 1e-5)
                 if tl.program_id(0) == 0:  # one program stores the row statistics
-                    tl.store(p_rstd_t, rstd, mask=m_b)
+                    tl.store(p_stats_t, mean, mask=m_b)
+                    tl.store(p_stats_t + 1, rstd, mask=m_b)
+                zi, zf, zg, zo = _gate_blocks(p_zhn + o_s, m, H)
                 zi, zf, zg, zo = _normalized_gates(
-                    p_zhn + o_z, mean, rstd, p_gamma_h, cols, m_h, m, H
+                    zi, zf, zg, zo, mean, rstd, p_gamma_h, p_zhn, cols, m_h, m, H, False
                 )
-            b_o, b_cnew = _gates_and_cell(
-                zi, zf, zg, zo, p_zx + o_z, b_c, p_peep, p_gates + o_z, cols, m_h, m, H,
-                GATE_ACT, CELL_ACT, PEEPHOLE, DOT, LAYER_NORM,
+            _, _, _, b_o, b_cnew = _gates_and_cell(
+                zi, zf, zg, zo, p_zx + o_z, b_c, p_peep, cols, m_h, m, H,
+                GATE_ACT, CELL_ACT, PEEPHOLE,
             )  # fmt: skip
             if KEEP_C:  # masks and zoneout: keep·old + (1 − keep)·new
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
@@ -235,8 +242,9 @@ def _split_fwd_kernel(
             else:
                 b_c = b_cnew
             tl.store(p_c_row[:, None] + (t + 1) * H + cols[None, :], b_c, mask=m)
-            if LAYER_NORM:  # LN(c) needs the whole row: stash raw c and its statistics
+            if LAYER_NORM:  # LN(c) needs the whole row: stash raw c and o, c's statistics
                 tl.store(p_cn + o_c, b_cnew, mask=m)
+                tl.store(p_o + o_c, b_o, mask=m)
                 zero = tl.full([BLOCK_B], 0.0, tl.float32)
                 mean, m2 = _merge_stats(zero, zero, 0.0, b_cnew, m, n_units)
                 _store_pair(p_pb, mean, m2, m_b)
@@ -251,15 +259,15 @@ def _split_fwd_kernel(
                 mean, m2 = _merge_pairs(p_pb, m_b, H, 1, BLOCK_B, BLOCK_H)
                 rstd = 1.0 / tl.sqrt(m2 / H + 1e-5)
                 if tl.program_id(0) == 0:
-                    tl.store(p_rstd_t + 1, rstd, mask=m_b)
+                    tl.store(p_stats_t + 2, mean, mask=m_b)
+                    tl.store(p_stats_t + 3, rstd, mask=m_b)
                 b_x = (tl.load(p_cn + o_c, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
-                tl.store(p_cn + o_c, b_x, mask=m)
                 b_a = _activation(
                     b_x * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
                     + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :],
                     CELL_ACT,
                 )
-                b_h = tl.load(p_gates + o_z + 3 * H, mask=m, other=0.0).to(tl.float32) * b_a
+                b_h = tl.load(p_o + o_c, mask=m, other=0.0) * b_a
                 if PROJ:
                     tl.store(p_m_row[:, None] + cols[None, :], b_h, mask=m)
             if SYNC and PROJ:
@@ -283,20 +291,22 @@ def _split_fwd_kernel(
             _tile_barrier(p_count + tile, (done + n_sync) * programs)
 
 
-def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, m_h, m, rstd, t1, t2):
+def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, p_dgamma_g, m_h, m, rstd, t1, t2):
     """One gate block of d loss / d (h·U) through LN(h·U): rstd·(dx − mean(dx) − x̂·mean(dx·x̂))
-    with dx = dz·γ_h, given those two row means t1, t2."""
-    b_dx = tl.load(p_dz_g, mask=m, other=0.0).to(tl.float32)
-    b_dx *= tl.load(p_gamma_g, mask=m_h, other=0.0)[None, :]
+    with dx = dz·γ_h, given those two row means t1, t2; adds Σ dz ⊙ x̂ over the rows to
+    p_dgamma_g (p_dzh_g may be p_zhn_g: x̂ is read first)."""
+    b_dz = tl.load(p_dz_g, mask=m, other=0.0).to(tl.float32)
     b_x = tl.load(p_zhn_g, mask=m, other=0.0)
+    _accumulate(p_dgamma_g, b_dz * b_x, m_h)
+    b_dx = b_dz * tl.load(p_gamma_g, mask=m_h, other=0.0)[None, :]
     tl.store(p_dzh_g, rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None]), mask=m)
 
 
 def _split_bwd_kernel(
     p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_cs, p_gates, p_zhn, p_cn, p_rstd,  # saved by the forward
-    p_dz, p_dzh, p_dhn, p_dcn, p_m,  # outputs, scratch
+    p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
+    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_m,  # outputs, scratch
     p_dh, p_dc, p_part_a, p_part_b, p_count,  # carries, partial sums, tile counters
     B, T, H, P, S_BEGIN, S_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
@@ -306,9 +316,11 @@ def _split_bwd_kernel(
 ):  # fmt: skip
     """Reverse steps t = T − 1 − s for s in S_BEGIN … S_END − 1, then (FINISH) dh0.
 
-    dhs (B, T, P): the gradient reaching the outputs hs from outside. Out, as
-    `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H); with layer norm dzh (B, T, 4H) =
-    d loss / d (h·U) (else dzh is dz) and dcn (B, T, H); with a projection dhn (B, T, P).
+    dhs (B, T, P): the gradient reaching the outputs hs from outside. In and out as
+    `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H), which may be the gates' buffer; with
+    layer norm dzh (B, T, 4H) = d loss / d (h·U) (else dzh is dz), which may be zhn's, and
+    dnorm (tiles, 6H), where the programs of a tile add their columns' sums; dcn (B, H) is
+    scratch for the current step; with a projection dhn (B, T, P).
     dh (B, P) carries keep·(d loss / d h_t) to step t − 1 (the gradient of h_T to start) and
     ends as dh0; dc (B, H) carries d loss / d c_{t-1} (that of c_T to start) and ends as dc0;
     m (B, H) scratch for d loss / d (o ⊙ act(c)); part_a, part_b (B, programs, 2) partial
@@ -346,7 +358,13 @@ def _split_bwd_kernel(
         t = T - 1 - s
         done = n_sync * (s - S_BEGIN)  # barriers passed before this step
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
-        o_c = r64[:, None] * T * H + t * H + cols[None, :]  # (B, T, H) offsets
+        o_c = r64[:, None] * H + cols[None, :]  # (B, H) scratch offsets
+        p_stats_t = p_stats + (r64 * T + t) * 4
+        mean_c = tl.full([BLOCK_B], 0.0, tl.float32)
+        rstd_c = tl.full([BLOCK_B], 0.0, tl.float32)
+        if LAYER_NORM:
+            mean_c = tl.load(p_stats_t + 2, mask=m_b, other=0.0)
+            rstd_c = tl.load(p_stats_t + 3, mask=m_b, other=0.0)
         p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
         p_c_own = p_c_prev[:, None] + cols[None, :]
@@ -383,7 +401,7 @@ def _split_bwd_kernel(
         if PHASES & 2:  # phase 1: the cell
             b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
             b_a = _cell_activation(
-                b_i, b_f, b_g, b_c, p_cn + o_c, p_gamma_c, p_beta_c, cols, m_h, m,
+                b_i, b_f, b_g, b_c, mean_c, rstd_c, p_gamma_c, p_beta_c, cols, m_h, m,
                 CELL_ACT, LAYER_NORM,
             )  # fmt: skip
             b_dcn = b_dh * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
@@ -391,7 +409,7 @@ def _split_bwd_kernel(
                 tl.store(p_dcn + o_c, b_dcn, mask=m)
                 tl.store(p_m_own, b_dh, mask=m)
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
-                b_x = tl.load(p_cn + o_c, mask=m, other=0.0)
+                b_x = _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c)
                 _store_pair(p_pa, _row_sum(b_dx), _row_sum(b_dx * b_x), m_b)
             else:
                 _cell_backward(
@@ -402,21 +420,21 @@ def _split_bwd_kernel(
         if SYNC:
             _tile_barrier(p_count + tile, (done + 1 + PROJ) * programs)
         if LAYER_NORM:
-            p_rstd_t = p_rstd + r64 * T * 2 + t * 2
+            p_dnorm_own = p_dnorm + tile * 6 * H + cols
             if PHASES & 4:  # phase 2: through LN(c) to the gates
                 s1, s2 = _sum_pairs(p_pa, m_b, BLOCK_B)
                 s1 = s1 / H
                 s2 = s2 / H
-                rstd = tl.load(p_rstd_t + 1, mask=m_b, other=0.0)
-                b_dx = (
-                    tl.load(p_dcn + o_c, mask=m, other=0.0)
-                    * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
-                )
-                b_x = tl.load(p_cn + o_c, mask=m, other=0.0)
-                b_dch = tl.where(m, rstd[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None]), 0.0)
                 b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
+                b_dcn = tl.load(p_dcn + o_c, mask=m, other=0.0)
+                b_x = _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c)
+                _accumulate(p_dnorm_own + 4 * H, b_dcn * b_x, m_h)
+                _accumulate(p_dnorm_own + 5 * H, b_dcn, m_h)
+                b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+                b_dch = rstd_c[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None])
+                b_dch = tl.where(m, b_dch, 0.0)
                 b_do = tl.load(p_m_own, mask=m, other=0.0) * _cell_activation(
-                    b_i, b_f, b_g, b_c, p_cn + o_c, p_gamma_c, p_beta_c, cols, m_h, m,
+                    b_i, b_f, b_g, b_c, mean_c, rstd_c, p_gamma_c, p_beta_c, cols, m_h, m,
                     CELL_ACT, LAYER_NORM,
                 )  # fmt: skip
                 dzi, dzf, dzg, dzo = _cell_backward(
@@ -440,11 +458,11 @@ def _split_bwd_kernel(
                 t1, t2 = _sum_pairs(p_pb, m_b, BLOCK_B)
                 t1 = t1 / G4
                 t2 = t2 / G4
-                rstd = tl.load(p_rstd_t, mask=m_b, other=0.0)
+                rstd = tl.load(p_stats_t + 1, mask=m_b, other=0.0)
                 for k in range(4):
                     _gate_norm_grad(
                         p_dz + o_z + k * H, p_zhn + o_z + k * H, p_dzh + o_z + k * H,
-                        p_gamma_h + k * H + cols, m_h, m, rstd, t1, t2,
+                        p_gamma_h + k * H + cols, p_dnorm_own + k * H, m_h, m, rstd, t1, t2,
                     )  # fmt: skip
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 3 + PROJ) * programs)
