@@ -7,14 +7,15 @@ a dozen launches and the backward is one autograd node per op and step. Here:
   Triton launch then runs the recurrence, one program per tile of BLOCK_B batch rows, the time
   loop inside the kernel. Per step and tile it computes h·U chunk by chunk (BLOCK_H hidden
   units, a K loop over BLOCK_P units of h), the gates, c and h, and stores what backward needs:
-  the carried states; with layer norm also the activated gates and the layer-norm statistics.
-- backward: without layer norm it first recomputes the gates of all steps at once, as every
-  h_{t-1} and c_{t-1} is known: x·W again (one GEMM) and one parallel launch
-  (`_gates_kernel`). One Triton launch then runs the reverse recurrence for dh/dc and the
-  gate gradients only, writing dz over the gates as it reads them; the weight gradients (dU,
-  dW_hr, the peephole and norm gains) and dx, dW, db are then a few large GEMMs / reductions
-  over all T·B rows at once (torch). So without layer norm each pass holds one (B, T, 4H)
-  buffer at a time (forward zx, backward the gates and then dz).
+  the carried states; with layer norm also the row mean and inverse deviation of h·U and c.
+- backward: it first recomputes the gates of all steps at once, as every h_{t-1} and c_{t-1}
+  is known: x·W (+ LN, + bias) again and one parallel launch (`_gates_kernel`). One Triton
+  launch then runs the reverse recurrence for dh/dc and the gate gradients only, writing dz
+  over the gates as it reads them; the weight gradients (dU, dW_hr, the peepholes) and dx,
+  dW, db are then a few large GEMMs / reductions over all T·B rows at once (torch; the norm
+  gains' are summed in the kernel). So each pass holds one (B, T, 4H) buffer at a time
+  (forward zx, backward the gates and then dz); layer norm's backward one more, LN(h·U) and
+  then its gradient over it.
 
 Every variant of `LSTMSpec` except arbitrary activations is in the kernel: masks and
 per-sample lengths, initial state, recurrent dropout, peepholes (Gers & Schmidhuber 2000),
