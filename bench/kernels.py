@@ -337,6 +337,7 @@ def kernel_report(tl_mod, console):
     for kernel in (
         tl_mod._lstm_fwd_kernel,
         tl_mod._lstm_bwd_kernel,
+        tl_mod._gates_kernel,
         split._split_fwd_kernel,
         split._split_bwd_kernel,
     ):

@@ -528,18 +528,21 @@ class _NewBuffers(TorchDispatchMode):
         return out
 
 
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
-def test_backward_builds_one_buffer_as_large_as_the_states_the_gate_gradients(config):
+def test_backward_builds_one_buffer_as_large_as_the_states_the_gate_gradients(config, masked):
     """Of the buffers at least as large as every step's cell states (B·T·H), backward creates
     one (B, T, 4H) alone: x·W, then the recomputed gates over it, then dz over them. No second
     buffer for dz, no gradient of every state for h_T or c_T, no copy of every h_{t-1} for
-    d loss / d U."""
+    d loss / d U; with a mask, no gradient of masked outputs either (the kernels write the
+    zeros before a row's first real step themselves)."""
     B, T, D, H = 8, 12, 4, 20  # B·T·H above the weights' P·4H
     spec = LSTMSpec(H)
     x, h0, c0, w, _ = problem(spec, B=B, T=T, D=D)
+    mask = torch.rand(B, T, generator=torch.Generator().manual_seed(2)).to(DEVICE) < 0.7
     leaves = [x, h0, c0, *(t for t in w if t is not None)]
     with _NewBuffers(leaves) as new:
-        outs = triton_lstm.lstm(x, h0, c0, w, spec, config=config)
+        outs = triton_lstm.lstm(x, h0, c0, w, spec, mask if masked else None, config=config)
         grads = [torch.randn_like(o) for o in outs]
         new.sizes.clear()
         torch.autograd.grad(outs, leaves, grads)

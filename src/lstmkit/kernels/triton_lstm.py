@@ -246,6 +246,8 @@ _JIT_FUNCTIONS = (
     "_col_sum",
     "_accumulate",
     "_gates_and_cell",
+    "_dhs_mask",
+    "_first_real_steps",
     "_emit_hidden",
     "_finish_hidden",
     "_cell_inputs",
@@ -486,19 +488,40 @@ def _gates_and_cell(
 
 
 def _emit_hidden(
-    b_new, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H: tl.constexpr, DOT: tl.constexpr
-):
-    """Store the next hidden state: keep·h_{t-1} + (1 − keep)·h_new (mask and zoneout)."""
+    b_new, seen, p_h_prev, p_h_next, p_keep, cols, m,
+    KEEP_H: tl.constexpr, MASKED: tl.constexpr, DOT: tl.constexpr,
+):  # fmt: skip
+    """Store the next hidden state: keep·h_{t-1} + (1 − keep)·h_new (mask and zoneout), and
+    with a mask 0 in the rows that have not ``seen`` a real step yet (their state is h0)."""
     if KEEP_H:
         b_keep = tl.load(p_keep, mask=m, other=1.0)
         b_old = tl.load(p_h_prev[:, None] + cols[None, :], mask=m, other=0.0).to(tl.float32)
         b_new = b_keep * b_old + (1.0 - b_keep) * b_new
+    if MASKED:
+        b_new = tl.where(seen[:, None], b_new, 0.0)
     _store(p_h_next[:, None] + cols[None, :], b_new, m, DOT)
 
 
+def _dhs_mask(m, seen, MASKED: tl.constexpr):
+    """Where the gradient of the outputs counts: not before a row's first real step, where
+    the outputs are constant zeros."""
+    if MASKED:
+        m = m & seen[:, None]
+    return m
+
+
+def _first_real_steps(p_first, rows, m_b, MASKED: tl.constexpr):
+    """Each row's first real step (T where none) with a mask; 0 without one."""
+    first = 0
+    if MASKED:
+        first = tl.load(p_first + rows, mask=m_b, other=0)
+    return first
+
+
 def _finish_hidden(
-    b_cn, b_o, p_m, p_h_prev, p_h_next, p_keep, cols, m,
-    CELL_ACT: tl.constexpr, PROJ: tl.constexpr, KEEP_H: tl.constexpr, DOT: tl.constexpr,
+    b_cn, b_o, p_m, seen, p_h_prev, p_h_next, p_keep, cols, m,
+    CELL_ACT: tl.constexpr, PROJ: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr,
+    DOT: tl.constexpr,
 ):  # fmt: skip
     """From the (normalised) cell and the output gate: store o ⊙ act(c), either as the next
     hidden state or, with a projection, into the scratch row that gets projected."""
@@ -506,24 +529,25 @@ def _finish_hidden(
     if PROJ:
         tl.store(p_m[:, None] + cols[None, :], b_o * b_a, mask=m)
     else:
-        _emit_hidden(b_o * b_a, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H, DOT)
+        _emit_hidden(b_o * b_a, seen, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H, MASKED, DOT)
 
 
 def _lstm_fwd_kernel(
-    p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
+    p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_hs, p_cs, p_stats, p_o, p_zhn, p_cn, p_m,  # outputs, saved, scratch
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
-    RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr,
+    RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """One program: BLOCK_B batch rows through all T steps.
 
     In: zx (B, T, 4H) = x·W (+LN, +b); h0 (B, P); cs[:, 0] = c0 in cs (B, T+1, H); U (P, 4H);
     optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H), dropout (B, P), keep_c /
-    keep_h strided (B, T, H / P).
+    keep_h strided (B, T, H / P); first (B,) int32, each row's first real step (T if none;
+    0 without a mask): up to it the carried state is h0, and the outputs are zeros.
     Out: hs (B, T, P), the outputs; cs[:, 1:]; with layer norm stats (B, T, 4), the row mean
     and inverse deviation of h·U and of c~. Backward recomputes the rest from these
     (`_gates_kernel`, `_cell_activation`).
@@ -541,9 +565,11 @@ def _lstm_fwd_kernel(
     p_o_t = p_o + r64 * H  # layer norm's scratch rows
     p_zhn_t = p_zhn + r64 * G4
     p_cn_t = p_cn + r64 * H
+    first = _first_real_steps(p_first, rows, m_b, MASKED)
     for t in range(T):
         p_h_next = p_hs + r64 * T * P + t * P
-        p_h_prev = tl.where(t > 0, p_h_next - P, p_h0 + r64 * P)  # h_{t-1}: h0 at step 0
+        p_h_prev = tl.where(t > first, p_h_next - P, p_h0 + r64 * P)  # h0 up to the first
+        seen = t >= first
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
         p_c_next = p_c_prev + H
         p_zx_t = p_zx + o_z + t * G4
@@ -623,6 +649,7 @@ def _lstm_fwd_kernel(
                     b_cnew,
                     b_o,
                     p_m_row,
+                    seen,
                     p_h_prev,
                     p_h_next,
                     p_kh,
@@ -631,6 +658,7 @@ def _lstm_fwd_kernel(
                     CELL_ACT,
                     PROJ,
                     KEEP_H,
+                    MASKED,
                     DOT,
                 )
 
@@ -656,6 +684,7 @@ def _lstm_fwd_kernel(
                     b_cn,
                     b_o,
                     p_m_row,
+                    seen,
                     p_h_prev,
                     p_h_next,
                     p_kh,
@@ -664,6 +693,7 @@ def _lstm_fwd_kernel(
                     CELL_ACT,
                     PROJ,
                     KEEP_H,
+                    MASKED,
                     DOT,
                 )
 
@@ -678,15 +708,15 @@ def _lstm_fwd_kernel(
                 )
                 m = m_b[:, None] & m_p[None, :]
                 p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
-                _emit_hidden(acc, p_h_prev, p_h_next, p_kh, pcols, m, KEEP_H, DOT)
+                _emit_hidden(acc, seen, p_h_prev, p_h_next, p_kh, pcols, m, KEEP_H, MASKED, DOT)
         tl.debug_barrier()  # h_t and c_t are read by the whole program at the next step
 
 
 def _gates_kernel(
-    p_z, p_h0, p_hs, p_cs, p_u, p_peep, p_rdrop, p_gamma_h, p_stats, p_zhn,
+    p_z, p_h0, p_hs, p_cs, p_u, p_peep, p_rdrop, p_first, p_gamma_h, p_stats, p_zhn,
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
-    PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, RDROP: tl.constexpr,
+    PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, RDROP: tl.constexpr, MASKED: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """The gates of every step at once, for backward: the forward kept hs and cs, which hold
@@ -696,8 +726,9 @@ def _gates_kernel(
     z (B, T, 4H) holds zx = x·W + b (with layer norm γ_x LN(x·W) + b) on entry and the gates
     i, f, g, o on exit, formed by the forward's own functions (`_h_times_u`,
     `_normalized_gates`, `_gates_and_cell`) from h0 (B, P), hs (B, T, P), cs (B, T+1, H), U
-    (P, 4H), peep (3, H), dropout (B, P); with layer norm from γ_h (4H) and the forward's
-    stats (B, T, 4) too, storing x̂ = LN(h·U) before γ_h in zhn (B, T, 4H)."""
+    (P, 4H), peep (3, H), dropout (B, P), first (B,) (h_{t-1} is h0 up to it); with layer
+    norm from γ_h (4H) and the forward's stats (B, T, 4) too, storing x̂ = LN(h·U) before γ_h
+    in zhn (B, T, 4H)."""
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     m_b = rows < B * T
@@ -706,7 +737,8 @@ def _gates_kernel(
     r64 = rows.to(tl.int64)
     b = r64 // T
     t = r64 % T
-    p_h_prev = tl.where(t > 0, p_hs + (r64 - 1) * P, p_h0 + b * P)  # h_{t-1}: h0 at step 0
+    first = _first_real_steps(p_first, b, m_b, MASKED)
+    p_h_prev = tl.where(t > first, p_hs + (r64 - 1) * P, p_h0 + b * P)  # h0 up to the first
     zi, zf, zg, zo = _h_times_u(
         p_h_prev, p_rdrop + b * P, p_u, m_b, cols, m_h, H, P, RDROP, DOT_U, "",
         BLOCK_B, BLOCK_H, BLOCK_P,
@@ -795,19 +827,20 @@ def _cell_backward(
 
 
 def _lstm_bwd_kernel(
-    p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
+    p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
     p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dh, p_dc, p_m,  # outputs, carries, scratch
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
-    RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr,
+    RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """Reverse recurrence of one program's BLOCK_B rows.
 
-    In: dhs (B, T, P), the gradient reaching the outputs hs from outside; cs and (layer norm)
+    In: dhs (B, T, P), the gradient reaching the outputs hs from outside (ignored before a
+    row's first real step, first (B,), where the outputs are zeros); cs and (layer norm)
     stats as the forward saved them; the gates (B, T, 4H) and (layer norm) zhn (B, T, 4H) = x̂
     of LN(h·U) as `_gates_kernel` recomputed them. Out: dz (B, T, 4H) = d loss / d z (also
     d loss / d zx), which may be the gates' buffer itself (each step's gates are read before
@@ -829,8 +862,10 @@ def _lstm_bwd_kernel(
     p_m_row = p_m + r64 * H
     p_dcn_t = p_dcn + r64 * H  # scratch row
     p_dnorm_own = p_dnorm + tl.program_id(0) * 6 * H
+    first = _first_real_steps(p_first, rows, m_b, MASKED)
     for s in range(T):
         t = T - 1 - s
+        seen = t >= first
         cur = s % 2
         p_dh_cur = p_dh + cur * B * P + r64 * P
         p_dh_nxt = p_dh + (1 - cur) * B * P + r64 * P
@@ -856,7 +891,7 @@ def _lstm_bwd_kernel(
                 pcols = p0 + tl.arange(0, BLOCK_P)
                 m = m_b[:, None] & (pcols < P)[None, :]
                 b_dh = tl.load(p_dh_cur[:, None] + pcols[None, :], mask=m, other=0.0) + tl.load(
-                    p_dhs_t[:, None] + pcols[None, :], mask=m, other=0.0
+                    p_dhs_t[:, None] + pcols[None, :], mask=_dhs_mask(m, seen, MASKED), other=0.0
                 ).to(tl.float32)
                 if KEEP_H:
                     p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
@@ -881,7 +916,7 @@ def _lstm_bwd_kernel(
                 )
             else:  # P == H: the hidden state's own chunk
                 b_dm = tl.load(p_dh_cur[:, None] + cols[None, :], mask=m, other=0.0) + tl.load(
-                    p_dhs_t[:, None] + cols[None, :], mask=m, other=0.0
+                    p_dhs_t[:, None] + cols[None, :], mask=_dhs_mask(m, seen, MASKED), other=0.0
                 ).to(tl.float32)
                 if KEEP_H:
                     p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
@@ -1124,7 +1159,7 @@ class _Recurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, zx, x, kernel, bias, gain_x, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c,
-                rdrop, keep_c, keep_h, spec, cfg, dot_dtype):  # fmt: skip
+                rdrop, keep_c, keep_h, first, spec, cfg, dot_dtype):  # fmt: skip
         triton = _triton()
         B, T, G4 = zx.shape
         H, P = G4 // 4, spec.output_size
@@ -1142,13 +1177,13 @@ class _Recurrence(torch.autograd.Function):
         cn = torch.empty(B, H, **f32) if ln else None
         scratch = torch.empty(B, H, **f32) if (ln or wr is not None) else None
         buffers = [_or(t, zx) for t in (stats, o, zhn, cn, scratch)]
-        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
+        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
         # fmt: off
         if cfg.split:
             triton_split.forward(
                 (
                     zx, h0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
-                    _or(beta_c, zx), _or(rdrop, zx),
+                    _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
                     *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, *buffers,
                 ),
                 (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED,
@@ -1156,15 +1191,20 @@ class _Recurrence(torch.autograd.Function):
         else:
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
                 zx, h0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
-                _or(beta_c, zx), _or(rdrop, zx),
+                _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
                 *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, *buffers,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )
         # fmt: on
         ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
         saved = (h0, hs, cs, stats, x, kernel, bias, gain_x)  # None where not needed
-        ctx.save_for_backward(*saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h)
-        return hs, hs[:, T - 1], cs[:, T]
+        ctx.save_for_backward(
+            *saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h, first
+        )
+        h_last = hs[:, T - 1]  # zeros in a row with no real step, whose state is still h0
+        if first is not None:
+            h_last = torch.where((first == T)[:, None], h0, h_last)
+        return hs, h_last, cs[:, T]
 
     @staticmethod
     def backward(ctx, dhs, dh_last, dc_last):
@@ -1177,7 +1217,7 @@ class _Recurrence(torch.autograd.Function):
     def backward_pass(ctx, dhs, dh_last, dc_last):
         triton = _triton()
         h0, hs, cs, stats, x, kernel, bias, gain_x, *rest = ctx.saved_tensors
-        u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h = rest
+        u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h, first = rest
         spec, cfg = ctx.spec, ctx.cfg
         B, T, P = hs.shape
         H = spec.units
@@ -1185,7 +1225,7 @@ class _Recurrence(torch.autograd.Function):
         dot = _dot_mode(ctx.dot_dtype, hs.device)
         u_dot = _dot_operand(u, ctx.dot_dtype, _u_dot_mode(dot, spec))
         wr_dot = _dot_operand(wr, ctx.dot_dtype, dot) if wr is not None else u_dot
-        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg)
+        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
         ln = spec.layer_norm
 
         def recompute(rows: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -1195,7 +1235,7 @@ class _Recurrence(torch.autograd.Function):
                 zhn = torch.empty_like(z)
             else:
                 z, zhn = F.linear(x[rows], kernel.t(), bias).contiguous(), None
-            sub = (h0[rows], hs[rows], cs[rows], None if rdrop is None else rdrop[rows])
+            sub = [None if t is None else t[rows] for t in (h0, hs, cs, rdrop, first)]
             ln_args = (gamma_h, stats[rows], zhn) if ln else ()
             _recompute_gates(z, *sub, u_dot, peep, consts, *ln_args)
             return z, zhn
@@ -1214,7 +1254,7 @@ class _Recurrence(torch.autograd.Function):
         dnorm = torch.zeros(triton.cdiv(B, cfg.block_b), 6 * H, **f32) if ln else dz
         inputs = (
             dhs, u_dot, _or(peep, dz), wr_dot, _or(gamma_h, dz), _or(gamma_c, dz),
-            _or(beta_c, dz), _or(rdrop, dz),
+            _or(beta_c, dz), _or(rdrop, dz), _or(first, dz),
             *_keep_args(keep_c, dz), *_keep_args(keep_h, dz),
             cs, _or(stats, dz), dz, dzh,
         )  # fmt: skip
@@ -1236,7 +1276,7 @@ class _Recurrence(torch.autograd.Function):
         need = ctx.needs_input_grad
         d_u = d_peep = d_wr = d_gh = d_gc = d_bc = None
         if need[7]:
-            d_u = _recurrent_kernel_grad(h0, hs, rdrop, dzh).to(u.dtype)
+            d_u = _recurrent_kernel_grad(h0, hs, rdrop, first, dzh).to(u.dtype)
         del inputs, dzh, zhn  # d loss / d (h·U), with layer norm a buffer of its own
         if peep is not None and need[8]:
             d_peep = _peephole_grad(cs, gates_of, bool(spec.zoneout_cell), dz).to(peep.dtype)
@@ -1244,7 +1284,7 @@ class _Recurrence(torch.autograd.Function):
             d_wr = _projection_grad(gates_of, cs, stats, gamma_c, beta_c, dhn, spec)
             d_wr = d_wr.to(wr.dtype)
         if not ln:  # zx's gradient: autograd takes it on through F.linear
-            return dz, None, None, None, None, d_h0, d_c0, d_u, d_peep, d_wr, *(None,) * 9
+            return dz, None, None, None, None, d_h0, d_c0, d_u, d_peep, d_wr, *(None,) * 10
         d_gh, d_gc, d_bc = dnorm.sum(0).split([4 * H, H, H])
         d_x, d_w, d_gx, d_b = _normalized_input_grad(
             dz, x, kernel, gain_x, bias, (need[1], need[2], need[4], need[3])
@@ -1253,12 +1293,12 @@ class _Recurrence(torch.autograd.Function):
         # W_hr, γ_h, γ_c, β_c; none for the rest
         return (
             None, d_x, d_w, d_b, d_gx, d_h0, d_c0, d_u, d_peep, d_wr,
-            d_gh.to(gamma_h.dtype), d_gc.to(gamma_c.dtype), d_bc.to(beta_c.dtype), *(None,) * 6,
+            d_gh.to(gamma_h.dtype), d_gc.to(gamma_c.dtype), d_bc.to(beta_c.dtype), *(None,) * 7,
         )  # fmt: skip
 
 
 def _recompute_gates(
-    z, h0, hs, cs, rdrop, u_dot, peep, consts, gamma_h=None, stats=None, zhn=None
+    z, h0, hs, cs, rdrop, first, u_dot, peep, consts, gamma_h=None, stats=None, zhn=None
 ) -> None:  # fmt: skip
     """Overwrite z = zx (B, T, 4H) with the gates the forward formed (`_gates_kernel`); with
     layer norm (γ_h, the forward's stats, zhn given) store LN(h·U) before γ_h in zhn."""
@@ -1266,10 +1306,10 @@ def _recompute_gates(
     H, P = G4 // 4, hs.shape[2]
     block_b, block_h, block_p = 64, 32, 32  # 8 warps: 128-168 registers, no spills (sm_90a)
     grid = (-(-B * T // block_b), -(-H // block_h))
-    kinds = ("GATE_ACT", "CELL_ACT", "DOT", "DOT_U", "PEEPHOLE", "LAYER_NORM", "RDROP")
+    kinds = ("GATE_ACT", "CELL_ACT", "DOT", "DOT_U", "PEEPHOLE", "LAYER_NORM", "RDROP", "MASKED")
     _gates_kernel[grid](
-        z, h0, hs, cs, u_dot, _or(peep, z), _or(rdrop, z), _or(gamma_h, z), _or(stats, z),
-        _or(zhn, z), B, T, H, P, **{k: consts[k] for k in kinds},
+        z, h0, hs, cs, u_dot, _or(peep, z), _or(rdrop, z), _or(first, z),
+        _or(gamma_h, z), _or(stats, z), _or(zhn, z), B, T, H, P, **{k: consts[k] for k in kinds},
         BLOCK_B=block_b, BLOCK_H=block_h, BLOCK_P=block_p, num_warps=8,
     )  # fmt: skip
 
@@ -1305,18 +1345,28 @@ def _gemm_over_batch(operands, batch: int, chunks: int = 4) -> torch.Tensor:
 
 
 def _recurrent_kernel_grad(
-    h0: torch.Tensor, hs: torch.Tensor, rdrop: torch.Tensor | None, dzh: torch.Tensor
+    h0: torch.Tensor,
+    hs: torch.Tensor,
+    rdrop: torch.Tensor | None,
+    first: torch.Tensor | None,
+    dzh: torch.Tensor,
 ) -> torch.Tensor:
-    """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t, h_{t-1} being h0 then hs[:, :-1]; in
-    fp32, a low-precision dzh converted an eighth of the batch at a time."""
-    G4, P = dzh.shape[2], hs.shape[2]
+    """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t, h_{t-1} being h0 then hs[:, :-1] (h0
+    again at a row's ``first`` real step, where hs holds zeros before it; dzh is 0 at the
+    masked steps before); in fp32, a low-precision dzh converted an eighth of the batch at a
+    time."""
+    B, T, P = hs.shape
+    G4 = dzh.shape[2]
 
     def operands(b: slice) -> tuple[torch.Tensor, torch.Tensor]:
         h_in = torch.cat([h0[b, None], hs[b, :-1]], dim=1).float()
+        if first is not None:  # rows with no real step: every dzh is 0
+            steps = first[b].clamp(max=T - 1).long()
+            h_in[torch.arange(len(steps), device=h_in.device), steps] = h0[b].float()
         h_in = h_in if rdrop is None else h_in * rdrop[b, None, :]
         return h_in.reshape(-1, P), dzh[b].float().reshape(-1, G4)
 
-    return _gemm_over_batch(operands, hs.shape[0], chunks=4 if dzh.dtype == torch.float32 else 8)
+    return _gemm_over_batch(operands, B, chunks=4 if dzh.dtype == torch.float32 else 8)
 
 
 def _peephole_grad(cs: torch.Tensor, gates_of, kept: bool, dz: torch.Tensor) -> torch.Tensor:
@@ -1362,7 +1412,7 @@ def _or(tensor: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
     return dummy if tensor is None else tensor
 
 
-def _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg) -> dict:
+def _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg) -> dict:
     return dict(
         GATE_ACT=ACTIVATIONS[spec.recurrent_activation],
         CELL_ACT=ACTIVATIONS[spec.activation],
@@ -1372,6 +1422,7 @@ def _constexprs(spec, wr, rdrop, keep_c, keep_h, dot, cfg) -> dict:
         RDROP=rdrop is not None,
         KEEP_C=keep_c is not None,
         KEEP_H=keep_h is not None,
+        MASKED=first is not None,
         DOT=dot,
         DOT_U=_u_dot_mode(dot, spec),
         BLOCK_B=cfg.block_b,
@@ -1516,6 +1567,8 @@ def lstm(
         bias, gain_x = None if w.bias is None else w.bias.to(cdtype), None
         zx = F.linear(x_in, kernel.t(), bias).contiguous()
     real = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
+    # each row's first real step (T where none): zeros are output before it
+    first = None if real is None else torch.where(real.any(1), real.int().argmax(1), T).int()
     noise = noise or LSTMNoise()
     keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real, (B, T, H), x.device)
     keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real, (B, T, P), x.device)
@@ -1531,10 +1584,7 @@ def lstm(
     # fmt: off
     outputs, h_last, c_last = _Recurrence.apply(
         zx, x_in, kernel, bias, gain_x, h0.to(cdtype).contiguous(), c0.float(),
-        w.recurrent_kernel, peep, proj, *norms, rdrop, keep_c, keep_h, spec, cfg, cdtype,
+        w.recurrent_kernel, peep, proj, *norms, rdrop, keep_c, keep_h, first, spec, cfg, cdtype,
     )
     # fmt: on
-    if real is not None:  # zeros before a row's first real step, the carried state after
-        seen = real.cumsum(1) > 0
-        outputs = torch.where(seen[..., None], outputs, 0.0)
     return outputs.to(cdtype), h_last.to(cdtype), c_last.to(cdtype)

@@ -35,6 +35,7 @@ tl = None
 _h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _normalized_cell = _accumulate = None
+_dhs_mask = _first_real_steps = None
 SHARED = (
     "_h_times_u",
     "_cell_backward",
@@ -52,6 +53,8 @@ SHARED = (
     "_gate_blocks",
     "_normalized_cell",
     "_accumulate",
+    "_dhs_mask",
+    "_first_real_steps",
 )
 JIT_FUNCTIONS = (
     "_tile_barrier",
@@ -127,20 +130,21 @@ def _merge_pairs(
 
 
 def _split_fwd_kernel(
-    p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
+    p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_hs, p_cs, p_stats,  # outputs and saved
     p_o, p_zhn, p_cn, p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
     B, T, H, P, T_BEGIN, T_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
-    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, SYNC: tl.constexpr, PHASES: tl.constexpr,
+    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, SYNC: tl.constexpr,
+    PHASES: tl.constexpr,
     RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Steps T_BEGIN … T_END − 1 of BLOCK_B rows: program (slice, tile).
 
-    Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); hs (B, T, P); cs
-    (B, T+1, H) holding c0 at step 0; U (P, 4H); W_hr (H, P); γ_h (4H), γ_c, β_c (H);
+    Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); first (B,); hs
+    (B, T, P); cs (B, T+1, H) holding c0 at step 0; U (P, 4H); W_hr (H, P); γ_h (4H), γ_c, β_c (H);
     with layer norm stats (B, T, 4) and the scratch rows of the current step, o (B, H), zhn
     (B, 4H), cn (B, H) (a program touches its own columns of these alone). m (B, H)
     holds o ⊙ act(c) before the projection; part_a, part_b (B, programs, 2) the programs'
@@ -173,6 +177,7 @@ def _split_fwd_kernel(
     p_pa = p_part_a + r64 * programs * 2
     p_pb = p_part_b + r64 * programs * 2
     n_sync = 1 + 2 * LAYER_NORM + PROJ  # barriers per step
+    first = _first_real_steps(p_first, rows, m_b, MASKED)
     b_c = tl.load(p_c_row[:, None] + T_BEGIN * H + cols[None, :], mask=m, other=0.0)
     if RESIDENT:
         u_i = _b_tile(p_u, G4, 1, P, cols, m_h, BLOCK_K)
@@ -184,7 +189,7 @@ def _split_fwd_kernel(
         if RDROP:
             b_rd = _a_rows(p_rd, P, m_b, BLOCK_K)
     for t in range(T_BEGIN, T_END):
-        p_h_prev = tl.where(t > 0, p_h_row + (t - 1) * P, p_h0 + r64 * P)  # h0 at step 0
+        p_h_prev = tl.where(t > first, p_h_row + (t - 1) * P, p_h0 + r64 * P)  # h0 up to first
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_s = rows[:, None] * G4 + cols[None, :]  # (B, 4H) scratch offsets (int32), gate i
         o_c = rows[:, None] * H + cols[None, :]  # (B, H) scratch offsets
@@ -286,6 +291,8 @@ def _split_fwd_kernel(
                 p_old = p_h_prev[:, None] + cols[None, :]
                 b_old = tl.load(p_old, mask=m_o, other=0.0, cache_modifier=".cg")
                 b_h = b_keep * b_old.to(tl.float32) + (1.0 - b_keep) * b_h
+            if MASKED:  # zeros where no real step has been seen yet
+                b_h = tl.where((t >= first)[:, None], b_h, 0.0)
             _store(p_h_row[:, None] + t * P + cols[None, :], b_h, m_o, DOT)
         if SYNC:
             _tile_barrier(p_count + tile, (done + n_sync) * programs)
@@ -303,7 +310,7 @@ def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, p_dgamma_g, m_h, m, rst
 
 
 def _split_bwd_kernel(
-    p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
+    p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
     p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_m,  # outputs, scratch
@@ -311,7 +318,8 @@ def _split_bwd_kernel(
     B, T, H, P, S_BEGIN, S_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
-    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, SYNC: tl.constexpr, PHASES: tl.constexpr,
+    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, SYNC: tl.constexpr,
+    PHASES: tl.constexpr,
     FINISH: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Reverse steps t = T − 1 − s for s in S_BEGIN … S_END − 1, then (FINISH) dh0.
@@ -354,6 +362,7 @@ def _split_bwd_kernel(
     p_pa = p_part_a + r64 * programs * 2
     p_pb = p_part_b + r64 * programs * 2
     n_sync = 1 + PROJ + 2 * LAYER_NORM  # barriers per step
+    first = _first_real_steps(p_first, rows, m_b, MASKED)
     for s in range(S_BEGIN, S_END):
         t = T - 1 - s
         done = n_sync * (s - S_BEGIN)  # barriers passed before this step
@@ -371,7 +380,8 @@ def _split_bwd_kernel(
         b_dh = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
         if PHASES & 1:  # phase 0: from outside, kept from step t + 1, through U
             p_dhs_t = p_dhs + r64[:, None] * T * P + t * P + cols[None, :]
-            b_dh = tl.load(p_dhs_t, mask=m_o, other=0.0).to(tl.float32)
+            m_dhs = _dhs_mask(m_o, t >= first, MASKED)
+            b_dh = tl.load(p_dhs_t, mask=m_dhs, other=0.0).to(tl.float32)
             b_dh += tl.load(p_dh_own, mask=m_o, other=0.0)
             if t + 1 < T:
                 b_du = _rows_times(
