@@ -1393,19 +1393,20 @@ def _peephole_grad(cs: torch.Tensor, gates_of, kept: bool, dz: torch.Tensor) -> 
 def _projection_grad(gates_of, cs, stats, gamma_c, beta_c, dhn, spec) -> torch.Tensor:
     """d loss / d W_hr = Σ (o ⊙ act(c~))ᵀ · dhn, o ⊙ act(c~) recomputed as
     `_cell_activation` does from the gates of a slice of the batch, ``gates_of(rows)`` (with
-    layer norm act(γ_c LN(c~) + β_c), from c~'s row statistics in ``stats``)."""
+    layer norm act(γ_c LN(c~) + β_c), from c~'s row statistics in ``stats``); an eighth of
+    the batch at a time, as the gates of a slice take four times its (B, T, H) share."""
     H, P = spec.units, spec.output_size
     act = activations.get(spec.activation)
 
     def operands(b: slice) -> tuple[torch.Tensor, torch.Tensor]:
         i, f, g, o = gates_of(b).split(H, dim=-1)
-        c_new = torch.addcmul(f * cs[b, :-1], i, g)
+        c_new = torch.mul(f, cs[b, :-1]).addcmul_(i, g)
         if spec.layer_norm:
             mean, rstd = stats[b, :, 2:3], stats[b, :, 3:4]
-            c_new = torch.addcmul(beta_c, (c_new - mean) * rstd, gamma_c)
-        return (o * act(c_new)).reshape(-1, H), dhn[b].reshape(-1, P)
+            c_new.sub_(mean).mul_(rstd).mul_(gamma_c).add_(beta_c)
+        return act(c_new).mul_(o).reshape(-1, H), dhn[b].reshape(-1, P)
 
-    return _gemm_over_batch(operands, cs.shape[0])
+    return _gemm_over_batch(operands, cs.shape[0], chunks=8)
 
 
 def _or(tensor: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
