@@ -36,8 +36,9 @@ L2 re-reads of U at large H), not by DRAM bandwidth.
 
 Numerics. The state, the arithmetic and the statistics are fp32. Under autocast (bf16 /
 fp16) the large buffers a layer keeps or hands on are in that dtype: zx, the outputs, the
-gates and dz (cuDNN's bf16 layer, too, takes about half its fp32 memory); the cell
-states stay fp32. The dots take fp32 operands with TF32 on CUDA when
+cell states it keeps for backward, the gates and dz (cuDNN's bf16 layer, too, takes about
+half its fp32 memory); the state itself is carried from step to step in fp32 (layer norm's
+zx, gates and dz stay fp32 too). The dots take fp32 operands with TF32 on CUDA when
 ``torch.backends.cudnn.rnn.fp32_precision == "tf32"`` (torch's default, the rule cuDNN's LSTM
 follows), true fp32 otherwise. TF32 operands are rounded to nearest (weights once
 on the host, activations in the kernel): the tensor cores would drop their low 13 bits, a
@@ -535,7 +536,7 @@ def _finish_hidden(
 def _lstm_fwd_kernel(
     p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_hs, p_cs, p_stats, p_o, p_zhn, p_cn, p_m,  # outputs, saved, scratch
+    p_hs, p_cs, p_carry, p_stats, p_o, p_zhn, p_cn, p_m,  # outputs, saved, scratch
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
@@ -544,12 +545,13 @@ def _lstm_fwd_kernel(
 ):  # fmt: skip
     """One program: BLOCK_B batch rows through all T steps.
 
-    In: zx (B, T, 4H) = x·W (+LN, +b); h0 (B, P); cs[:, 0] = c0 in cs (B, T+1, H); U (P, 4H);
+    In: zx (B, T, 4H) = x·W (+LN, +b); h0 (B, P); c0 in carry (B, H) fp32; U (P, 4H);
     optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H), dropout (B, P), keep_c /
     keep_h strided (B, T, H / P); first (B,) int32, each row's first real step (T if none;
     0 without a mask): up to it the carried state is h0, and the outputs are zeros.
-    Out: hs (B, T, P), the outputs; cs[:, 1:]; with layer norm stats (B, T, 4), the row mean
-    and inverse deviation of h·U and of c~. Backward recomputes the rest from these
+    Out: hs (B, T, P), the outputs; cs[:, 1:] of cs (B, T+1, H), in hs's dtype (the state
+    itself is carried in fp32, in carry, which ends as c_T); with layer norm stats (B, T, 4),
+    the row mean and inverse deviation of h·U and of c~. Backward recomputes the rest from these
     (`_gates_kernel`, `_cell_activation`).
     Scratch, one row per batch row: with layer norm o (B, H), the output gate, zhn (B, 4H) =
     raw h·U and cn (B, H) = raw c~ of the current step; m (B, H) o ⊙ act(c) before the
@@ -565,13 +567,13 @@ def _lstm_fwd_kernel(
     p_o_t = p_o + r64 * H  # layer norm's scratch rows
     p_zhn_t = p_zhn + r64 * G4
     p_cn_t = p_cn + r64 * H
+    p_c_own = p_carry + r64 * H
     first = _first_real_steps(p_first, rows, m_b, MASKED)
     for t in range(T):
         p_h_next = p_hs + r64 * T * P + t * P
         p_h_prev = tl.where(t > first, p_h_next - P, p_h0 + r64 * P)  # h0 up to the first
         seen = t >= first
-        p_c_prev = p_cs + r64 * (T + 1) * H + t * H
-        p_c_next = p_c_prev + H
+        p_c_next = p_cs + r64 * (T + 1) * H + (t + 1) * H
         p_zx_t = p_zx + o_z + t * G4
         p_stats_t = p_stats + (r64 * T + t) * 4
 
@@ -626,7 +628,7 @@ def _lstm_fwd_kernel(
                     p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT_U, "",
                     BLOCK_B, BLOCK_H, BLOCK_P,
                 )  # fmt: skip
-            b_c = tl.load(p_c_prev[:, None] + cols[None, :], mask=m, other=0.0)
+            b_c = tl.load(p_c_own[:, None] + cols[None, :], mask=m, other=0.0)
             _, _, _, b_o, b_cnew = _gates_and_cell(
                 zi, zf, zg, zo, p_zx_t[:, None] + cols[None, :], b_c, p_peep, cols, m_h, m, H,
                 GATE_ACT, CELL_ACT, PEEPHOLE,
@@ -636,7 +638,8 @@ def _lstm_fwd_kernel(
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
                 b_keep = tl.load(p_k, mask=m, other=1.0)
                 b_cstate = b_keep * b_c + (1.0 - b_keep) * b_cnew
-            tl.store(p_c_next[:, None] + cols[None, :], b_cstate, mask=m)
+            tl.store(p_c_own[:, None] + cols[None, :], b_cstate, mask=m)  # read before, here
+            _store(p_c_next[:, None] + cols[None, :], b_cstate, m, DOT)
             p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
             if LAYER_NORM:  # LN(c) needs the whole row: stash raw c and o, gather c's stats
                 tl.store(p_cn_t[:, None] + cols[None, :], b_cnew, mask=m)
@@ -751,6 +754,7 @@ def _gates_kernel(
             zi, zf, zg, zo, mean, rstd, p_gamma_h, p_zhn + o_g, cols, m_h, m, H, True
         )
     b_c = tl.load(p_cs + (r64 + b)[:, None] * H + cols[None, :], mask=m, other=0.0)  # c_{t-1}
+    b_c = b_c.to(tl.float32)
     b_i, b_f, b_g, b_o, _ = _gates_and_cell(
         zi, zf, zg, zo, p_z + o_g, b_c, p_peep, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE
     )
@@ -764,7 +768,7 @@ def _cell_inputs(p_g, p_c, m, H):
     """What backward reads of one chunk's step: the gates i, f, g, o at p_g (2-D, gate i) and
     c_{t-1} at p_c."""
     b_i, b_f, b_g, b_o = _gate_blocks(p_g, m, H)
-    return b_i, b_f, b_g, b_o, tl.load(p_c, mask=m, other=0.0)
+    return b_i, b_f, b_g, b_o, tl.load(p_c, mask=m, other=0.0).to(tl.float32)
 
 
 def _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c):
@@ -1142,8 +1146,9 @@ def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
 class _Recurrence(torch.autograd.Function):
     """zx (B, T, 4H), h0 (B, P) contiguous, c0 → the hidden states of every step (B, T, P),
     contiguous and in h0's dtype, the last one (B, P) and the last cell state (B, H) fp32.
-    zx and h0 come in the compute dtype (bf16 / fp16 under autocast: zx, dz and the outputs
-    then take half the memory; the cell states stay fp32). Returning these alone (not the
+    zx and h0 come in the compute dtype (bf16 / fp16 under autocast: zx, dz, the outputs and
+    the cell states kept for backward then take half the memory; the state is carried in
+    fp32). Returning these alone (not the
     (B, T+1, H) buffer of cell states) keeps autograd from materialising gradient buffers of
     every cell state, or of every hidden state for h_T alone: backward starts its carries
     from those of h_T, c_T.
@@ -1168,8 +1173,9 @@ class _Recurrence(torch.autograd.Function):
         u_dot = _dot_operand(u, dot_dtype, _u_dot_mode(dot, spec))
         wr_dot = _dot_operand(wr, dot_dtype, dot) if wr is not None else u_dot
         hs = torch.empty(B, T, P, device=zx.device, dtype=h0.dtype)
-        cs = torch.empty(B, T + 1, H, **f32)
+        cs = torch.empty(B, T + 1, H, device=zx.device, dtype=h0.dtype)
         cs[:, 0] = c0
+        carry = torch.empty(B, H, **f32).copy_(c0)  # the state itself, c0 then c_T
         ln = spec.layer_norm
         stats = torch.empty(B, T, 4, **f32) if ln else None
         o = torch.empty(B, H, **f32) if ln else None  # scratch rows of one step
@@ -1184,7 +1190,7 @@ class _Recurrence(torch.autograd.Function):
                 (
                     zx, h0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
                     _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
-                    *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, *buffers,
+                    *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 ),
                 (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED,
             )
@@ -1192,7 +1198,7 @@ class _Recurrence(torch.autograd.Function):
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
                 zx, h0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
                 _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
-                *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, *buffers,
+                *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )
         # fmt: on
@@ -1204,7 +1210,7 @@ class _Recurrence(torch.autograd.Function):
         h_last = hs[:, T - 1]  # zeros in a row with no real step, whose state is still h0
         if first is not None:
             h_last = torch.where((first == T)[:, None], h0, h_last)
-        return hs, h_last, cs[:, T]
+        return hs, h_last, carry
 
     @staticmethod
     def backward(ctx, dhs, dh_last, dc_last):
@@ -1377,12 +1383,12 @@ def _peephole_grad(cs: torch.Tensor, gates_of, kept: bool, dz: torch.Tensor) -> 
     H = cs.shape[2]
 
     def term(b: slice) -> torch.Tensor:
-        c_prev = cs[b, :-1]
+        c_prev = cs[b, :-1].float()
         if kept:
             i, f, g, _ = gates_of(b).split(H, dim=-1)
             c_new = torch.addcmul(f * c_prev, i, g)
         else:
-            c_new = cs[b, 1:]
+            c_new = cs[b, 1:].float()
         dzi, dzf, _, dzo = dz[b].split(H, dim=-1)
         return torch.stack([(dzi * c_prev).sum((0, 1)), (dzf * c_prev).sum((0, 1)),
                             (dzo * c_new).sum((0, 1))])  # fmt: skip
@@ -1400,7 +1406,7 @@ def _projection_grad(gates_of, cs, stats, gamma_c, beta_c, dhn, spec) -> torch.T
 
     def operands(b: slice) -> tuple[torch.Tensor, torch.Tensor]:
         i, f, g, o = gates_of(b).split(H, dim=-1)
-        c_new = torch.mul(f, cs[b, :-1]).addcmul_(i, g)
+        c_new = torch.mul(f, cs[b, :-1].float()).addcmul_(i, g)
         if spec.layer_norm:
             mean, rstd = stats[b, :, 2:3], stats[b, :, 3:4]
             c_new.sub_(mean).mul_(rstd).mul_(gamma_c).add_(beta_c)

@@ -132,7 +132,7 @@ def _merge_pairs(
 def _split_fwd_kernel(
     p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
-    p_hs, p_cs, p_stats,  # outputs and saved
+    p_hs, p_cs, p_carry, p_stats,  # outputs and saved
     p_o, p_zhn, p_cn, p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
     B, T, H, P, T_BEGIN, T_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
@@ -144,11 +144,12 @@ def _split_fwd_kernel(
     """Steps T_BEGIN … T_END − 1 of BLOCK_B rows: program (slice, tile).
 
     Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); first (B,); hs
-    (B, T, P); cs (B, T+1, H) holding c0 at step 0; U (P, 4H); W_hr (H, P); γ_h (4H), γ_c, β_c (H);
-    with layer norm stats (B, T, 4) and the scratch rows of the current step, o (B, H), zhn
-    (B, 4H), cn (B, H) (a program touches its own columns of these alone). m (B, H)
-    holds o ⊙ act(c) before the projection; part_a, part_b (B, programs, 2) the programs'
-    row statistics. A step runs in phases, each needing what every program
+    (B, T, P); cs (B, T+1, H) in hs's dtype; carry (B, H) fp32, the state (c0 on entry, c_T
+    on exit; a program keeps its columns in registers between); U (P, 4H); W_hr (H, P); γ_h
+    (4H), γ_c, β_c (H); with layer norm stats (B, T, 4) and the scratch rows of the current
+    step, o (B, H), zhn (B, 4H), cn (B, H) (a program touches its own columns of these
+    alone). m (B, H) holds o ⊙ act(c) before the projection; part_a, part_b (B, programs, 2)
+    the programs' row statistics. A step runs in phases, each needing what every program
     of the tile wrote in the one before (bit k of PHASES runs phase k; with SYNC all run in
     one launch, each followed by a barrier):
       0 (layer norm) raw h·U for this program's units, and its row statistics;
@@ -178,7 +179,8 @@ def _split_fwd_kernel(
     p_pb = p_part_b + r64 * programs * 2
     n_sync = 1 + 2 * LAYER_NORM + PROJ  # barriers per step
     first = _first_real_steps(p_first, rows, m_b, MASKED)
-    b_c = tl.load(p_c_row[:, None] + T_BEGIN * H + cols[None, :], mask=m, other=0.0)
+    p_c_own = p_carry + r64[:, None] * H + cols[None, :]  # the state, fp32, between launches
+    b_c = tl.load(p_c_own, mask=m, other=0.0)
     if RESIDENT:
         u_i = _b_tile(p_u, G4, 1, P, cols, m_h, BLOCK_K)
         u_f = _b_tile(p_u + H, G4, 1, P, cols, m_h, BLOCK_K)
@@ -246,7 +248,7 @@ def _split_fwd_kernel(
                 b_c = b_keep * b_c + (1.0 - b_keep) * b_cnew
             else:
                 b_c = b_cnew
-            tl.store(p_c_row[:, None] + (t + 1) * H + cols[None, :], b_c, mask=m)
+            _store(p_c_row[:, None] + (t + 1) * H + cols[None, :], b_c, m, DOT)
             if LAYER_NORM:  # LN(c) needs the whole row: stash raw c and o, c's statistics
                 tl.store(p_cn + o_c, b_cnew, mask=m)
                 tl.store(p_o + o_c, b_o, mask=m)
@@ -296,6 +298,8 @@ def _split_fwd_kernel(
             _store(p_h_row[:, None] + t * P + cols[None, :], b_h, m_o, DOT)
         if SYNC:
             _tile_barrier(p_count + tile, (done + n_sync) * programs)
+    if PHASES & 2:  # c_T, or the state the next launch starts from
+        tl.store(p_c_own, b_c, mask=m)
 
 
 def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, p_dgamma_g, m_h, m, rstd, t1, t2):
