@@ -252,6 +252,7 @@ _JIT_FUNCTIONS = (
     "_emit_hidden",
     "_finish_hidden",
     "_cell_inputs",
+    "_cell_stats",
     "_normalized_cell",
     "_cell_activation",
     "_cell_backward",
@@ -771,6 +772,17 @@ def _cell_inputs(p_g, p_c, m, H):
     return b_i, b_f, b_g, b_o, tl.load(p_c, mask=m, other=0.0).to(tl.float32)
 
 
+def _cell_stats(p_stats_t, m_b, LAYER_NORM: tl.constexpr, BLOCK_B: tl.constexpr):
+    """c~'s row mean and inverse deviation at one step, from the forward's stats (zeros
+    without layer norm)."""
+    mean_c = tl.full([BLOCK_B], 0.0, tl.float32)
+    rstd_c = tl.full([BLOCK_B], 0.0, tl.float32)
+    if LAYER_NORM:
+        mean_c = tl.load(p_stats_t + 2, mask=m_b, other=0.0)
+        rstd_c = tl.load(p_stats_t + 3, mask=m_b, other=0.0)
+    return mean_c, rstd_c
+
+
 def _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c):
     """x̂ = LN(c~) before γ_c/β_c, recomputed from the gates, c_{t-1} and c~'s row statistics."""
     return (b_f * b_c + b_i * b_g - mean_c[:, None]) * rstd_c[:, None]
@@ -883,11 +895,7 @@ def _lstm_bwd_kernel(
         p_dz_t = p_dz + o_z + t * G4
         p_dzh_t = p_dzh + o_z + t * G4
         p_stats_t = p_stats + (r64 * T + t) * 4
-        mean_c = tl.full([BLOCK_B], 0.0, tl.float32)
-        rstd_c = tl.full([BLOCK_B], 0.0, tl.float32)
-        if LAYER_NORM:
-            mean_c = tl.load(p_stats_t + 2, mask=m_b, other=0.0)
-            rstd_c = tl.load(p_stats_t + 3, mask=m_b, other=0.0)
+        mean_c, rstd_c = _cell_stats(p_stats_t, m_b, LAYER_NORM, BLOCK_B)
 
         # 1. with a projection: dh_new for all output units first (dm needs the whole row).
         if PROJ:

@@ -35,7 +35,7 @@ tl = None
 _h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _normalized_cell = _accumulate = None
-_dhs_mask = _first_real_steps = None
+_dhs_mask = _first_real_steps = _cell_stats = None
 SHARED = (
     "_h_times_u",
     "_cell_backward",
@@ -55,6 +55,7 @@ SHARED = (
     "_accumulate",
     "_dhs_mask",
     "_first_real_steps",
+    "_cell_stats",
 )
 JIT_FUNCTIONS = (
     "_tile_barrier",
@@ -373,11 +374,7 @@ def _split_bwd_kernel(
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_c = r64[:, None] * H + cols[None, :]  # (B, H) scratch offsets
         p_stats_t = p_stats + (r64 * T + t) * 4
-        mean_c = tl.full([BLOCK_B], 0.0, tl.float32)
-        rstd_c = tl.full([BLOCK_B], 0.0, tl.float32)
-        if LAYER_NORM:
-            mean_c = tl.load(p_stats_t + 2, mask=m_b, other=0.0)
-            rstd_c = tl.load(p_stats_t + 3, mask=m_b, other=0.0)
+        mean_c, rstd_c = _cell_stats(p_stats_t, m_b, LAYER_NORM, BLOCK_B)
         p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
         p_c_own = p_c_prev[:, None] + cols[None, :]
