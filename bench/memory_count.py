@@ -71,6 +71,7 @@ def peak_bytes(spec, problem, config, autocast: torch.dtype | None) -> tuple[int
     counted, and as the CUDA allocator saw it (NaN on the CPU)."""
     x, h0, c0, w, mask, noise = problem
     inputs = [x, h0, c0, *(t for t in w if t is not None)]
+    given = [t for t in (mask, *(noise or ())) if t is not None]  # exist before, as on the GPU
     device = x.device.type
 
     def forward():
@@ -80,7 +81,7 @@ def peak_bytes(spec, problem, config, autocast: torch.dtype | None) -> tuple[int
     grads = [torch.randn_like(o) for o in forward()]
     torch.autograd.grad(forward(), inputs, grads, allow_unused=True)  # warm
     gc.collect()
-    counter = LiveStorages([*grads, *inputs])
+    counter = LiveStorages([*grads, *inputs, *given])
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
