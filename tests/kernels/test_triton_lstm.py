@@ -462,7 +462,7 @@ def test_under_bf16_autocast_the_outputs_and_cell_states_are_saved_in_bf16(confi
         assert large == sorted([B * T * H * bf16, B * (T + 1) * H * bf16]), layer_norm
 
 
-@pytest.mark.parametrize("layer_norm", [False, True], ids=["plain_norm", "layer_norm"])
+@pytest.mark.parametrize("layer_norm", [False, True], ids=["no_layer_norm", "layer_norm"])
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
 def test_a_second_backward_gives_the_same_gradients(config, layer_norm):
     """Backward recomputes the gates (and LN(h·U)) into buffers of its own and writes dz (and

@@ -22,7 +22,8 @@ per-sample lengths, initial state, recurrent dropout, peepholes (Gers & Schmidhu
 zoneout (Krueger et al. 2017), projection (Sak et al. 2014) and layer norm (Ba et al. 2016).
 Masks and zoneout share one mechanism: the carried state is ``keep·old + (1 − keep)·new`` with
 ``keep = 1 − real·(1 − zoneout)`` (1 at a masked step, the zoneout mask or rate at a real one),
-and the outputs are the hidden states where a real step has been seen, zeros before.
+and the outputs are the hidden states where a real step has been seen, zeros before: the
+kernels write those zeros themselves, reading h0 as h_{t-1} up to each row's first real step.
 
 Bytes moved (fp32 buffers, per layer call; B=64, T=100, I=32, H=128, no projection):
   forward  reads zx B·T·4H·4 = 13.1 MB, writes c + h B·T·2H·4 = 6.6 MB;
@@ -253,7 +254,7 @@ _JIT_FUNCTIONS = (
     "_finish_hidden",
     "_cell_inputs",
     "_cell_stats",
-    "_normalized_cell",
+    "_recomputed_cell",
     "_cell_activation",
     "_cell_backward",
     "_lstm_fwd_kernel",
@@ -783,27 +784,25 @@ def _cell_stats(p_stats_t, m_b, LAYER_NORM: tl.constexpr, BLOCK_B: tl.constexpr)
     return mean_c, rstd_c
 
 
-def _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c):
-    """x̂ = LN(c~) before γ_c/β_c, recomputed from the gates, c_{t-1} and c~'s row statistics."""
-    return (b_f * b_c + b_i * b_g - mean_c[:, None]) * rstd_c[:, None]
+def _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM: tl.constexpr):
+    """A chunk's new cell as the forward formed it, from the gates and c_{t-1}: c~ = f ⊙ c_{t-1}
+    + i ⊙ g, or with layer norm x̂ = LN(c~) before γ_c/β_c, from c~'s row statistics."""
+    b_x = b_f * b_c + b_i * b_g
+    if LAYER_NORM:
+        b_x = (b_x - mean_c[:, None]) * rstd_c[:, None]
+    return b_x
 
 
 def _cell_activation(
-    b_i, b_f, b_g, b_c, mean_c, rstd_c, p_gamma_c, p_beta_c, cols, m_h, m,
-    CELL_ACT: tl.constexpr, LAYER_NORM: tl.constexpr,
+    b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT: tl.constexpr, LAYER_NORM: tl.constexpr
 ):  # fmt: skip
-    """act of a chunk's new cell, recomputed as the forward computed it rather than saved:
-    act(c~) = act(f ⊙ c_{t-1} + i ⊙ g), or with layer norm act(γ_c LN(c~) + β_c) from c~'s
-    row mean and inverse deviation."""
+    """act of `_recomputed_cell`'s b_x: act(c~), or with layer norm act(γ_c x̂ + β_c)."""
     if LAYER_NORM:
-        b_cn = (
-            _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c)
-            * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
+        b_x = (
+            b_x * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
             + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :]
         )
-    else:
-        b_cn = b_f * b_c + b_i * b_g
-    return _activation(b_cn, CELL_ACT)
+    return _activation(b_x, CELL_ACT)
 
 
 def _cell_backward(
@@ -940,17 +939,14 @@ def _lstm_bwd_kernel(
             b_i, b_f, b_g, b_o, b_c = _cell_inputs(
                 p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :], m, H
             )
-            b_a = _cell_activation(
-                b_i, b_f, b_g, b_c, mean_c, rstd_c, p_gamma_c, p_beta_c, cols, m_h, m,
-                CELL_ACT, LAYER_NORM,
-            )  # fmt: skip
+            b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
+            b_a = _cell_activation(b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM)
             b_dcn = b_dm * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
             p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
             if LAYER_NORM:  # LN(c)'s backward needs two row sums first
                 tl.store(p_dcn_t[:, None] + cols[None, :], b_dcn, mask=m)
                 tl.store(p_m_row[:, None] + cols[None, :], b_dm, mask=m)
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
-                b_x = _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c)
                 s1 += _row_sum(b_dx)
                 s2 += _row_sum(b_dx * b_x)
             else:
@@ -994,7 +990,7 @@ def _lstm_bwd_kernel(
                     p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :], m, H
                 )
                 b_dcn = tl.load(p_dcn_t[:, None] + cols[None, :], mask=m, other=0.0)
-                b_x = _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c)
+                b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
                 _accumulate(p_dnorm_own + 4 * H + cols, b_dcn * b_x, m_h)
                 _accumulate(p_dnorm_own + 5 * H + cols, b_dcn, m_h)
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
@@ -1002,10 +998,7 @@ def _lstm_bwd_kernel(
                 b_dch = tl.where(m, b_dch, 0.0)
                 b_do = tl.load(
                     p_m_row[:, None] + cols[None, :], mask=m, other=0.0
-                ) * _cell_activation(
-                    b_i, b_f, b_g, b_c, mean_c, rstd_c, p_gamma_c, p_beta_c, cols, m_h, m,
-                    CELL_ACT, LAYER_NORM,
-                )  # fmt: skip
+                ) * _cell_activation(b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM)
                 p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
                 dzi, dzf, dzg, dzo = _cell_backward(
                     b_dch,

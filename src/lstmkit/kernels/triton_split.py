@@ -34,7 +34,7 @@ import torch
 tl = None
 _h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
-_cell_inputs = _cell_activation = _store = _gate_blocks = _normalized_cell = _accumulate = None
+_cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = _accumulate = None
 _dhs_mask = _first_real_steps = _cell_stats = None
 SHARED = (
     "_h_times_u",
@@ -51,7 +51,7 @@ SHARED = (
     "_cell_activation",
     "_store",
     "_gate_blocks",
-    "_normalized_cell",
+    "_recomputed_cell",
     "_accumulate",
     "_dhs_mask",
     "_first_real_steps",
@@ -411,16 +411,13 @@ def _split_bwd_kernel(
                 )  # fmt: skip
         if PHASES & 2:  # phase 1: the cell
             b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
-            b_a = _cell_activation(
-                b_i, b_f, b_g, b_c, mean_c, rstd_c, p_gamma_c, p_beta_c, cols, m_h, m,
-                CELL_ACT, LAYER_NORM,
-            )  # fmt: skip
+            b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
+            b_a = _cell_activation(b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM)
             b_dcn = b_dh * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
             if LAYER_NORM:  # LN(c)'s backward needs two row sums first
                 tl.store(p_dcn + o_c, b_dcn, mask=m)
                 tl.store(p_m_own, b_dh, mask=m)
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
-                b_x = _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c)
                 _store_pair(p_pa, _row_sum(b_dx), _row_sum(b_dx * b_x), m_b)
             else:
                 _cell_backward(
@@ -438,16 +435,15 @@ def _split_bwd_kernel(
                 s2 = s2 / H
                 b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
                 b_dcn = tl.load(p_dcn + o_c, mask=m, other=0.0)
-                b_x = _normalized_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c)
+                b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
                 _accumulate(p_dnorm_own + 4 * H, b_dcn * b_x, m_h)
                 _accumulate(p_dnorm_own + 5 * H, b_dcn, m_h)
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
                 b_dch = rstd_c[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None])
                 b_dch = tl.where(m, b_dch, 0.0)
                 b_do = tl.load(p_m_own, mask=m, other=0.0) * _cell_activation(
-                    b_i, b_f, b_g, b_c, mean_c, rstd_c, p_gamma_c, p_beta_c, cols, m_h, m,
-                    CELL_ACT, LAYER_NORM,
-                )  # fmt: skip
+                    b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM
+                )
                 dzi, dzf, dzg, dzo = _cell_backward(
                     b_dch, b_do, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc, p_peep,
                     p_dz_row + t * G4, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
