@@ -368,23 +368,21 @@ def sweep(tl_mod, console, results):
     the everything-variant at the headline size, in fp32 (TF32) and bf16."""
     from rich.table import Table
 
-    configs = [  # after two H200 runs: the defaults first, then their nearest rivals
-        tl_mod.TritonConfig(16, 64, 64, 8, 2),  # persistent_config
-        tl_mod.TritonConfig(16, 64, 64, 8, 3),
-        tl_mod.TritonConfig(16, 64, 32, 4, 2),
-        tl_mod.TritonConfig(16, 128, 32, 8, 2),
-        tl_mod.TritonConfig(32, 64, 64, 8, 2),
-        *(  # the split-hidden layout
+    configs = [  # the split layout first (the last sweep ran out of time before its end)
+        "split_config",  # per hidden size: U held on the SM up to 512 units, else chunks of 32
+        *(
             tl_mod.TritonConfig(b, h, k, w, 1, split=True)
             for b, h, k, w in [
-                (16, 16, 128, 8),  # split_config up to H=128: U held in registers
-                (16, 16, 32, 4),  # split_config beyond, where the grid fits on the SMs
-                (64, 16, 32, 8),  # split_config beyond, where it does not
-                (32, 16, 32, 8),
-                (16, 16, 64, 8),
+                (16, 16, 32, 4),  # U streamed in chunks of 32 (split_config beyond 512 units)
+                (16, 16, 32, 8),
+                (64, 16, 32, 8),  # split_config where 16-row tiles do not fit on the SMs
+                (16, 16, 128, 8),  # chunks of 128: U held up to H=128
                 (64, 16, 128, 8),
             ]
         ),
+        tl_mod.TritonConfig(16, 64, 64, 8, 2),  # persistent_config
+        tl_mod.TritonConfig(16, 64, 64, 8, 3),
+        tl_mod.TritonConfig(16, 128, 32, 8, 2),
     ]
     B, T, D, H0 = HEADLINE
     cases = [(f"H={H}", LSTMSpec(H), False, False) for H in SWEEP_H]
@@ -394,10 +392,17 @@ def sweep(tl_mod, console, results):
     for name, *_ in cases:
         for dt in ("fp32", "bf16"):
             table.add_column(f"{name} {dt}", justify="right")
-    for cfg in configs:
-        row = [f"b{cfg.block_b} h{cfg.block_h} p{cfg.block_p} w{cfg.num_warps} s{cfg.num_stages}"]
-        row[0] += " split" if cfg.split else ""
+    sms = torch.cuda.get_device_properties(0).multi_processor_count if DEVICE == "cuda" else 1
+    for config in configs:
+        if config == "split_config":
+            row = ["split_config"]
+        else:
+            cfg = config
+            shape = f"b{cfg.block_b} h{cfg.block_h} p{cfg.block_p} w{cfg.num_warps}"
+            row = [f"{shape} s{cfg.num_stages}" + (" split" if cfg.split else "")]
         for name, spec, masked, training in cases:
+            if config == "split_config":
+                cfg = tl_mod.split_config(B, spec.units, sms)
             x, h0, c0, w, mask, noise = problem(spec, B, T, D, masked, training)
             for dt in (None, torch.bfloat16):
 

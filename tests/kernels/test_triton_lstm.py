@@ -35,7 +35,7 @@ if not CUDA and not triton_lstm.interpreter_ready():
 
 SMALL = TritonConfig(16, 16, 16, 4, 1)  # 16-unit chunks: H=20 runs two hidden chunks
 SPLIT = TritonConfig(16, 16, 16, 4, 1, split=True)  # H=20: two programs per batch tile
-RESIDENT = TritonConfig(16, 16, 64, 4, 1, split=True)  # K chunk >= H: weights held in registers
+RESIDENT = TritonConfig(16, 16, 64, 4, 1, split=True)  # K chunk >= H: U held on the SM
 
 
 def problem(
@@ -348,7 +348,8 @@ def test_tf32_rounding_is_round_to_nearest_even():
     assert rounded[7] == float("inf") and rounded[8].isnan() and rounded[9] == 0.0
 
 
-def test_tf32_dots_see_rounded_operands(monkeypatch):
+@pytest.mark.parametrize("config", [SMALL, RESIDENT], ids=["persistent", "split"])
+def test_tf32_dots_see_rounded_operands(monkeypatch, config):
     """Tensor cores drop the low 13 bits of fp32 operands, a bias that adds up over the steps
     (on an H200, relative error 1.7e-3 with a projection); the kernels round both operands to
     nearest instead, as cuBLAS does. One step with TF32 dots forced matches float64 arithmetic
@@ -356,7 +357,7 @@ def test_tf32_dots_see_rounded_operands(monkeypatch):
     monkeypatch.setattr(triton_lstm, "_dot_mode", lambda dtype, device: "tf32")
     spec = LSTMSpec(20, proj_size=12)
     x, h0, c0, w, _ = problem(spec, B=16, T=1)
-    out, h1, c1 = triton_lstm.lstm(x, h0, c0, w, spec, config=SMALL)
+    out, h1, c1 = triton_lstm.lstm(x, h0, c0, w, spec, config=config)
     g = torch.Generator().manual_seed(2)
     dh1, dc1 = (torch.randn(t.shape, generator=g).to(t) for t in (h1, c1))
     dh0, dc0 = torch.autograd.grad((h1 * dh1).sum() + (c1 * dc1).sum(), [h0, c0])
@@ -664,6 +665,43 @@ def test_cuda_split_layout_takes_a_launch_per_step_when_the_grid_exceeds_the_sms
     x, h0, c0, w, noise = problem(spec, B=5, T=3, training=True)
     mask = lengths_mask(5, 3)
     ours = outputs_and_grads(triton_lstm, x, h0, c0, w, spec, mask, noise, config=SPLIT)
+    ref = outputs_and_grads(reference, x, h0, c0, w, spec, mask, noise)
+    for label, a, b in zip(names(w), ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=lambda m, n=label: f"{n}: {m}")
+
+
+def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():
+    """A K chunk that covers the units holds U on the SM within each direction's budget
+    (three-product TF32 dots count U thrice); beyond, U streams in chunks of 32."""
+    fp32, bf16 = 4, 2
+    cfg = triton_lstm.split_config(64, 512, 132)
+    assert cfg == TritonConfig(16, 16, 512, 8, 1, split=True)
+    assert triton_split.k_chunk(cfg, 512, fp32, "tf32", "forward") == (True, 512)
+    assert triton_split.k_chunk(cfg, 512, fp32, "tf32", "backward") == (False, 32)
+    assert triton_split.k_chunk(cfg, 512, bf16, "low", "backward") == (True, 512)
+    cfg = triton_lstm.split_config(64, 256, 132)
+    assert triton_split.k_chunk(cfg, 256, fp32, "tf32x3", "forward") == (False, 32)
+    cfg = triton_lstm.split_config(64, 128, 132)
+    assert triton_split.k_chunk(cfg, 128, fp32, "tf32x3", "backward") == (True, 128)
+    assert triton_split.k_chunk(SPLIT, 20, fp32, "tf32", "forward") == (False, 16)
+    short = TritonConfig(16, 16, 32, 4, 1, split=True)  # covers 20 units, but below 64
+    assert triton_split.k_chunk(short, 20, fp32, "tf32", "forward") == (False, 32)
+    assert triton_lstm.split_config(64, 1024, 132) == TritonConfig(64, 16, 32, 8, 1, split=True)
+
+
+@pytest.mark.parametrize(
+    "budgets",
+    [dict(forward=1 << 30, backward=0), dict(forward=0, backward=0)],
+    ids=["forward_holds_backward_streams", "both_stream"],
+)
+def test_split_kernels_past_the_budget_stream_u_and_match_the_reference(
+    monkeypatch, no_tf32, budgets
+):
+    monkeypatch.setattr(triton_split, "HELD_U_BYTES", budgets)
+    spec = LSTMSpec(40, **EVERYTHING)  # with the fallback's chunks of 32: two per step
+    x, h0, c0, w, noise = problem(spec, B=19, training=True)
+    mask = lengths_mask(19, 5)
+    ours = outputs_and_grads(triton_lstm, x, h0, c0, w, spec, mask, noise, config=RESIDENT)
     ref = outputs_and_grads(reference, x, h0, c0, w, spec, mask, noise)
     for label, a, b in zip(names(w), ours, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=lambda m, n=label: f"{n}: {m}")

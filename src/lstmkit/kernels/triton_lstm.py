@@ -128,15 +128,18 @@ def persistent_config(batch: int, units: int, output_size: int) -> TritonConfig:
 
 
 def split_config(batch: int, units: int, sms: int) -> TritonConfig:
-    """Launch shape of the split-hidden layout, 16 hidden units per program. Up to 128 units the
-    K chunk covers them all, so the forward holds its columns of U in registers (8 warps);
-    beyond, K chunks of 32 (4 warps). Rows of 16 where the grid fits on ``sms`` SMs (one launch
-    for the whole time loop), else of 64 (beyond that, one launch per phase per step).
+    """Launch shape of the split-hidden layout, 16 hidden units per program. Up to 512 units
+    the K chunk covers them all, so the forward holds its columns of U on the SM through the
+    steps (8 warps; `triton_split.backward_chunk` says when the backward does too); beyond,
+    K chunks of 32 (4 warps). Rows of 16 where the grid fits on ``sms`` SMs (one launch for
+    the whole time loop), else of 64 (beyond that, one launch per phase per step).
     From H200 runs (bench/RESULTS.md): at H = 256-1024 the shapes with 32 units per program
     and K chunks of 16 took 1.3-1.7x as long; at H=128, K chunks of 32 took 1.1-1.7x as long as
-    the whole U at B=256 and T=500 (two runs, cuDNN within 9% in both)."""
-    whole_k = max(16, 1 << (units - 1).bit_length())
-    block_k, warps = (whole_k, 8) if whole_k <= 128 else (32, 4)
+    the whole U at B=256 and T=500 (two runs, cuDNN within 9% in both). Whole U at H=256 and
+    512 is not yet timed: compiled for sm_90a it issues 1,216 / 2,170 instructions per step
+    and thread with no K loop, against 2,483 / 4,651 with chunks of 32 (TF32, no spills)."""
+    whole_k = max(64, 1 << (units - 1).bit_length())
+    block_k, warps = (whole_k, 8) if whole_k <= 512 else (32, 4)
     if -(-batch // 16) * -(-units // 16) <= sms:
         return TritonConfig(16, 16, block_k, warps, 1, split=True)
     return TritonConfig(64, 16, block_k, 8, 1, split=True)

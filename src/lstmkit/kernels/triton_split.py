@@ -32,12 +32,11 @@ from __future__ import annotations
 import torch
 
 tl = None
-_h_times_u = _cell_backward = _activation = _activation_grad = _dot = None
+_cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = _accumulate = None
 _dhs_mask = _first_real_steps = _cell_stats = None
 SHARED = (
-    "_h_times_u",
     "_cell_backward",
     "_activation",
     "_activation_grad",
@@ -61,6 +60,12 @@ JIT_FUNCTIONS = (
     "_tile_barrier",
     "_b_tile",
     "_a_rows",
+    "_gate_columns",
+    "_gate_split",
+    "_times_gate_columns",
+    "_four_blocks",
+    "_four_blocks_dot",
+    "_gate_blocks_times",
     "_store_pair",
     "_sum_pairs",
     "_merge_pairs",
@@ -80,7 +85,8 @@ def _tile_barrier(p_count, target):
 
 
 def _b_tile(p_b, s_k, s_n, K, cols, m_cols, BLOCK_K: tl.constexpr):
-    """The (BLOCK_K, BLOCK_H) tile of B whose element (k, n) is at p_b + k·s_k + n·s_n, k < K."""
+    """The (BLOCK_K, len(cols)) tile of B whose element (k, n) is at p_b + k·s_k + cols[n]·s_n,
+    k < K."""
     ks = tl.arange(0, BLOCK_K)
     p = p_b + ks[:, None] * s_k + cols[None, :] * s_n
     return tl.load(p, mask=(ks < K)[:, None] & m_cols[None, :], other=0.0)
@@ -93,6 +99,92 @@ def _a_rows(p_a, K, m_b, BLOCK_K: tl.constexpr):
     m = m_b[:, None] & (ks < K)[None, :]
     b_a = tl.load(p_a[:, None] + ks[None, :], mask=m, other=0.0, cache_modifier=".cg")
     return b_a.to(tl.float32)
+
+
+def _gate_columns(H, BLOCK_H: tl.constexpr):
+    """This program's columns of U (P, 4H) side by side, (4·BLOCK_H,): column j is unit
+    j mod BLOCK_H of gate block j // BLOCK_H (i, f, g, o); and which units exist. One dot over
+    all four lets the warps share out its columns: four (BLOCK_B, BLOCK_H) dots of 16 x 16 give
+    every warp the same product to compute (Triton stacks the warps along the 16 rows)."""
+    j = tl.arange(0, 4 * BLOCK_H)
+    units = tl.program_id(0) * BLOCK_H + j % BLOCK_H
+    return (j // BLOCK_H) * H + units, units < H
+
+
+def _gate_split(z, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+    """The four gate blocks i, f, g, o (BLOCK_B, BLOCK_H) of z (BLOCK_B, 4·BLOCK_H), laid out
+    as `_gate_columns`."""
+    z = tl.permute(tl.reshape(z, (BLOCK_B, 2, 2, BLOCK_H)), (0, 3, 1, 2))  # (…, unit, j÷2, j%2)
+    z_ig, z_fo = tl.split(z)
+    z_i, z_g = tl.split(z_ig)
+    z_f, z_o = tl.split(z_fo)
+    return z_i, z_f, z_g, z_o
+
+
+def _times_gate_columns(
+    p_h, p_rd, p_u, u_cols, m_u, m_b, H, P,
+    RDROP: tl.constexpr, DOT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """(h ⊙ dropout)·U at this program's `_gate_columns`, for the rows p_h (BLOCK_B,) of h
+    (…, P), which other programs wrote (``.cg``); U (P, 4H) streamed in K chunks."""
+    acc = tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32)
+    for k0 in range(0, P, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        m_k = ks < P
+        b_h = _a_rows(p_h + k0, P - k0, m_b, BLOCK_K)
+        if RDROP:
+            m_bk = m_b[:, None] & m_k[None, :]
+            b_h = b_h * tl.load(p_rd[:, None] + ks[None, :], mask=m_bk, other=0.0)
+        b_u = tl.load(
+            p_u + ks[:, None] * (4 * H) + u_cols[None, :],
+            mask=m_k[:, None] & m_u[None, :],
+            other=0.0,
+        )
+        acc = _dot(b_h, b_u, acc, DOT)
+    return acc
+
+
+def _four_blocks(p_b, s_j, s_k, s_n, width, K, cols, m_cols, BLOCK_K: tl.constexpr):
+    """B (…, K) as four K blocks, (4, BLOCK_K, BLOCK_H): element (j, k, n) is at
+    p_b + (j·s_j + k)·s_k + cols[n]·s_n, for k < width and j·s_j + k < K."""
+    j = tl.arange(0, 4)[:, None, None]
+    ks = tl.arange(0, BLOCK_K)[None, :, None]
+    m = (ks < width) & (j * s_j + ks < K) & m_cols[None, None, :]
+    return tl.load(p_b + (j * s_j + ks) * s_k + cols[None, None, :] * s_n, mask=m, other=0.0)
+
+
+def _four_blocks_dot(
+    p_a, s_j, width, K, b, acc, m_b, DOT: tl.constexpr, BLOCK_K: tl.constexpr
+):  # fmt: skip
+    """acc (4, BLOCK_B, BLOCK_H) + A·B batched over four blocks: A's the (BLOCK_B, BLOCK_K)
+    blocks of the rows p_a (BLOCK_B,) of A (…, K), which other programs wrote (``.cg``), and
+    B's from `_four_blocks` (the same s_j, width). The sum over the blocks is the product:
+    each warp takes a block of its own, where a plain dot of 16 x 16 gives every warp the
+    same product to compute (Triton stacks the warps along its 16 rows)."""
+    j = tl.arange(0, 4)[:, None, None]
+    ks = tl.arange(0, BLOCK_K)[None, None, :]
+    m = m_b[None, :, None] & (ks < width) & (j * s_j + ks < K)
+    b_a = tl.load(p_a[None, :, None] + j * s_j + ks, mask=m, other=0.0, cache_modifier=".cg")
+    return _dot(b_a.to(tl.float32), b, acc, DOT)
+
+
+def _gate_blocks_times(
+    p_a, p_u, u_t, cols, m_cols, m_b, H,
+    RESIDENT: tl.constexpr, DOT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """A·Uᵀ at the columns ``cols`` of Uᵀ, for the rows p_a (BLOCK_B,) of A (…, 4H): one dot
+    per K chunk, batched over the four gate blocks. RESIDENT: u_t holds the whole of Uᵀ's
+    columns (`_four_blocks`); else U (P, 4H) streams in chunks of BLOCK_K per block."""
+    acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    if RESIDENT:
+        acc = _four_blocks_dot(p_a, H, H, 4 * H, u_t, acc, m_b, DOT, BLOCK_K)
+    else:
+        for k0 in range(0, H, BLOCK_K):
+            b = _four_blocks(p_u + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K)
+            acc = _four_blocks_dot(p_a + k0, H, H - k0, 4 * H, b, acc, m_b, DOT, BLOCK_K)
+    return tl.sum(acc, axis=0)
 
 
 def _store_pair(p_part, a, b, m_b):
@@ -157,9 +249,10 @@ def _split_fwd_kernel(
       1 the gates and the cell (with layer norm: raw c and its statistics);
       2 (layer norm) LN(c), act(c) and o ⊙ act(c);
       3 (projection) this program's output units of h = (o ⊙ act(c))·W_hr.
-    The program's hidden units are its BLOCK_H columns; so are its output units. RESIDENT
-    (BLOCK_K ≥ H): each dot is one block, and the program's columns of U and W_hr stay in
-    registers through the steps.
+    The program's hidden units are its BLOCK_H columns; so are its output units. h·U is one
+    dot over the program's columns of all four gates (`_gate_columns`). RESIDENT (see
+    `k_chunk`): each dot is one block, and the program's columns of U, and W_hr as four K
+    blocks, stay on the SM through the steps (Triton keeps them in shared memory).
     """
     cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)
     tile = tl.program_id(1)
@@ -182,13 +275,12 @@ def _split_fwd_kernel(
     first = _first_real_steps(p_first, rows, m_b, MASKED)
     p_c_own = p_carry + r64[:, None] * H + cols[None, :]  # the state, fp32, between launches
     b_c = tl.load(p_c_own, mask=m, other=0.0)
+    u_cols, m_u = _gate_columns(H, BLOCK_H)
+    QUARTER: tl.constexpr = BLOCK_K // 4  # the projection's K blocks, held
     if RESIDENT:
-        u_i = _b_tile(p_u, G4, 1, P, cols, m_h, BLOCK_K)
-        u_f = _b_tile(p_u + H, G4, 1, P, cols, m_h, BLOCK_K)
-        u_g = _b_tile(p_u + 2 * H, G4, 1, P, cols, m_h, BLOCK_K)
-        u_o = _b_tile(p_u + 3 * H, G4, 1, P, cols, m_h, BLOCK_K)
+        u_all = _b_tile(p_u, G4, 1, P, u_cols, m_u, BLOCK_K)
         if PROJ:
-            w_r = _b_tile(p_wr, P, 1, H, cols, cols < P, BLOCK_K)
+            w_r = _four_blocks(p_wr, QUARTER, P, 1, QUARTER, H, cols, cols < P, BLOCK_K // 4)
         if RDROP:
             b_rd = _a_rows(p_rd, P, m_b, BLOCK_K)
     for t in range(T_BEGIN, T_END):
@@ -204,16 +296,13 @@ def _split_fwd_kernel(
                 b_hk = _a_rows(p_h_prev, P, m_b, BLOCK_K)
                 if RDROP:
                     b_hk = b_hk * b_rd
-                zero = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
-                zi = _dot(b_hk, u_i, zero, DOT_U)
-                zf = _dot(b_hk, u_f, zero, DOT_U)
-                zg = _dot(b_hk, u_g, zero, DOT_U)
-                zo = _dot(b_hk, u_o, zero, DOT_U)
+                z = _dot(b_hk, u_all, tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32), DOT_U)
             else:
-                zi, zf, zg, zo = _h_times_u(
-                    p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT_U, ".cg",
+                z = _times_gate_columns(
+                    p_h_prev, p_rd, p_u, u_cols, m_u, m_b, H, P, RDROP, DOT_U,
                     BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
+            zi, zf, zg, zo = _gate_split(z, BLOCK_B, BLOCK_H)
         if LAYER_NORM:
             if PHASES & 1:  # phase 0: raw h·U and its statistics
                 tl.store(p_zhn + o_s, zi, mask=m)
@@ -282,7 +371,9 @@ def _split_fwd_kernel(
                 _tile_barrier(p_count + tile, (done + 3) * programs)
         if PROJ and PHASES & 8:  # phase 3: h = m·W_hr for this program's output units
             if RESIDENT:
-                b_h = _dot(_a_rows(p_m_row, H, m_b, BLOCK_K), w_r, b_h * 0.0, DOT)
+                acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
+                acc = _four_blocks_dot(p_m_row, QUARTER, QUARTER, H, w_r, acc, m_b, DOT, QUARTER)
+                b_h = tl.sum(acc, axis=0)
             else:
                 b_h = _rows_times(
                     p_m_row, H, p_wr, P, 1, cols, cols < P, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
@@ -324,8 +415,8 @@ def _split_bwd_kernel(
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
     KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, SYNC: tl.constexpr,
-    PHASES: tl.constexpr,
-    FINISH: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    PHASES: tl.constexpr, FINISH: tl.constexpr,
+    RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Reverse steps t = T − 1 − s for s in S_BEGIN … S_END − 1, then (FINISH) dh0.
 
@@ -343,8 +434,10 @@ def _split_bwd_kernel(
         gate gradients dz, with it d loss / d LN(c) and its row sums;
       2 (layer norm) through LN(c) to dz, and the row sums for LN(h·U);
       3 (layer norm) through LN(h·U) to dzh.
-    The dots stream U and W_hr through their K loops: held in registers as in the forward, the
-    four gate blocks of Uᵀ spill (ptxas, sm_90a).
+    RESIDENT (see `k_chunk`): the program's rows of U, as the four (H, BLOCK_H) gate blocks
+    of Uᵀ, and W_hrᵀ as four K blocks stay on the SM through the steps, and each product is a
+    dot batched over its four blocks (`_four_blocks_times`); else the dots stream U and W_hr
+    through their K loops.
     """
     cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)
     tile = tl.program_id(1)
@@ -368,6 +461,12 @@ def _split_bwd_kernel(
     p_pb = p_part_b + r64 * programs * 2
     n_sync = 1 + PROJ + 2 * LAYER_NORM  # barriers per step
     first = _first_real_steps(p_first, rows, m_b, MASKED)
+    QUARTER: tl.constexpr = BLOCK_K // 4
+    u_t = p_u  # Uᵀ as its four gate blocks, element (j, k, n) U[n, j·H + k], if held
+    if RESIDENT:
+        u_t = _four_blocks(p_u, H, 1, G4, H, G4, cols, m_p, BLOCK_K)
+        if PROJ:  # W_hrᵀ as four K blocks
+            w_rt = _four_blocks(p_wr, QUARTER, 1, P, QUARTER, P, cols, m_h, QUARTER)
     for s in range(S_BEGIN, S_END):
         t = T - 1 - s
         done = n_sync * (s - S_BEGIN)  # barriers passed before this step
@@ -385,8 +484,8 @@ def _split_bwd_kernel(
             b_dh = tl.load(p_dhs_t, mask=m_dhs, other=0.0).to(tl.float32)
             b_dh += tl.load(p_dh_own, mask=m_o, other=0.0)
             if t + 1 < T:
-                b_du = _rows_times(
-                    p_dzh_row + (t + 1) * G4, G4, p_u, 1, G4, cols, m_p, m_b, DOT_U,
+                b_du = _gate_blocks_times(
+                    p_dzh_row + (t + 1) * G4, p_u, u_t, cols, m_p, m_b, H, RESIDENT, DOT_U,
                     BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
                 if RDROP:
@@ -405,10 +504,17 @@ def _split_bwd_kernel(
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 1) * programs)
             if PHASES & 2:  # d loss / d m = dhn_t·W_hrᵀ for this program's hidden units
-                b_dh = _rows_times(
-                    p_dhn_row + t * P, P, p_wr, 1, P, cols, m_h, m_b, DOT,
-                    BLOCK_B, BLOCK_H, BLOCK_K,
-                )  # fmt: skip
+                if RESIDENT:
+                    acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
+                    acc = _four_blocks_dot(
+                        p_dhn_row + t * P, QUARTER, QUARTER, P, w_rt, acc, m_b, DOT, QUARTER
+                    )
+                    b_dh = tl.sum(acc, axis=0)
+                else:
+                    b_dh = _rows_times(
+                        p_dhn_row + t * P, P, p_wr, 1, P, cols, m_h, m_b, DOT,
+                        BLOCK_B, BLOCK_H, BLOCK_K,
+                    )  # fmt: skip
         if PHASES & 2:  # phase 1: the cell
             b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
             b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
@@ -476,8 +582,8 @@ def _split_bwd_kernel(
     if FINISH:  # dh0: what step 0 kept, and dzh_0 through U
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
-            b_du = _rows_times(
-                p_dzh_row, G4, p_u, 1, G4, cols, m_p, m_b, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K
+            b_du = _gate_blocks_times(
+                p_dzh_row, p_u, u_t, cols, m_p, m_b, H, RESIDENT, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K
             )
             if RDROP:
                 b_du = b_du * tl.load(p_rd, mask=m_o, other=0.0)
@@ -527,10 +633,12 @@ def forward(buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool) 
     part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
     count = torch.zeros(grid[1], dtype=torch.int32, device=device)
     ln, proj = consts["LAYER_NORM"], consts["PROJ"]
+    resident, block_k = k_chunk(cfg, H, buffers[2].element_size(), consts["DOT_U"], "forward")
+    consts = {**consts, "BLOCK_K": block_k}
     for begin, end, phases in _launches(T, sync, ln, proj, reverse=False):
         _split_fwd_kernel[grid](
             *buffers, part[0], part[1], count, B, T, H, P, begin, end, **consts,
-            SYNC=sync, PHASES=phases, RESIDENT=cfg.block_p >= H, num_warps=cfg.num_warps,
+            SYNC=sync, PHASES=phases, RESIDENT=resident, num_warps=cfg.num_warps,
             num_stages=1,
         )  # fmt: skip
 
@@ -552,8 +660,30 @@ def backward(
     launches = [(*launch, sync) for launch in _launches(T, sync, ln, proj, reverse=True)]
     if not sync:
         launches.append((T, T, 0, True))  # dh0, once dzh_0 is complete
+    resident, block_k = k_chunk(cfg, H, buffers[1].element_size(), consts["DOT_U"], "backward")
+    consts = {**consts, "BLOCK_K": block_k}
     for begin, end, phases, finish in launches:
         _split_bwd_kernel[grid](
             *buffers, dh, dc, part[0], part[1], count, B, T, H, P, begin, end, **consts,
-            SYNC=sync, PHASES=phases, FINISH=finish, num_warps=cfg.num_warps, num_stages=1,
+            SYNC=sync, PHASES=phases, FINISH=finish, RESIDENT=resident,
+            num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
+
+
+HELD_U_BYTES = {"forward": 128 * 1024, "backward": 96 * 1024}
+
+
+def k_chunk(cfg, units: int, itemsize: int, dot_u: str, direction: str) -> tuple[bool, int]:
+    """Whether a kernel holds its program's part of U on the SM through the steps, and its K
+    chunk. It does where the config's chunk covers the units (and is at least 64: W_hr is
+    held as four K blocks of a dot each) and that part, 4·H·BLOCK_H elements, counted thrice
+    with three-product TF32 dots, fits HELD_U_BYTES. The budgets are where ptxas (sm_90a)
+    began to spill or to ask for more shared memory than an H100 SM has, over the variants
+    at H = 128-512 (bench/RESULTS.md). Where it does not hold U, a chunk that covers the
+    units streams it in chunks of 32."""
+    if cfg.block_p < max(units, 64):
+        return False, cfg.block_p
+    held = 4 * units * cfg.block_h * itemsize * (3 if dot_u == "tf32x3" else 1)
+    if held <= HELD_U_BYTES[direction]:
+        return True, cfg.block_p
+    return False, 32
