@@ -1190,13 +1190,16 @@ class _Recurrence(torch.autograd.Function):
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
         # fmt: off
         if cfg.split:
+            h0_dropped = h0 if rdrop is None else h0 * rdrop
+            dtype = triton_split.operand_dtype(u_dot, consts["DOT_U"])
+            h0_dot = _dot_operand(h0_dropped, dtype, consts["DOT_U"])
             triton_split.forward(
                 (
                     zx, h0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
                     _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
                     *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 ),
-                (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED,
+                (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED, h0_dot,
             )
         else:
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](

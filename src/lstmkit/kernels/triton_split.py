@@ -35,7 +35,7 @@ tl = None
 _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = _accumulate = None
-_dhs_mask = _first_real_steps = _cell_stats = None
+_dhs_mask = _first_real_steps = _cell_stats = _round_tf32 = None
 SHARED = (
     "_cell_backward",
     "_activation",
@@ -55,6 +55,7 @@ SHARED = (
     "_dhs_mask",
     "_first_real_steps",
     "_cell_stats",
+    "_round_tf32",
 )
 JIT_FUNCTIONS = (
     "_tile_barrier",
@@ -63,6 +64,8 @@ JIT_FUNCTIONS = (
     "_gate_columns",
     "_gate_split",
     "_times_gate_columns",
+    "_operand",
+    "_operand_dot",
     "_four_blocks",
     "_four_blocks_dot",
     "_gate_blocks_times",
@@ -70,6 +73,7 @@ JIT_FUNCTIONS = (
     "_sum_pairs",
     "_merge_pairs",
     "_gate_norm_grad",
+    "_store_operand_blocks",
     "_split_fwd_kernel",
     "_split_bwd_kernel",
 )
@@ -122,27 +126,39 @@ def _gate_split(z, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
 
 
 def _times_gate_columns(
-    p_h, p_rd, p_u, u_cols, m_u, m_b, H, P,
-    RDROP: tl.constexpr, DOT: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    p_a, p_u, u_cols, m_u, m_b, H, P,
+    DOT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    """(h ⊙ dropout)·U at this program's `_gate_columns`, for the rows p_h (BLOCK_B,) of h
-    (…, P), which other programs wrote (``.cg``); U (P, 4H) streamed in K chunks."""
+    """A·U at this program's `_gate_columns` for the rows p_a (BLOCK_B,) of a dot operand
+    (…, P) that other programs wrote (``.cg``, `_operand`); U (P, 4H) streamed in K chunks."""
     acc = tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32)
     for k0 in range(0, P, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
         m_k = ks < P
-        b_h = _a_rows(p_h + k0, P - k0, m_b, BLOCK_K)
-        if RDROP:
-            m_bk = m_b[:, None] & m_k[None, :]
-            b_h = b_h * tl.load(p_rd[:, None] + ks[None, :], mask=m_bk, other=0.0)
         b_u = tl.load(
             p_u + ks[:, None] * (4 * H) + u_cols[None, :],
             mask=m_k[:, None] & m_u[None, :],
             other=0.0,
         )
-        acc = _dot(b_h, b_u, acc, DOT)
+        acc = _operand_dot(_a_rows(p_a + k0, P - k0, m_b, BLOCK_K), b_u, acc, DOT)
     return acc
+
+
+def _operand(x, DOT: tl.constexpr):
+    """x as a dot with DOT takes its left operand: rounded to TF32 for "tf32" dots. The
+    program that computes a value the other programs multiply stores it so, once: rounding
+    where the dot reads it would repeat the work in every warp that reads a copy of it (all
+    of them, for h·U)."""
+    if DOT == "tf32":
+        x = _round_tf32(x)
+    return x
+
+
+def _operand_dot(a, b, acc, DOT: tl.constexpr):
+    """`_dot` of an a stored by `_operand`."""
+    if DOT == "tf32":
+        return tl.dot(a, b, acc, input_precision="tf32")
+    return _dot(a, b, acc, DOT)
 
 
 def _four_blocks(p_b, s_j, s_k, s_n, width, K, cols, m_cols, BLOCK_K: tl.constexpr):
@@ -155,17 +171,21 @@ def _four_blocks(p_b, s_j, s_k, s_n, width, K, cols, m_cols, BLOCK_K: tl.constex
 
 
 def _four_blocks_dot(
-    p_a, s_j, width, K, b, acc, m_b, DOT: tl.constexpr, BLOCK_K: tl.constexpr
+    p_a, s_j, width, K, b, acc, m_b,
+    DOT: tl.constexpr, OPERAND: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """acc (4, BLOCK_B, BLOCK_H) + A·B batched over four blocks: A's the (BLOCK_B, BLOCK_K)
-    blocks of the rows p_a (BLOCK_B,) of A (…, K), which other programs wrote (``.cg``), and
-    B's from `_four_blocks` (the same s_j, width). The sum over the blocks is the product:
-    each warp takes a block of its own, where a plain dot of 16 x 16 gives every warp the
-    same product to compute (Triton stacks the warps along its 16 rows)."""
+    blocks of the rows p_a (BLOCK_B,) of A (…, K), which other programs wrote (``.cg``;
+    OPERAND: as `_operand` stores it), and B's from `_four_blocks` (the same s_j, width). The
+    sum over the blocks is the product: each warp takes a block of its own, where a plain dot
+    of 16 x 16 gives every warp the same product to compute (Triton stacks the warps along
+    its 16 rows)."""
     j = tl.arange(0, 4)[:, None, None]
     ks = tl.arange(0, BLOCK_K)[None, None, :]
     m = m_b[None, :, None] & (ks < width) & (j * s_j + ks < K)
     b_a = tl.load(p_a[None, :, None] + j * s_j + ks, mask=m, other=0.0, cache_modifier=".cg")
+    if OPERAND:
+        return _operand_dot(b_a, b, acc, DOT)
     return _dot(b_a.to(tl.float32), b, acc, DOT)
 
 
@@ -174,16 +194,17 @@ def _gate_blocks_times(
     RESIDENT: tl.constexpr, DOT: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    """A·Uᵀ at the columns ``cols`` of Uᵀ, for the rows p_a (BLOCK_B,) of A (…, 4H): one dot
-    per K chunk, batched over the four gate blocks. RESIDENT: u_t holds the whole of Uᵀ's
-    columns (`_four_blocks`); else U (P, 4H) streams in chunks of BLOCK_K per block."""
+    """A·Uᵀ at the columns ``cols`` of Uᵀ, for the rows p_a (BLOCK_B,) of A (…, 4H), stored
+    by `_operand`: one dot per K chunk, batched over the four gate blocks. RESIDENT: u_t
+    holds the whole of Uᵀ's columns (`_four_blocks`); else U (P, 4H) streams in chunks of
+    BLOCK_K per block."""
     acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
     if RESIDENT:
-        acc = _four_blocks_dot(p_a, H, H, 4 * H, u_t, acc, m_b, DOT, BLOCK_K)
+        acc = _four_blocks_dot(p_a, H, H, 4 * H, u_t, acc, m_b, DOT, True, BLOCK_K)
     else:
         for k0 in range(0, H, BLOCK_K):
             b = _four_blocks(p_u + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K)
-            acc = _four_blocks_dot(p_a + k0, H, H - k0, 4 * H, b, acc, m_b, DOT, BLOCK_K)
+            acc = _four_blocks_dot(p_a + k0, H, H - k0, 4 * H, b, acc, m_b, DOT, True, BLOCK_K)
     return tl.sum(acc, axis=0)
 
 
@@ -227,6 +248,7 @@ def _split_fwd_kernel(
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_hs, p_cs, p_carry, p_stats,  # outputs and saved
     p_o, p_zhn, p_cn, p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
+    p_hd, p_h0d,  # the dot operands (h_t ⊙ dropout) of the last two steps, of h0
     B, T, H, P, T_BEGIN, T_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
@@ -241,8 +263,10 @@ def _split_fwd_kernel(
     on exit; a program keeps its columns in registers between); U (P, 4H); W_hr (H, P); γ_h
     (4H), γ_c, β_c (H); with layer norm stats (B, T, 4) and the scratch rows of the current
     step, o (B, H), zhn (B, 4H), cn (B, H) (a program touches its own columns of these
-    alone). m (B, H) holds o ⊙ act(c) before the projection; part_a, part_b (B, programs, 2)
-    the programs' row statistics. A step runs in phases, each needing what every program
+    alone). m (B, H) holds o ⊙ act(c) before the projection (as `_operand` stores it);
+    part_a, part_b (B, programs, 2) the programs' row statistics. hd (2, B, P) holds h ⊙
+    dropout of the last two steps as `_operand` stores it for the dots with U, h0d (B, P) the
+    same of h0 (made by the launcher). A step runs in phases, each needing what every program
     of the tile wrote in the one before (bit k of PHASES runs phase k; with SYNC all run in
     one launch, each followed by a barrier):
       0 (layer norm) raw h·U for this program's units, and its row statistics;
@@ -281,10 +305,9 @@ def _split_fwd_kernel(
         u_all = _b_tile(p_u, G4, 1, P, u_cols, m_u, BLOCK_K)
         if PROJ:
             w_r = _four_blocks(p_wr, QUARTER, P, 1, QUARTER, H, cols, cols < P, BLOCK_K // 4)
-        if RDROP:
-            b_rd = _a_rows(p_rd, P, m_b, BLOCK_K)
     for t in range(T_BEGIN, T_END):
         p_h_prev = tl.where(t > first, p_h_row + (t - 1) * P, p_h0 + r64 * P)  # h0 up to first
+        p_hd_prev = tl.where(t > first, p_hd + ((t + 1) % 2) * B * P + r64 * P, p_h0d + r64 * P)
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_s = rows[:, None] * G4 + cols[None, :]  # (B, 4H) scratch offsets (int32), gate i
         o_c = rows[:, None] * H + cols[None, :]  # (B, H) scratch offsets
@@ -293,15 +316,13 @@ def _split_fwd_kernel(
         b_h = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
         if PHASES & (2 - LAYER_NORM):  # h·U for this program's units (phase 0 with LN, else 1)
             if RESIDENT:
-                b_hk = _a_rows(p_h_prev, P, m_b, BLOCK_K)
-                if RDROP:
-                    b_hk = b_hk * b_rd
-                z = _dot(b_hk, u_all, tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32), DOT_U)
+                b_hk = _a_rows(p_hd_prev, P, m_b, BLOCK_K)
+                zero = tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32)
+                z = _operand_dot(b_hk, u_all, zero, DOT_U)
             else:
                 z = _times_gate_columns(
-                    p_h_prev, p_rd, p_u, u_cols, m_u, m_b, H, P, RDROP, DOT_U,
-                    BLOCK_B, BLOCK_H, BLOCK_K,
-                )  # fmt: skip
+                    p_hd_prev, p_u, u_cols, m_u, m_b, H, P, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K
+                )
             zi, zf, zg, zo = _gate_split(z, BLOCK_B, BLOCK_H)
         if LAYER_NORM:
             if PHASES & 1:  # phase 0: raw h·U and its statistics
@@ -348,7 +369,7 @@ def _split_fwd_kernel(
             else:
                 b_h = b_o * _activation(b_cnew, CELL_ACT)
                 if PROJ:  # o ⊙ act(c), for every program's output phase
-                    tl.store(p_m_row[:, None] + cols[None, :], b_h, mask=m)
+                    tl.store(p_m_row[:, None] + cols[None, :], _operand(b_h, DOT), mask=m)
         if SYNC and (LAYER_NORM or PROJ):
             _tile_barrier(p_count + tile, (done + 1 + LAYER_NORM) * programs)
         if LAYER_NORM:
@@ -366,13 +387,15 @@ def _split_fwd_kernel(
                 )
                 b_h = tl.load(p_o + o_c, mask=m, other=0.0) * b_a
                 if PROJ:
-                    tl.store(p_m_row[:, None] + cols[None, :], b_h, mask=m)
+                    tl.store(p_m_row[:, None] + cols[None, :], _operand(b_h, DOT), mask=m)
             if SYNC and PROJ:
                 _tile_barrier(p_count + tile, (done + 3) * programs)
         if PROJ and PHASES & 8:  # phase 3: h = m·W_hr for this program's output units
             if RESIDENT:
                 acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
-                acc = _four_blocks_dot(p_m_row, QUARTER, QUARTER, H, w_r, acc, m_b, DOT, QUARTER)
+                acc = _four_blocks_dot(
+                    p_m_row, QUARTER, QUARTER, H, w_r, acc, m_b, DOT, True, QUARTER
+                )
                 b_h = tl.sum(acc, axis=0)
             else:
                 b_h = _rows_times(
@@ -385,6 +408,11 @@ def _split_fwd_kernel(
                 p_old = p_h_prev[:, None] + cols[None, :]
                 b_old = tl.load(p_old, mask=m_o, other=0.0, cache_modifier=".cg")
                 b_h = b_keep * b_old.to(tl.float32) + (1.0 - b_keep) * b_h
+            b_hd = b_h
+            if RDROP:
+                b_hd = b_hd * tl.load(p_rd[:, None] + cols[None, :], mask=m_o, other=0.0)
+            p_hd_t = p_hd + (t % 2) * B * P + r64[:, None] * P + cols[None, :]
+            tl.store(p_hd_t, _operand(b_hd, DOT_U), mask=m_o)  # for the next step's h·U
             if MASKED:  # zeros where no real step has been seen yet
                 b_h = tl.where((t >= first)[:, None], b_h, 0.0)
             _store(p_h_row[:, None] + t * P + cols[None, :], b_h, m_o, DOT)
@@ -397,12 +425,22 @@ def _split_fwd_kernel(
 def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, p_dgamma_g, m_h, m, rstd, t1, t2):
     """One gate block of d loss / d (h·U) through LN(h·U): rstd·(dx − mean(dx) − x̂·mean(dx·x̂))
     with dx = dz·γ_h, given those two row means t1, t2; adds Σ dz ⊙ x̂ over the rows to
-    p_dgamma_g (p_dzh_g may be p_zhn_g: x̂ is read first)."""
+    p_dgamma_g (p_dzh_g may be p_zhn_g: x̂ is read first). Returns the block too."""
     b_dz = tl.load(p_dz_g, mask=m, other=0.0).to(tl.float32)
     b_x = tl.load(p_zhn_g, mask=m, other=0.0)
     _accumulate(p_dgamma_g, b_dz * b_x, m_h)
     b_dx = b_dz * tl.load(p_gamma_g, mask=m_h, other=0.0)[None, :]
-    tl.store(p_dzh_g, rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None]), mask=m)
+    b_dzh = rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None])
+    tl.store(p_dzh_g, b_dzh, mask=m)
+    return b_dzh
+
+
+def _store_operand_blocks(p, b_i, b_f, b_g, b_o, m, H, DOT: tl.constexpr):
+    """Four gate blocks at p (2-D, gate i; …, 4H) as `_operand` stores them."""
+    tl.store(p, _operand(b_i, DOT), mask=m)
+    tl.store(p + H, _operand(b_f, DOT), mask=m)
+    tl.store(p + 2 * H, _operand(b_g, DOT), mask=m)
+    tl.store(p + 3 * H, _operand(b_o, DOT), mask=m)
 
 
 def _split_bwd_kernel(
@@ -411,6 +449,7 @@ def _split_bwd_kernel(
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
     p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_m,  # outputs, scratch
     p_dh, p_dc, p_part_a, p_part_b, p_count,  # carries, partial sums, tile counters
+    p_dzd,  # the dot operands (d loss / d (h·U)) of the last two steps
     B, T, H, P, S_BEGIN, S_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
@@ -424,7 +463,8 @@ def _split_bwd_kernel(
     `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H), which may be the gates' buffer; with
     layer norm dzh (B, T, 4H) = d loss / d (h·U) (else dzh is dz), which may be zhn's, and
     dnorm (tiles, 6H), where the programs of a tile add their columns' sums; dcn (B, H) is
-    scratch for the current step; with a projection dhn (B, T, P).
+    scratch for the current step; with a projection dhn (B, T, P). dzd (2, B, 4H): dzh of the
+    last two steps as `_operand` stores it for the dots with Uᵀ.
     dh (B, P) carries keep·(d loss / d h_t) to step t − 1 (the gradient of h_T to start) and
     ends as dh0; dc (B, H) carries d loss / d c_{t-1} (that of c_T to start) and ends as dc0;
     m (B, H) scratch for d loss / d (o ⊙ act(c)); part_a, part_b (B, programs, 2) partial
@@ -451,7 +491,6 @@ def _split_bwd_kernel(
     r64 = rows.to(tl.int64)
     G4 = 4 * H
     p_dz_row = p_dz + r64 * T * G4
-    p_dzh_row = p_dzh + r64 * T * G4
     p_dhn_row = p_dhn + r64 * T * P
     p_dh_own = p_dh + r64[:, None] * P + cols[None, :]
     p_dc_row = p_dc + r64 * H
@@ -472,6 +511,7 @@ def _split_bwd_kernel(
         done = n_sync * (s - S_BEGIN)  # barriers passed before this step
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_c = r64[:, None] * H + cols[None, :]  # (B, H) scratch offsets
+        p_dzd_t = p_dzd + (t % 2) * B * G4 + r64[:, None] * G4 + cols[None, :]  # gate i
         p_stats_t = p_stats + (r64 * T + t) * 4
         mean_c, rstd_c = _cell_stats(p_stats_t, m_b, LAYER_NORM, BLOCK_B)
         p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
@@ -485,8 +525,8 @@ def _split_bwd_kernel(
             b_dh += tl.load(p_dh_own, mask=m_o, other=0.0)
             if t + 1 < T:
                 b_du = _gate_blocks_times(
-                    p_dzh_row + (t + 1) * G4, p_u, u_t, cols, m_p, m_b, H, RESIDENT, DOT_U,
-                    BLOCK_B, BLOCK_H, BLOCK_K,
+                    p_dzd + ((t + 1) % 2) * B * G4 + r64 * G4, p_u, u_t, cols, m_p, m_b, H,
+                    RESIDENT, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
                 if RDROP:
                     b_du = b_du * tl.load(p_rd, mask=m_o, other=0.0)
@@ -507,7 +547,7 @@ def _split_bwd_kernel(
                 if RESIDENT:
                     acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
                     acc = _four_blocks_dot(
-                        p_dhn_row + t * P, QUARTER, QUARTER, P, w_rt, acc, m_b, DOT, QUARTER
+                        p_dhn_row + t * P, QUARTER, QUARTER, P, w_rt, acc, m_b, DOT, False, QUARTER
                     )
                     b_dh = tl.sum(acc, axis=0)
                 else:
@@ -526,11 +566,12 @@ def _split_bwd_kernel(
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
                 _store_pair(p_pa, _row_sum(b_dx), _row_sum(b_dx * b_x), m_b)
             else:
-                _cell_backward(
+                dzi, dzf, dzg, dzo = _cell_backward(
                     b_dcn, b_dh * b_a, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc,
                     p_peep, p_dz_row + t * G4, cols, m_h, m, H,
                     GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
+                _store_operand_blocks(p_dzd_t, dzi, dzf, dzg, dzo, m, H, DOT_U)
         if SYNC:
             _tile_barrier(p_count + tile, (done + 1 + PROJ) * programs)
         if LAYER_NORM:
@@ -573,18 +614,20 @@ def _split_bwd_kernel(
                 t2 = t2 / G4
                 rstd = tl.load(p_stats_t + 1, mask=m_b, other=0.0)
                 for k in range(4):
-                    _gate_norm_grad(
+                    b_dzh = _gate_norm_grad(
                         p_dz + o_z + k * H, p_zhn + o_z + k * H, p_dzh + o_z + k * H,
                         p_gamma_h + k * H + cols, p_dnorm_own + k * H, m_h, m, rstd, t1, t2,
                     )  # fmt: skip
+                    tl.store(p_dzd_t + k * H, _operand(b_dzh, DOT_U), mask=m)
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 3 + PROJ) * programs)
     if FINISH:  # dh0: what step 0 kept, and dzh_0 through U
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
             b_du = _gate_blocks_times(
-                p_dzh_row, p_u, u_t, cols, m_p, m_b, H, RESIDENT, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K
-            )
+                p_dzd + r64 * G4, p_u, u_t, cols, m_p, m_b, H, RESIDENT, DOT_U,
+                BLOCK_B, BLOCK_H, BLOCK_K,
+            )  # fmt: skip
             if RDROP:
                 b_du = b_du * tl.load(p_rd, mask=m_o, other=0.0)
             b_dh += b_du
@@ -623,11 +666,15 @@ def _launches(steps: int, sync: bool, layer_norm: bool, proj: bool, reverse: boo
     return [(t, t + 1, phases) for t in range(steps) for phases in groups]
 
 
-def forward(buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool) -> None:
+def forward(
+    buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool, h0_dot: torch.Tensor
+) -> None:  # fmt: skip
     """Run the recurrence of `triton_lstm._Recurrence.forward` in the split layout: buffers
-    are `_split_fwd_kernel`'s pointer arguments up to m, shape (B, T, H, P)."""
+    are `_split_fwd_kernel`'s pointer arguments up to m, shape (B, T, H, P); h0_dot (B, P) is
+    h0 ⊙ dropout as the dots with U take it (`operand_dtype`, rounded to TF32 for "tf32")."""
     B, T, H, P = shape
     device = buffers[0].device
+    hd = torch.empty(2, B, P, device=device, dtype=h0_dot.dtype)
     grid = _grid(B, H, cfg)
     sync = _synchronised(grid, device, interpreted)
     part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
@@ -637,7 +684,7 @@ def forward(buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool) 
     consts = {**consts, "BLOCK_K": block_k}
     for begin, end, phases in _launches(T, sync, ln, proj, reverse=False):
         _split_fwd_kernel[grid](
-            *buffers, part[0], part[1], count, B, T, H, P, begin, end, **consts,
+            *buffers, part[0], part[1], count, hd, h0_dot, B, T, H, P, begin, end, **consts,
             SYNC=sync, PHASES=phases, RESIDENT=resident, num_warps=cfg.num_warps,
             num_stages=1,
         )  # fmt: skip
@@ -662,12 +709,19 @@ def backward(
         launches.append((T, T, 0, True))  # dh0, once dzh_0 is complete
     resident, block_k = k_chunk(cfg, H, buffers[1].element_size(), consts["DOT_U"], "backward")
     consts = {**consts, "BLOCK_K": block_k}
+    dzd = torch.empty(2, B, 4 * H, device=device, dtype=operand_dtype(buffers[1], consts["DOT_U"]))
     for begin, end, phases, finish in launches:
         _split_bwd_kernel[grid](
-            *buffers, dh, dc, part[0], part[1], count, B, T, H, P, begin, end, **consts,
+            *buffers, dh, dc, part[0], part[1], count, dzd, B, T, H, P, begin, end, **consts,
             SYNC=sync, PHASES=phases, FINISH=finish, RESIDENT=resident,
             num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
+
+
+def operand_dtype(u_dot: torch.Tensor, dot_u: str) -> torch.dtype:
+    """The dtype in which the kernels keep the left operands of their dots with U: U's own
+    (bf16 / fp16) for "low" dots, else fp32 (the interpreter's bf16 stores truncate)."""
+    return u_dot.dtype if dot_u == "low" else torch.float32
 
 
 HELD_U_BYTES = {"forward": 128 * 1024, "backward": 96 * 1024}
