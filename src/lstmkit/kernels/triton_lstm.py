@@ -136,9 +136,9 @@ def split_config(batch: int, units: int, sms: int) -> TritonConfig:
     From H200 runs (bench/RESULTS.md): at H = 256-1024 the shapes with 32 units per program
     and K chunks of 16 took 1.3-1.7x as long; at H=128, K chunks of 32 took 1.1-1.7x as long as
     the whole U at B=256 and T=500 (two runs, cuDNN within 9% in both). Whole U at H=256 and
-    512 is not yet timed: compiled for sm_90a its TF32 forward issues 440 / 659 instructions
-    per step and thread and waits on no K loop, against 1,679 / 3,039 with chunks of 32 and
-    4 warps, 8 / 16 chunks a step (no spills either way)."""
+    512 is not yet timed: compiled for sm_90a (no alignment hints) its TF32 forward issues
+    440 / 659 instructions per step and thread and waits on no K loop, against 1,679 / 3,039
+    with chunks of 32 and 4 warps, 8 / 16 chunks a step."""
     whole_k = max(64, 1 << (units - 1).bit_length())
     block_k, warps = (whole_k, 8) if whole_k <= 512 else (32, 4)
     if -(-batch // 16) * -(-units // 16) <= sms:
