@@ -671,8 +671,9 @@ def test_cuda_split_layout_takes_a_launch_per_step_when_the_grid_exceeds_the_sms
 
 
 def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():
-    """A K chunk that covers the units holds U on the SM within each direction's budget
-    (three-product TF32 dots count U thrice); beyond, U streams in chunks of 32."""
+    """A K chunk that covers the units holds U on the SM within each direction's budget of
+    shared memory (U, counted thrice with three-product TF32 dots, and the dot's left
+    operand); beyond, U streams in chunks of 32. 64-row tiles stream it."""
     fp32, bf16 = 4, 2
     cfg = triton_lstm.split_config(64, 512, 132)
     assert cfg == TritonConfig(16, 16, 512, 8, 1, split=True)
@@ -687,6 +688,10 @@ def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():
     short = TritonConfig(16, 16, 32, 4, 1, split=True)  # covers 20 units, but below 64
     assert triton_split.k_chunk(short, 20, fp32, "tf32", "forward") == (False, 32)
     assert triton_lstm.split_config(64, 1024, 132) == TritonConfig(64, 16, 32, 8, 1, split=True)
+    assert triton_lstm.split_config(256, 256, 132) == TritonConfig(64, 16, 32, 8, 1, split=True)
+    rows64 = TritonConfig(64, 16, 256, 8, 1, split=True)  # the left operand takes 4x the room
+    assert triton_split.k_chunk(rows64, 256, fp32, "tf32", "forward") == (True, 256)
+    assert triton_split.k_chunk(rows64, 256, fp32, "tf32", "backward") == (False, 32)
 
 
 @pytest.mark.parametrize(
@@ -697,7 +702,7 @@ def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():
 def test_split_kernels_past_the_budget_stream_u_and_match_the_reference(
     monkeypatch, no_tf32, budgets
 ):
-    monkeypatch.setattr(triton_split, "HELD_U_BYTES", budgets)
+    monkeypatch.setattr(triton_split, "HELD_BYTES", budgets)
     spec = LSTMSpec(40, **EVERYTHING)  # with the fallback's chunks of 32: two per step
     x, h0, c0, w, noise = problem(spec, B=19, training=True)
     mask = lengths_mask(19, 5)

@@ -128,22 +128,23 @@ def persistent_config(batch: int, units: int, output_size: int) -> TritonConfig:
 
 
 def split_config(batch: int, units: int, sms: int) -> TritonConfig:
-    """Launch shape of the split-hidden layout, 16 hidden units per program. Up to 512 units
-    the K chunk covers them all, so the forward holds its columns of U on the SM through the
-    steps (8 warps; `triton_split.backward_chunk` says when the backward does too); beyond,
-    K chunks of 32 (4 warps). Rows of 16 where the grid fits on ``sms`` SMs (one launch for
-    the whole time loop), else of 64 (beyond that, one launch per phase per step).
+    """Launch shape of the split-hidden layout, 16 hidden units per program. Rows of 16 where
+    the grid fits on ``sms`` SMs (one launch for the whole time loop): up to 512 units the K
+    chunk covers them all, so the forward holds its columns of U on the SM through the steps
+    (8 warps; `triton_split.k_chunk` says when the backward does too), beyond it K chunks of
+    32 (4 warps). Else rows of 64 and K chunks of 32, 8 warps (held U and 64 rows spill,
+    ptxas for sm_90a; beyond 132 programs, one launch per phase per step).
     From H200 runs (bench/RESULTS.md): at H = 256-1024 the shapes with 32 units per program
     and K chunks of 16 took 1.3-1.7x as long; at H=128, K chunks of 32 took 1.1-1.7x as long as
     the whole U at B=256 and T=500 (two runs, cuDNN within 9% in both). Whole U at H=256 and
     512 is not yet timed: compiled for sm_90a (no alignment hints) its TF32 forward issues
     440 / 659 instructions per step and thread and waits on no K loop, against 1,679 / 3,039
     with chunks of 32 and 4 warps, 8 / 16 chunks a step."""
+    if -(-batch // 16) * -(-units // 16) > sms:
+        return TritonConfig(64, 16, 32, 8, 1, split=True)
     whole_k = max(64, 1 << (units - 1).bit_length())
     block_k, warps = (whole_k, 8) if whole_k <= 512 else (32, 4)
-    if -(-batch // 16) * -(-units // 16) <= sms:
-        return TritonConfig(16, 16, block_k, warps, 1, split=True)
-    return TritonConfig(64, 16, block_k, 8, 1, split=True)
+    return TritonConfig(16, 16, block_k, warps, 1, split=True)
 
 
 class Layout:

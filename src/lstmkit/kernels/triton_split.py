@@ -35,7 +35,7 @@ tl = None
 _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = _accumulate = None
-_dhs_mask = _first_real_steps = _cell_stats = _round_tf32 = None
+_dhs_mask = _first_real_steps = _cell_stats = _round_tf32 = _add = None
 SHARED = (
     "_cell_backward",
     "_activation",
@@ -56,6 +56,7 @@ SHARED = (
     "_first_real_steps",
     "_cell_stats",
     "_round_tf32",
+    "_add",
 )
 JIT_FUNCTIONS = (
     "_tile_barrier",
@@ -205,7 +206,7 @@ def _gate_blocks_times(
         for k0 in range(0, H, BLOCK_K):
             b = _four_blocks(p_u + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K)
             acc = _four_blocks_dot(p_a + k0, H, H - k0, 4 * H, b, acc, m_b, DOT, True, BLOCK_K)
-    return tl.sum(acc, axis=0)
+    return tl.reduce(acc, 0, _add)  # the four blocks' sum
 
 
 def _store_pair(p_part, a, b, m_b):
@@ -396,7 +397,7 @@ def _split_fwd_kernel(
                 acc = _four_blocks_dot(
                     p_m_row, QUARTER, QUARTER, H, w_r, acc, m_b, DOT, True, QUARTER
                 )
-                b_h = tl.sum(acc, axis=0)
+                b_h = tl.reduce(acc, 0, _add)  # the four blocks' sum
             else:
                 b_h = _rows_times(
                     p_m_row, H, p_wr, P, 1, cols, cols < P, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
@@ -549,7 +550,7 @@ def _split_bwd_kernel(
                     acc = _four_blocks_dot(
                         p_dhn_row + t * P, QUARTER, QUARTER, P, w_rt, acc, m_b, DOT, False, QUARTER
                     )
-                    b_dh = tl.sum(acc, axis=0)
+                    b_dh = tl.reduce(acc, 0, _add)  # the four blocks' sum
                 else:
                     b_dh = _rows_times(
                         p_dhn_row + t * P, P, p_wr, 1, P, cols, m_h, m_b, DOT,
@@ -724,20 +725,24 @@ def operand_dtype(u_dot: torch.Tensor, dot_u: str) -> torch.dtype:
     return u_dot.dtype if dot_u == "low" else torch.float32
 
 
-HELD_U_BYTES = {"forward": 128 * 1024, "backward": 96 * 1024}
+HELD_BYTES = {"forward": 160 * 1024, "backward": 128 * 1024}
 
 
 def k_chunk(cfg, units: int, itemsize: int, dot_u: str, direction: str) -> tuple[bool, int]:
     """Whether a kernel holds its program's part of U on the SM through the steps, and its K
     chunk. It does where the config's chunk covers the units (and is at least 64: W_hr is
-    held as four K blocks of a dot each) and that part, 4·H·BLOCK_H elements, counted thrice
-    with three-product TF32 dots, fits HELD_U_BYTES. The budgets are where ptxas (sm_90a)
-    began to spill or to ask for more shared memory than an H100 SM has, over the variants
-    at H = 128-512 (bench/RESULTS.md). Where it does not hold U, a chunk that covers the
-    units streams it in chunks of 32."""
+    held as four K blocks of a dot each) and what it then keeps in shared memory fits
+    HELD_BYTES: its part of U, 4·H·BLOCK_H elements (counted thrice with the three-product
+    TF32 dots of layer norm), and the left operand of its dot, BLOCK_B·H (forward) or
+    BLOCK_B·4H (backward) elements. The budgets are where ptxas (sm_90a) began to spill or
+    to ask for more shared memory than an H100 SM has, over the variants at H = 128-512
+    (bench/RESULTS.md). Where it does not hold U, a chunk that covers the units streams it
+    in chunks of 32."""
     if cfg.block_p < max(units, 64):
         return False, cfg.block_p
-    held = 4 * units * cfg.block_h * itemsize * (3 if dot_u == "tf32x3" else 1)
-    if held <= HELD_U_BYTES[direction]:
+    u_bytes = 4 * units * cfg.block_h * itemsize * (3 if dot_u == "tf32x3" else 1)
+    a_width = units if direction == "forward" else 4 * units
+    a_bytes = cfg.block_b * a_width * (itemsize if dot_u == "low" else 4)
+    if u_bytes + a_bytes <= HELD_BYTES[direction]:
         return True, cfg.block_p
     return False, 32
