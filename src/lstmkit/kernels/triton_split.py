@@ -305,7 +305,7 @@ def _split_fwd_kernel(
     if RESIDENT:
         u_all = _b_tile(p_u, G4, 1, P, u_cols, m_u, BLOCK_K)
         if PROJ:
-            w_r = _four_blocks(p_wr, QUARTER, P, 1, QUARTER, H, cols, cols < P, BLOCK_K // 4)
+            w_r = _four_blocks(p_wr, QUARTER, P, 1, QUARTER, H, cols, cols < P, QUARTER)
     for t in range(T_BEGIN, T_END):
         p_h_prev = tl.where(t > first, p_h_row + (t - 1) * P, p_h0 + r64 * P)  # h0 up to first
         p_hd_prev = tl.where(t > first, p_hd + ((t + 1) % 2) * B * P + r64 * P, p_h0d + r64 * P)
