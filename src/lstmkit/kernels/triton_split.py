@@ -71,6 +71,7 @@ JIT_FUNCTIONS = (
     "_four_blocks_dot",
     "_gate_blocks_times",
     "_store_pair",
+    "_program_pairs",
     "_sum_pairs",
     "_merge_pairs",
     "_gate_norm_grad",
@@ -216,32 +217,35 @@ def _store_pair(p_part, a, b, m_b):
     tl.store(p + 1, b, mask=m_b)
 
 
-def _sum_pairs(p_part, m_b, BLOCK_B: tl.constexpr):
+def _program_pairs(p_part, m_b, PROGRAMS: tl.constexpr):
+    """The programs' partial pairs in part (B, programs, 2) for the rows p_part (BLOCK_B,),
+    as two (BLOCK_B, PROGRAMS) blocks (zero past the programs): loaded at once, one round
+    trip to L2 rather than one per program."""
+    j = tl.arange(0, PROGRAMS)
+    m = m_b[:, None] & (j < tl.num_programs(0))[None, :]
+    p = p_part[:, None] + j[None, :] * 2
+    first = tl.load(p, mask=m, other=0.0, cache_modifier=".cg")
+    return first, tl.load(p + 1, mask=m, other=0.0, cache_modifier=".cg")
+
+
+def _sum_pairs(p_part, m_b, PROGRAMS: tl.constexpr):
     """Per-row sums over the programs of the partial pairs in part (B, programs, 2)."""
-    a = tl.full([BLOCK_B], 0.0, tl.float32)
-    b = tl.full([BLOCK_B], 0.0, tl.float32)
-    for j in range(0, tl.num_programs(0)):
-        a += tl.load(p_part + j * 2, mask=m_b, other=0.0, cache_modifier=".cg")
-        b += tl.load(p_part + j * 2 + 1, mask=m_b, other=0.0, cache_modifier=".cg")
-    return a, b
+    a, b = _program_pairs(p_part, m_b, PROGRAMS)
+    return _row_sum(a), _row_sum(b)
 
 
 def _merge_pairs(
-    p_part, m_b, N, FACTOR: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr
-):
+    p_part, m_b, N, FACTOR: tl.constexpr, BLOCK_H: tl.constexpr, PROGRAMS: tl.constexpr
+):  # fmt: skip
     """Row mean and sum of squared deviations over N·FACTOR values from the programs' (mean,
-    M2) pairs in part (B, programs, 2), each over FACTOR·(its units) values (Chan's merge)."""
-    mean = tl.full([BLOCK_B], 0.0, tl.float32)
-    m2 = tl.full([BLOCK_B], 0.0, tl.float32)
-    for j in range(0, tl.num_programs(0)):
-        n_prev = 1.0 * FACTOR * j * BLOCK_H
-        n_j = 1.0 * FACTOR * tl.minimum(N - j * BLOCK_H, BLOCK_H)
-        c_mean = tl.load(p_part + j * 2, mask=m_b, other=0.0, cache_modifier=".cg")
-        c_m2 = tl.load(p_part + j * 2 + 1, mask=m_b, other=0.0, cache_modifier=".cg")
-        delta = c_mean - mean
-        mean = mean + delta * (n_j / (n_prev + n_j))
-        m2 = m2 + c_m2 + delta * delta * (n_prev * n_j / (n_prev + n_j))
-    return mean, m2
+    M2) pairs in part (B, programs, 2), each over FACTOR·(its units) values: Chan et al.'s
+    merge in its parallel form, M2 = Σ M2_j + Σ n_j (mean_j − mean)²."""
+    means, m2s = _program_pairs(p_part, m_b, PROGRAMS)
+    j = tl.arange(0, PROGRAMS)
+    n_j = FACTOR * tl.maximum(tl.minimum(N - j * BLOCK_H, BLOCK_H), 0).to(tl.float32)
+    mean = _row_sum(means * n_j[None, :]) / (1.0 * FACTOR * N)
+    d = means - mean[:, None]
+    return mean, _row_sum(m2s) + _row_sum(n_j[None, :] * d * d)
 
 
 def _split_fwd_kernel(
@@ -256,6 +260,7 @@ def _split_fwd_kernel(
     KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, SYNC: tl.constexpr,
     PHASES: tl.constexpr,
     RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    PROGRAMS: tl.constexpr,
 ):  # fmt: skip
     """Steps T_BEGIN … T_END − 1 of BLOCK_B rows: program (slice, tile).
 
@@ -341,7 +346,7 @@ def _split_fwd_kernel(
                 _tile_barrier(p_count + tile, (done + 1) * programs)
         if PHASES & 2:  # phase 1: the gates and the cell
             if LAYER_NORM:
-                mean, m2 = _merge_pairs(p_pa, m_b, H, 4, BLOCK_B, BLOCK_H)
+                mean, m2 = _merge_pairs(p_pa, m_b, H, 4, BLOCK_H, PROGRAMS)
                 rstd = 1.0 / tl.sqrt(m2 / G4 + 1e-5)
                 if tl.program_id(0) == 0:  # one program stores the row statistics
                     tl.store(p_stats_t, mean, mask=m_b)
@@ -375,7 +380,7 @@ def _split_fwd_kernel(
             _tile_barrier(p_count + tile, (done + 1 + LAYER_NORM) * programs)
         if LAYER_NORM:
             if PHASES & 4:  # phase 2: LN(c), act, o ⊙ act(c)
-                mean, m2 = _merge_pairs(p_pb, m_b, H, 1, BLOCK_B, BLOCK_H)
+                mean, m2 = _merge_pairs(p_pb, m_b, H, 1, BLOCK_H, PROGRAMS)
                 rstd = 1.0 / tl.sqrt(m2 / H + 1e-5)
                 if tl.program_id(0) == 0:
                     tl.store(p_stats_t + 2, mean, mask=m_b)
@@ -457,6 +462,7 @@ def _split_bwd_kernel(
     KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, SYNC: tl.constexpr,
     PHASES: tl.constexpr, FINISH: tl.constexpr,
     RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    PROGRAMS: tl.constexpr,
 ):  # fmt: skip
     """Reverse steps t = T − 1 − s for s in S_BEGIN … S_END − 1, then (FINISH) dh0.
 
@@ -578,7 +584,7 @@ def _split_bwd_kernel(
         if LAYER_NORM:
             p_dnorm_own = p_dnorm + tile * 6 * H + cols
             if PHASES & 4:  # phase 2: through LN(c) to the gates
-                s1, s2 = _sum_pairs(p_pa, m_b, BLOCK_B)
+                s1, s2 = _sum_pairs(p_pa, m_b, PROGRAMS)
                 s1 = s1 / H
                 s2 = s2 / H
                 b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
@@ -610,7 +616,7 @@ def _split_bwd_kernel(
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 2 + PROJ) * programs)
             if PHASES & 8:  # phase 3: through LN(h·U)
-                t1, t2 = _sum_pairs(p_pb, m_b, BLOCK_B)
+                t1, t2 = _sum_pairs(p_pb, m_b, PROGRAMS)
                 t1 = t1 / G4
                 t2 = t2 / G4
                 rstd = tl.load(p_stats_t + 1, mask=m_b, other=0.0)
@@ -641,6 +647,11 @@ def _split_bwd_kernel(
 
 def _grid(batch: int, units: int, cfg) -> tuple[int, int]:
     return (-(-units // cfg.block_h), -(-batch // cfg.block_b))
+
+
+def _pow2(n: int) -> int:
+    """The least power of two ≥ n: a block over the programs of a tile."""
+    return 1 << (n - 1).bit_length()
 
 
 def _synchronised(grid: tuple[int, int], device: torch.device, interpreted: bool) -> bool:
@@ -686,7 +697,8 @@ def forward(
     for begin, end, phases in _launches(T, sync, ln, proj, reverse=False):
         _split_fwd_kernel[grid](
             *buffers, part[0], part[1], count, hd, h0_dot, B, T, H, P, begin, end, **consts,
-            SYNC=sync, PHASES=phases, RESIDENT=resident, num_warps=cfg.num_warps,
+            SYNC=sync, PHASES=phases, RESIDENT=resident, PROGRAMS=_pow2(grid[0]),
+            num_warps=cfg.num_warps,
             num_stages=1,
         )  # fmt: skip
 
@@ -715,7 +727,7 @@ def backward(
         _split_bwd_kernel[grid](
             *buffers, dh, dc, part[0], part[1], count, dzd, B, T, H, P, begin, end, **consts,
             SYNC=sync, PHASES=phases, FINISH=finish, RESIDENT=resident,
-            num_warps=cfg.num_warps, num_stages=1,
+            PROGRAMS=_pow2(grid[0]), num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
 
 
