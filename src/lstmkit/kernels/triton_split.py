@@ -34,7 +34,7 @@ import torch
 tl = None
 _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
-_cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = _accumulate = None
+_cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = _col_sum = None
 _dhs_mask = _first_real_steps = _cell_stats = _round_tf32 = _add = None
 SHARED = (
     "_cell_backward",
@@ -51,7 +51,7 @@ SHARED = (
     "_store",
     "_gate_blocks",
     "_recomputed_cell",
-    "_accumulate",
+    "_col_sum",
     "_dhs_mask",
     "_first_real_steps",
     "_cell_stats",
@@ -75,6 +75,7 @@ JIT_FUNCTIONS = (
     "_sum_pairs",
     "_merge_pairs",
     "_gate_norm_grad",
+    "_add_row",
     "_store_operand_blocks",
     "_split_fwd_kernel",
     "_split_bwd_kernel",
@@ -428,17 +429,21 @@ def _split_fwd_kernel(
         tl.store(p_c_own, b_c, mask=m)
 
 
-def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, p_dgamma_g, m_h, m, rstd, t1, t2):
+def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, m_h, m, rstd, t1, t2):
     """One gate block of d loss / d (h·U) through LN(h·U): rstd·(dx − mean(dx) − x̂·mean(dx·x̂))
-    with dx = dz·γ_h, given those two row means t1, t2; adds Σ dz ⊙ x̂ over the rows to
-    p_dgamma_g (p_dzh_g may be p_zhn_g: x̂ is read first). Returns the block too."""
+    with dx = dz·γ_h, given those two row means t1, t2 (p_dzh_g may be p_zhn_g: x̂ is read
+    first). Returns the block and Σ dz ⊙ x̂ over the rows (γ_h's gradient)."""
     b_dz = tl.load(p_dz_g, mask=m, other=0.0).to(tl.float32)
     b_x = tl.load(p_zhn_g, mask=m, other=0.0)
-    _accumulate(p_dgamma_g, b_dz * b_x, m_h)
     b_dx = b_dz * tl.load(p_gamma_g, mask=m_h, other=0.0)[None, :]
     b_dzh = rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None])
     tl.store(p_dzh_g, b_dzh, mask=m)
-    return b_dzh
+    return b_dzh, _col_sum(b_dz * b_x)
+
+
+def _add_row(acc, k, x):
+    """acc (8, N) with x (N,) added to its row k."""
+    return acc + tl.where((tl.arange(0, 8) == k)[:, None], x[None, :], 0.0)
 
 
 def _store_operand_blocks(p, b_i, b_f, b_g, b_o, m, H, DOT: tl.constexpr):
@@ -508,6 +513,7 @@ def _split_bwd_kernel(
     n_sync = 1 + PROJ + 2 * LAYER_NORM  # barriers per step
     first = _first_real_steps(p_first, rows, m_b, MASKED)
     QUARTER: tl.constexpr = BLOCK_K // 4
+    d_norm = tl.full([8, BLOCK_H], 0.0, tl.float32)  # rows: γ_h's four blocks, γ_c, β_c
     u_t = p_u  # Uᵀ as its four gate blocks, element (j, k, n) U[n, j·H + k], if held
     if RESIDENT:
         u_t = _four_blocks(p_u, H, 1, G4, H, G4, cols, m_p, BLOCK_K)
@@ -582,7 +588,6 @@ def _split_bwd_kernel(
         if SYNC:
             _tile_barrier(p_count + tile, (done + 1 + PROJ) * programs)
         if LAYER_NORM:
-            p_dnorm_own = p_dnorm + tile * 6 * H + cols
             if PHASES & 4:  # phase 2: through LN(c) to the gates
                 s1, s2 = _sum_pairs(p_pa, m_b, PROGRAMS)
                 s1 = s1 / H
@@ -590,8 +595,8 @@ def _split_bwd_kernel(
                 b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
                 b_dcn = tl.load(p_dcn + o_c, mask=m, other=0.0)
                 b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
-                _accumulate(p_dnorm_own + 4 * H, b_dcn * b_x, m_h)
-                _accumulate(p_dnorm_own + 5 * H, b_dcn, m_h)
+                d_norm = _add_row(d_norm, 4, _col_sum(b_dcn * b_x))  # γ_c
+                d_norm = _add_row(d_norm, 5, _col_sum(b_dcn))  # β_c
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
                 b_dch = rstd_c[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None])
                 b_dch = tl.where(m, b_dch, 0.0)
@@ -621,13 +626,18 @@ def _split_bwd_kernel(
                 t2 = t2 / G4
                 rstd = tl.load(p_stats_t + 1, mask=m_b, other=0.0)
                 for k in range(4):
-                    b_dzh = _gate_norm_grad(
+                    b_dzh, d_gamma = _gate_norm_grad(
                         p_dz + o_z + k * H, p_zhn + o_z + k * H, p_dzh + o_z + k * H,
-                        p_gamma_h + k * H + cols, p_dnorm_own + k * H, m_h, m, rstd, t1, t2,
+                        p_gamma_h + k * H + cols, m_h, m, rstd, t1, t2,
                     )  # fmt: skip
+                    d_norm = _add_row(d_norm, k, d_gamma)  # γ_h, gate block k
                     tl.store(p_dzd_t + k * H, _operand(b_dzh, DOT_U), mask=m)
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 3 + PROJ) * programs)
+    if LAYER_NORM:  # this launch's sums of the norms' gain and shift gradients, added once
+        p_norm = p_dnorm + tile * 6 * H + tl.arange(0, 8)[:, None] * H + cols[None, :]
+        m_norm = (tl.arange(0, 8) < 6)[:, None] & m_h[None, :]
+        tl.store(p_norm, tl.load(p_norm, mask=m_norm, other=0.0) + d_norm, mask=m_norm)
     if FINISH:  # dh0: what step 0 kept, and dzh_0 through U
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
