@@ -22,6 +22,13 @@ The exchanged tensors are read with ``.cg`` loads (L2, not the SM's own L1, whic
 stores do not update); the launches use one pipeline stage, as software pipelining turns those
 loads into L1-cached asynchronous copies (checked in the PTX for sm_90).
 
+Dots. A program's products are small (16 rows), and Triton puts the warps of a 16 x 16 dot
+along its rows, so that each warp would compute all of it. So h·U takes the program's columns
+of all four gates in one dot (16 x 64), and dz·Uᵀ and the projection's products are dots
+batched over four blocks, then summed. The program that computes a dot's left operand stores
+it once as the dot takes it (`_operand`), for every reader. Where it fits (`k_chunk`), U
+stays in shared memory through the steps; else it streams in K chunks.
+
 Triton, ``tl`` and the device functions shared with `triton_lstm` (`SHARED`) are set in this
 module by `triton_lstm._triton()` on first use, which also wraps the functions here
 (`JIT_FUNCTIONS`) for the interpreter or with ``triton.jit``.
