@@ -132,8 +132,8 @@ def split_config(batch: int, units: int, sms: int) -> TritonConfig:
     the grid fits on ``sms`` SMs (one launch for the whole time loop): up to 512 units the K
     chunk covers them all, so the forward holds its columns of U on the SM through the steps
     (8 warps; `triton_split.k_chunk` says when the backward does too), beyond it K chunks of
-    32 (4 warps). Else rows of 64 and K chunks of 32, 8 warps (held U and 64 rows spill,
-    ptxas for sm_90a; beyond 132 programs, one launch per phase per step).
+    32 (4 warps). Else rows of 64 and K chunks of 32, 8 warps (held U with 64 rows spills,
+    ptxas for sm_90a; where even that grid exceeds the SMs, one launch per phase per step).
     From H200 runs (bench/RESULTS.md): at H = 256-1024 the shapes with 32 units per program
     and K chunks of 16 took 1.3-1.7x as long; at H=128, K chunks of 32 took 1.1-1.7x as long as
     the whole U at B=256 and T=500 (two runs, cuDNN within 9% in both). Whole U at H=256 and
