@@ -702,8 +702,13 @@ def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():
 def test_split_kernels_past_the_budget_stream_u_and_match_the_reference(
     monkeypatch, no_tf32, budgets
 ):
+    """U streamed in the fallback's chunks of 32 (two per step at 40 units) where a config's
+    chunk covers the units but the budget is spent, in either direction."""
     monkeypatch.setattr(triton_split, "HELD_BYTES", budgets)
-    spec = LSTMSpec(40, **EVERYTHING)  # with the fallback's chunks of 32: two per step
+    for direction, budget in budgets.items():
+        held = triton_split.k_chunk(RESIDENT, 40, 4, "ieee", direction)
+        assert held == ((True, 64) if budget else (False, 32))
+    spec = LSTMSpec(40, **EVERYTHING)
     x, h0, c0, w, noise = problem(spec, B=19, training=True)
     mask = lengths_mask(19, 5)
     ours = outputs_and_grads(triton_lstm, x, h0, c0, w, spec, mask, noise, config=RESIDENT)
