@@ -77,6 +77,7 @@ JIT_FUNCTIONS = (
     "_four_blocks",
     "_four_blocks_dot",
     "_gate_blocks_times",
+    "_quarters_times",
     "_store_pair",
     "_program_pairs",
     "_sum_pairs",
@@ -215,6 +216,18 @@ def _gate_blocks_times(
         for k0 in range(0, H, BLOCK_K):
             b = _four_blocks(p_u + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K)
             acc = _four_blocks_dot(p_a + k0, H, H - k0, 4 * H, b, acc, m_b, DOT, True, BLOCK_K)
+    return tl.reduce(acc, 0, _add)  # the four blocks' sum
+
+
+def _quarters_times(
+    p_a, K, b, m_b,
+    DOT: tl.constexpr, OPERAND: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, QUARTER: tl.constexpr,
+):  # fmt: skip
+    """A·B for the rows p_a (BLOCK_B,) of A (…, K), K ≤ 4·QUARTER, and B held as its four K
+    blocks of QUARTER rows (`_four_blocks`): the projection's products."""
+    acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    acc = _four_blocks_dot(p_a, QUARTER, QUARTER, K, b, acc, m_b, DOT, OPERAND, QUARTER)
     return tl.reduce(acc, 0, _add)  # the four blocks' sum
 
 
@@ -406,11 +419,7 @@ def _split_fwd_kernel(
                 _tile_barrier(p_count + tile, (done + 3) * programs)
         if PROJ and PHASES & 8:  # phase 3: h = m·W_hr for this program's output units
             if RESIDENT:
-                acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
-                acc = _four_blocks_dot(
-                    p_m_row, QUARTER, QUARTER, H, w_r, acc, m_b, DOT, True, QUARTER
-                )
-                b_h = tl.reduce(acc, 0, _add)  # the four blocks' sum
+                b_h = _quarters_times(p_m_row, H, w_r, m_b, DOT, True, BLOCK_B, BLOCK_H, QUARTER)
             else:
                 b_h = _rows_times(
                     p_m_row, H, p_wr, P, 1, cols, cols < P, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
@@ -494,9 +503,9 @@ def _split_bwd_kernel(
       2 (layer norm) through LN(c) to dz, and the row sums for LN(h·U);
       3 (layer norm) through LN(h·U) to dzh.
     RESIDENT (see `k_chunk`): the program's rows of U, as the four (H, BLOCK_H) gate blocks
-    of Uᵀ, and W_hrᵀ as four K blocks stay on the SM through the steps, and each product is a
-    dot batched over its four blocks (`_four_blocks_times`); else the dots stream U and W_hr
-    through their K loops.
+    of Uᵀ, and W_hrᵀ as four K blocks stay on the SM through the steps. dz·Uᵀ is a dot
+    batched over the gate blocks, held or streamed (`_gate_blocks_times`); a held W_hrᵀ's
+    product one batched over its K blocks (`_quarters_times`), a streamed one a K loop.
     """
     cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)
     tile = tl.program_id(1)
@@ -565,11 +574,9 @@ def _split_bwd_kernel(
                 _tile_barrier(p_count + tile, (done + 1) * programs)
             if PHASES & 2:  # d loss / d m = dhn_t·W_hrᵀ for this program's hidden units
                 if RESIDENT:
-                    acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
-                    acc = _four_blocks_dot(
-                        p_dhn_row + t * P, QUARTER, QUARTER, P, w_rt, acc, m_b, DOT, False, QUARTER
+                    b_dh = _quarters_times(
+                        p_dhn_row + t * P, P, w_rt, m_b, DOT, False, BLOCK_B, BLOCK_H, QUARTER
                     )
-                    b_dh = tl.reduce(acc, 0, _add)  # the four blocks' sum
                 else:
                     b_dh = _rows_times(
                         p_dhn_row + t * P, P, p_wr, 1, P, cols, m_h, m_b, DOT,
