@@ -143,7 +143,7 @@ def kernels(tl_mod, split, batch: int, units: int, dtype: str, variant: dict):
         consts = dict(
             GATE_ACT=2, CELL_ACT=1, DOT=dot, DOT_U=dot_u, SYNC=True, PHASES=15, FINISH=True,
             RESIDENT=held, BLOCK_B=cfg.block_b, BLOCK_H=cfg.block_h, BLOCK_K=block_k,
-            PROGRAMS=split._pow2(-(-units // cfg.block_h)),
+            PROGRAMS=split._programs_block(-(-units // cfg.block_h), cfg.block_h),
             **{**OFF, **variant},
         )  # fmt: skip
         trips = 1 if held else -(-k_width // block_k)

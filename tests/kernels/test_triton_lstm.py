@@ -222,6 +222,21 @@ CASES = {
         True,
         RESIDENT,
     ),
+    # one program per batch tile: each tile's whole time loop in one launch, barriers and all
+    "split_one_program_everything_two_tiles": (
+        LSTMSpec(16, "relu", "hard_sigmoid", **{**EVERYTHING, "proj_size": 11}),
+        dict(B=19),
+        lambda: lengths_mask(19, 5),
+        True,
+        SPLIT,
+    ),
+    "split_one_program_resident_layer_norm": (
+        LSTMSpec(14, layer_norm=True),
+        {},
+        mask_3x5,
+        False,
+        RESIDENT,
+    ),
     "split_zoneout_inference": (
         LSTMSpec(20, "softsign", zoneout_cell=0.3, zoneout_hidden=0.2),
         {},
@@ -668,6 +683,13 @@ def test_cuda_split_layout_takes_a_launch_per_step_when_the_grid_exceeds_the_sms
     ref = outputs_and_grads(reference, x, h0, c0, w, spec, mask, noise)
     for label, a, b in zip(names(w), ours, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=lambda m, n=label: f"{n}: {m}")
+
+
+def test_interpreted_split_kernels_run_a_step_in_one_launch_where_a_tile_has_one_program():
+    cpu = torch.device("cpu")
+    assert triton_split._synchronised((1, 3), cpu, interpreted=True)
+    assert not triton_split._synchronised((2, 1), cpu, interpreted=True)
+    assert triton_split._launches(5, True, True, True, reverse=False) == [(0, 5, 15)]
 
 
 def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():

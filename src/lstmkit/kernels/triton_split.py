@@ -17,7 +17,9 @@ of its backward); the weight gradients stay the large GEMMs of `triton_lstm`.
 Sync. On a GPU the whole time loop is one launch, and each phase ends at `_tile_barrier`,
 which needs every program of a tile resident at once: the grid is checked against the SM
 count, and where it does not fit (and under Triton's interpreter, which runs programs one
-after another) each phase of each step is its own launch instead, with the same kernel code.
+after another, unless a tile has one program) each phase of each step is its own launch
+instead, with the same kernel code. Within one launch a program keeps its own columns in
+registers from phase to phase; separate launches carry them through scratch rows.
 The exchanged tensors are read with ``.cg`` loads (L2, not the SM's own L1, which other SMs'
 stores do not update); the launches use one pipeline stage, as software pipelining turns those
 loads into L1-cached asynchronous copies (checked in the PTX for sm_90).
@@ -40,8 +42,8 @@ import torch
 
 tl = None
 _cell_backward = _activation = _activation_grad = _dot = None
-_row_sum = _merge_stats = _rows_times = _normalized_gates = _gates_and_cell = None
-_cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = _col_sum = None
+_row_sum = _accumulate = _rows_times = _normalized_gates = _gates_and_cell = None
+_cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = None
 _dhs_mask = _first_real_steps = _cell_stats = _round_tf32 = _add = None
 SHARED = (
     "_cell_backward",
@@ -49,7 +51,7 @@ SHARED = (
     "_activation_grad",
     "_dot",
     "_row_sum",
-    "_merge_stats",
+    "_accumulate",
     "_rows_times",
     "_normalized_gates",
     "_gates_and_cell",
@@ -58,7 +60,6 @@ SHARED = (
     "_store",
     "_gate_blocks",
     "_recomputed_cell",
-    "_col_sum",
     "_dhs_mask",
     "_first_real_steps",
     "_cell_stats",
@@ -79,11 +80,14 @@ JIT_FUNCTIONS = (
     "_gate_blocks_times",
     "_quarters_times",
     "_store_pair",
+    "_store_row_pair",
     "_program_pairs",
     "_sum_pairs",
     "_merge_pairs",
-    "_gate_norm_grad",
-    "_add_row",
+    "_row_stats",
+    "_gate_stats",
+    "_norm_grad",
+    "_gained",
     "_store_operand_blocks",
     "_split_fwd_kernel",
     "_split_bwd_kernel",
@@ -231,11 +235,19 @@ def _quarters_times(
     return tl.reduce(acc, 0, _add)  # the four blocks' sum
 
 
-def _store_pair(p_part, a, b, m_b):
+def _store_pair(p_part, a, b, m_b, BLOCK_H: tl.constexpr):
     """This program's two per-row partial results, into part (B, programs, 2)."""
-    p = p_part + tl.program_id(0) * 2
-    tl.store(p, a, mask=m_b)
-    tl.store(p + 1, b, mask=m_b)
+    _store_row_pair(p_part + tl.program_id(0) * 2, a, b, m_b, BLOCK_H)
+
+
+def _store_row_pair(p, a, b, m_b, BLOCK_H: tl.constexpr):
+    """Per-row values a, b (BLOCK_B,) at p and p + 1 (p: BLOCK_B,), stored from the first two
+    columns of a (BLOCK_B, BLOCK_H) tile. Row sums come laid out as the program's tiles; a
+    store of them as they are would first move them between warps, through shared memory
+    and a barrier (sm_90a code)."""
+    j = tl.arange(0, BLOCK_H)[None, :]
+    pair = tl.where(j == 0, a[:, None], b[:, None])
+    tl.store(p[:, None] + j, pair, mask=m_b[:, None] & (j < 2))
 
 
 def _program_pairs(p_part, m_b, PROGRAMS: tl.constexpr):
@@ -266,7 +278,26 @@ def _merge_pairs(
     n_j = FACTOR * tl.maximum(tl.minimum(N - j * BLOCK_H, BLOCK_H), 0).to(tl.float32)
     mean = _row_sum(means * n_j[None, :]) / (1.0 * FACTOR * N)
     d = means - mean[:, None]
-    return mean, _row_sum(m2s) + _row_sum(n_j[None, :] * d * d)
+    return mean, _row_sum(m2s + n_j[None, :] * d * d)
+
+
+def _row_stats(x, m, n):
+    """Row mean and sum of squared deviations of x (BLOCK_B, N) over its n valid columns
+    (mask m), in two passes."""
+    mean = _row_sum(tl.where(m, x, 0.0)) / n
+    d = tl.where(m, x - mean[:, None], 0.0)
+    return mean, _row_sum(d * d)
+
+
+def _gate_stats(zi, zf, zg, zo, m, n):
+    """`_row_stats` of the four gate blocks side by side, each with n valid columns (mask m):
+    the blocks are added before each row sum, two sums in all."""
+    mean = _row_sum(tl.where(m, zi + zf + zg + zo, 0.0)) / (4.0 * n)
+    di = zi - mean[:, None]
+    df = zf - mean[:, None]
+    dg = zg - mean[:, None]
+    do = zo - mean[:, None]
+    return mean, _row_sum(tl.where(m, di * di + df * df + dg * dg + do * do, 0.0))
 
 
 def _split_fwd_kernel(
@@ -288,14 +319,14 @@ def _split_fwd_kernel(
     Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); first (B,); hs
     (B, T, P); cs (B, T+1, H) in hs's dtype; carry (B, H) fp32, the state (c0 on entry, c_T
     on exit; a program keeps its columns in registers between); U (P, 4H); W_hr (H, P); γ_h
-    (4H), γ_c, β_c (H); with layer norm stats (B, T, 4) and the scratch rows of the current
-    step, o (B, H), zhn (B, 4H), cn (B, H) (a program touches its own columns of these
-    alone). m (B, H) holds o ⊙ act(c) before the projection (as `_operand` stores it);
-    part_a, part_b (B, programs, 2) the programs' row statistics. hd (2, B, P) holds h ⊙
-    dropout of the last two steps as `_operand` stores it for the dots with U, h0d (B, P) the
-    same of h0 (made by the launcher). A step runs in phases, each needing what every program
-    of the tile wrote in the one before (bit k of PHASES runs phase k; with SYNC all run in
-    one launch, each followed by a barrier):
+    (4H), γ_c, β_c (H); with layer norm stats (B, T, 4) and, where the phases of a step are
+    separate launches, scratch rows that carry a program's own columns from one to the next:
+    o (B, H), zhn (B, 4H), cn (B, H). m (B, H) holds o ⊙ act(c) before the projection (as
+    `_operand` stores it); part_a, part_b (B, programs, 2) the programs' row statistics. hd
+    (2, B, P) holds h ⊙ dropout of the last two steps as `_operand` stores it for the dots
+    with U, h0d (B, P) the same of h0 (made by the launcher). A step runs in phases, each
+    needing what every program of the tile wrote in the one before (bit k of PHASES runs
+    phase k; with SYNC all run in one launch, each followed by a barrier):
       0 (layer norm) raw h·U for this program's units, and its row statistics;
       1 the gates and the cell (with layer norm: raw c and its statistics);
       2 (layer norm) LN(c), act(c) and o ⊙ act(c);
@@ -353,16 +384,13 @@ def _split_fwd_kernel(
             zi, zf, zg, zo = _gate_split(z, BLOCK_B, BLOCK_H)
         if LAYER_NORM:
             if PHASES & 1:  # phase 0: raw h·U and its statistics
-                tl.store(p_zhn + o_s, zi, mask=m)
-                tl.store(p_zhn + o_s + H, zf, mask=m)
-                tl.store(p_zhn + o_s + 2 * H, zg, mask=m)
-                tl.store(p_zhn + o_s + 3 * H, zo, mask=m)
-                zero = tl.full([BLOCK_B], 0.0, tl.float32)
-                mean, m2 = _merge_stats(zero, zero, 0.0, zi, m, n_units)
-                mean, m2 = _merge_stats(mean, m2, n_units, zf, m, n_units)
-                mean, m2 = _merge_stats(mean, m2, 2.0 * n_units, zg, m, n_units)
-                mean, m2 = _merge_stats(mean, m2, 3.0 * n_units, zo, m, n_units)
-                _store_pair(p_pa, mean, m2, m_b)
+                if (PHASES & 2) == 0:  # phase 1 is another launch: it reads them back
+                    tl.store(p_zhn + o_s, zi, mask=m)
+                    tl.store(p_zhn + o_s + H, zf, mask=m)
+                    tl.store(p_zhn + o_s + 2 * H, zg, mask=m)
+                    tl.store(p_zhn + o_s + 3 * H, zo, mask=m)
+                mean, m2 = _gate_stats(zi, zf, zg, zo, m, n_units)
+                _store_pair(p_pa, mean, m2, m_b, BLOCK_H)
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 1) * programs)
         if PHASES & 2:  # phase 1: the gates and the cell
@@ -370,9 +398,9 @@ def _split_fwd_kernel(
                 mean, m2 = _merge_pairs(p_pa, m_b, H, 4, BLOCK_H, PROGRAMS)
                 rstd = 1.0 / tl.sqrt(m2 / G4 + 1e-5)
                 if tl.program_id(0) == 0:  # one program stores the row statistics
-                    tl.store(p_stats_t, mean, mask=m_b)
-                    tl.store(p_stats_t + 1, rstd, mask=m_b)
-                zi, zf, zg, zo = _gate_blocks(p_zhn + o_s, m, H)
+                    _store_row_pair(p_stats_t, mean, rstd, m_b, BLOCK_H)
+                if (PHASES & 1) == 0:  # phase 0 was another launch
+                    zi, zf, zg, zo = _gate_blocks(p_zhn + o_s, m, H)
                 zi, zf, zg, zo = _normalized_gates(
                     zi, zf, zg, zo, mean, rstd, p_gamma_h, p_zhn, cols, m_h, m, H, False
                 )
@@ -387,12 +415,12 @@ def _split_fwd_kernel(
             else:
                 b_c = b_cnew
             _store(p_c_row[:, None] + (t + 1) * H + cols[None, :], b_c, m, DOT)
-            if LAYER_NORM:  # LN(c) needs the whole row: stash raw c and o, c's statistics
-                tl.store(p_cn + o_c, b_cnew, mask=m)
-                tl.store(p_o + o_c, b_o, mask=m)
-                zero = tl.full([BLOCK_B], 0.0, tl.float32)
-                mean, m2 = _merge_stats(zero, zero, 0.0, b_cnew, m, n_units)
-                _store_pair(p_pb, mean, m2, m_b)
+            if LAYER_NORM:  # LN(c) needs the whole row: raw c's statistics
+                if (PHASES & 4) == 0:  # phase 2 is another launch: stash raw c and o
+                    tl.store(p_cn + o_c, b_cnew, mask=m)
+                    tl.store(p_o + o_c, b_o, mask=m)
+                mean, m2 = _row_stats(b_cnew, m, n_units)
+                _store_pair(p_pb, mean, m2, m_b, BLOCK_H)
             else:
                 b_h = b_o * _activation(b_cnew, CELL_ACT)
                 if PROJ:  # o ⊙ act(c), for every program's output phase
@@ -404,15 +432,17 @@ def _split_fwd_kernel(
                 mean, m2 = _merge_pairs(p_pb, m_b, H, 1, BLOCK_H, PROGRAMS)
                 rstd = 1.0 / tl.sqrt(m2 / H + 1e-5)
                 if tl.program_id(0) == 0:
-                    tl.store(p_stats_t + 2, mean, mask=m_b)
-                    tl.store(p_stats_t + 3, rstd, mask=m_b)
-                b_x = (tl.load(p_cn + o_c, mask=m, other=0.0) - mean[:, None]) * rstd[:, None]
+                    _store_row_pair(p_stats_t + 2, mean, rstd, m_b, BLOCK_H)
+                if (PHASES & 2) == 0:  # phase 1 was another launch
+                    b_cnew = tl.load(p_cn + o_c, mask=m, other=0.0)
+                    b_o = tl.load(p_o + o_c, mask=m, other=0.0)
+                b_x = (b_cnew - mean[:, None]) * rstd[:, None]
                 b_a = _activation(
                     b_x * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
                     + tl.load(p_beta_c + cols, mask=m_h, other=0.0)[None, :],
                     CELL_ACT,
                 )
-                b_h = tl.load(p_o + o_c, mask=m, other=0.0) * b_a
+                b_h = b_o * b_a
                 if PROJ:
                     tl.store(p_m_row[:, None] + cols[None, :], _operand(b_h, DOT), mask=m)
             if SYNC and PROJ:
@@ -445,21 +475,20 @@ def _split_fwd_kernel(
         tl.store(p_c_own, b_c, mask=m)
 
 
-def _gate_norm_grad(p_dz_g, p_zhn_g, p_dzh_g, p_gamma_g, m_h, m, rstd, t1, t2):
-    """One gate block of d loss / d (h·U) through LN(h·U): rstd·(dx − mean(dx) − x̂·mean(dx·x̂))
-    with dx = dz·γ_h, given those two row means t1, t2 (p_dzh_g may be p_zhn_g: x̂ is read
-    first). Returns the block and Σ dz ⊙ x̂ over the rows (γ_h's gradient)."""
-    b_dz = tl.load(p_dz_g, mask=m, other=0.0).to(tl.float32)
-    b_x = tl.load(p_zhn_g, mask=m, other=0.0)
-    b_dx = b_dz * tl.load(p_gamma_g, mask=m_h, other=0.0)[None, :]
-    b_dzh = rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None])
-    tl.store(p_dzh_g, b_dzh, mask=m)
-    return b_dzh, _col_sum(b_dz * b_x)
+def _norm_grad(dx, x, rstd, t1, t2):
+    """d loss / d (a row's input of a layer norm) from dx = d loss / d x̂, with x̂ the
+    normalised input: rstd·(dx − mean(dx) − x̂·mean(dx ⊙ x̂)), given those two row means t1,
+    t2 (Ba et al. 2016)."""
+    return rstd[:, None] * (dx - t1[:, None] - x * t2[:, None])
 
 
-def _add_row(acc, k, x):
-    """acc (8, N) with x (N,) added to its row k."""
-    return acc + tl.where((tl.arange(0, 8) == k)[:, None], x[None, :], 0.0)
+def _gained(dzi, dzf, dzg, dzo, p_gamma_h, cols, m_h, H):
+    """The four gate blocks of dz times their columns of γ_h (4H): d loss / d x̂ of LN(h·U)."""
+    dxi = dzi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
+    dxf = dzf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
+    dxg = dzg * tl.load(p_gamma_h + 2 * H + cols, mask=m_h, other=0.0)[None, :]
+    dxo = dzo * tl.load(p_gamma_h + 3 * H + cols, mask=m_h, other=0.0)[None, :]
+    return dxi, dxf, dxg, dxo
 
 
 def _store_operand_blocks(p, b_i, b_f, b_g, b_o, m, H, DOT: tl.constexpr):
@@ -529,7 +558,13 @@ def _split_bwd_kernel(
     n_sync = 1 + PROJ + 2 * LAYER_NORM  # barriers per step
     first = _first_real_steps(p_first, rows, m_b, MASKED)
     QUARTER: tl.constexpr = BLOCK_K // 4
-    d_norm = tl.full([8, BLOCK_H], 0.0, tl.float32)  # rows: γ_h's four blocks, γ_c, β_c
+    # the norms' gain and shift gradients, summed over the rows once the steps are done
+    d_gain_i = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # γ_h, gate i
+    d_gain_f = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    d_gain_g = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    d_gain_o = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    d_gain_c = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # γ_c
+    d_shift_c = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # β_c
     u_t = p_u  # Uᵀ as its four gate blocks, element (j, k, n) U[n, j·H + k], if held
     if RESIDENT:
         u_t = _four_blocks(p_u, H, 1, G4, H, G4, cols, m_p, BLOCK_K)
@@ -588,10 +623,11 @@ def _split_bwd_kernel(
             b_a = _cell_activation(b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM)
             b_dcn = b_dh * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
             if LAYER_NORM:  # LN(c)'s backward needs two row sums first
-                tl.store(p_dcn + o_c, b_dcn, mask=m)
-                tl.store(p_m_own, b_dh, mask=m)
+                if (PHASES & 4) == 0:  # phase 2 is another launch: it reads these back
+                    tl.store(p_dcn + o_c, b_dcn, mask=m)
+                    tl.store(p_m_own, b_dh, mask=m)
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
-                _store_pair(p_pa, _row_sum(b_dx), _row_sum(b_dx * b_x), m_b)
+                _store_pair(p_pa, _row_sum(b_dx), _row_sum(b_dx * b_x), m_b, BLOCK_H)
             else:
                 dzi, dzf, dzg, dzo = _cell_backward(
                     b_dcn, b_dh * b_a, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc,
@@ -604,34 +640,26 @@ def _split_bwd_kernel(
         if LAYER_NORM:
             if PHASES & 4:  # phase 2: through LN(c) to the gates
                 s1, s2 = _sum_pairs(p_pa, m_b, PROGRAMS)
-                s1 = s1 / H
-                s2 = s2 / H
-                b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
-                b_dcn = tl.load(p_dcn + o_c, mask=m, other=0.0)
-                b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
-                d_norm = _add_row(d_norm, 4, _col_sum(b_dcn * b_x))  # γ_c
-                d_norm = _add_row(d_norm, 5, _col_sum(b_dcn))  # β_c
+                if (PHASES & 2) == 0:  # phase 1 was another launch
+                    b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
+                    b_dcn = tl.load(p_dcn + o_c, mask=m, other=0.0)
+                    b_dh = tl.load(p_m_own, mask=m, other=0.0)
+                    b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
+                    b_a = _cell_activation(
+                        b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM
+                    )  # fmt: skip
+                d_gain_c += b_dcn * b_x
+                d_shift_c += b_dcn
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
-                b_dch = rstd_c[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None])
-                b_dch = tl.where(m, b_dch, 0.0)
-                b_do = tl.load(p_m_own, mask=m, other=0.0) * _cell_activation(
-                    b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM
-                )
+                b_dch = tl.where(m, _norm_grad(b_dx, b_x, rstd_c, s1 / H, s2 / H), 0.0)
                 dzi, dzf, dzg, dzo = _cell_backward(
-                    b_dch, b_do, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc, p_peep,
+                    b_dch, b_dh * b_a, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc, p_peep,
                     p_dz_row + t * G4, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
-                dxi = dzi * tl.load(p_gamma_h + cols, mask=m_h, other=0.0)[None, :]
-                dxf = dzf * tl.load(p_gamma_h + H + cols, mask=m_h, other=0.0)[None, :]
-                dxg = dzg * tl.load(p_gamma_h + 2 * H + cols, mask=m_h, other=0.0)[None, :]
-                dxo = dzo * tl.load(p_gamma_h + 3 * H + cols, mask=m_h, other=0.0)[None, :]
-                t2 = _row_sum(
-                    dxi * tl.load(p_zhn + o_z, mask=m, other=0.0)
-                    + dxf * tl.load(p_zhn + o_z + H, mask=m, other=0.0)
-                    + dxg * tl.load(p_zhn + o_z + 2 * H, mask=m, other=0.0)
-                    + dxo * tl.load(p_zhn + o_z + 3 * H, mask=m, other=0.0)
-                )
-                _store_pair(p_pb, _row_sum(dxi + dxf + dxg + dxo), t2, m_b)
+                dxi, dxf, dxg, dxo = _gained(dzi, dzf, dzg, dzo, p_gamma_h, cols, m_h, H)
+                xi, xf, xg, xo = _gate_blocks(p_zhn + o_z, m, H)  # x̂ of LN(h·U)
+                t2 = _row_sum(dxi * xi + dxf * xf + dxg * xg + dxo * xo)
+                _store_pair(p_pb, _row_sum(dxi + dxf + dxg + dxo), t2, m_b, BLOCK_H)
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 2 + PROJ) * programs)
             if PHASES & 8:  # phase 3: through LN(h·U)
@@ -639,19 +667,34 @@ def _split_bwd_kernel(
                 t1 = t1 / G4
                 t2 = t2 / G4
                 rstd = tl.load(p_stats_t + 1, mask=m_b, other=0.0)
-                for k in range(4):
-                    b_dzh, d_gamma = _gate_norm_grad(
-                        p_dz + o_z + k * H, p_zhn + o_z + k * H, p_dzh + o_z + k * H,
-                        p_gamma_h + k * H + cols, m_h, m, rstd, t1, t2,
-                    )  # fmt: skip
-                    d_norm = _add_row(d_norm, k, d_gamma)  # γ_h, gate block k
-                    tl.store(p_dzd_t + k * H, _operand(b_dzh, DOT_U), mask=m)
+                if (PHASES & 4) == 0:  # phase 2 was another launch: its dz and x̂ from memory
+                    dzi, dzf, dzg, dzo = _gate_blocks(p_dz + o_z, m, H)
+                    dxi, dxf, dxg, dxo = _gained(dzi, dzf, dzg, dzo, p_gamma_h, cols, m_h, H)
+                    xi, xf, xg, xo = _gate_blocks(p_zhn + o_z, m, H)
+                d_gain_i += dzi * xi
+                d_gain_f += dzf * xf
+                d_gain_g += dzg * xg
+                d_gain_o += dzo * xo
+                dzhi = _norm_grad(dxi, xi, rstd, t1, t2)  # x̂ read: dzh may be zhn's buffer
+                dzhf = _norm_grad(dxf, xf, rstd, t1, t2)
+                dzhg = _norm_grad(dxg, xg, rstd, t1, t2)
+                dzho = _norm_grad(dxo, xo, rstd, t1, t2)
+                p_dzh_t = p_dzh + o_z
+                tl.store(p_dzh_t, dzhi, mask=m)
+                tl.store(p_dzh_t + H, dzhf, mask=m)
+                tl.store(p_dzh_t + 2 * H, dzhg, mask=m)
+                tl.store(p_dzh_t + 3 * H, dzho, mask=m)
+                _store_operand_blocks(p_dzd_t, dzhi, dzhf, dzhg, dzho, m, H, DOT_U)
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 3 + PROJ) * programs)
     if LAYER_NORM:  # this launch's sums of the norms' gain and shift gradients, added once
-        p_norm = p_dnorm + tile * 6 * H + tl.arange(0, 8)[:, None] * H + cols[None, :]
-        m_norm = (tl.arange(0, 8) < 6)[:, None] & m_h[None, :]
-        tl.store(p_norm, tl.load(p_norm, mask=m_norm, other=0.0) + d_norm, mask=m_norm)
+        p_norm = p_dnorm + tile * 6 * H + cols
+        _accumulate(p_norm, d_gain_i, m_h)
+        _accumulate(p_norm + H, d_gain_f, m_h)
+        _accumulate(p_norm + 2 * H, d_gain_g, m_h)
+        _accumulate(p_norm + 3 * H, d_gain_o, m_h)
+        _accumulate(p_norm + 4 * H, d_gain_c, m_h)
+        _accumulate(p_norm + 5 * H, d_shift_c, m_h)
     if FINISH:  # dh0: what step 0 kept, and dzh_0 through U
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
@@ -673,15 +716,19 @@ def _grid(batch: int, units: int, cfg) -> tuple[int, int]:
     return (-(-units // cfg.block_h), -(-batch // cfg.block_b))
 
 
-def _pow2(n: int) -> int:
-    """The least power of two ≥ n: a block over the programs of a tile."""
-    return 1 << (n - 1).bit_length()
+def _programs_block(programs: int, block_h: int) -> int:
+    """The width of the blocks over the programs of a tile (`_program_pairs`): a power of two
+    and at least BLOCK_H, so that Triton lays them out as the programs' (BLOCK_B, BLOCK_H)
+    tiles and their row sums need no move between warps (sm_90a code)."""
+    return max(block_h, 1 << (programs - 1).bit_length())
 
 
 def _synchronised(grid: tuple[int, int], device: torch.device, interpreted: bool) -> bool:
-    """One launch with a barrier per step where every program can be resident at once."""
-    if interpreted or device.type != "cuda":
-        return False
+    """One launch with a barrier per step where every program of a tile can be resident at
+    once: on a GPU where the grid fits on its SMs; under the interpreter, which runs the
+    programs one after another, where each tile has one program."""
+    if interpreted:
+        return grid[0] == 1
     return grid[0] * grid[1] <= torch.cuda.get_device_properties(device).multi_processor_count
 
 
@@ -717,13 +764,11 @@ def forward(
     count = torch.zeros(grid[1], dtype=torch.int32, device=device)
     ln, proj = consts["LAYER_NORM"], consts["PROJ"]
     resident, block_k = k_chunk(cfg, H, buffers[2].element_size(), consts["DOT_U"], "forward")
-    consts = {**consts, "BLOCK_K": block_k}
+    consts = {**consts, "BLOCK_K": block_k, "PROGRAMS": _programs_block(grid[0], cfg.block_h)}
     for begin, end, phases in _launches(T, sync, ln, proj, reverse=False):
         _split_fwd_kernel[grid](
             *buffers, part[0], part[1], count, hd, h0_dot, B, T, H, P, begin, end, **consts,
-            SYNC=sync, PHASES=phases, RESIDENT=resident, PROGRAMS=_pow2(grid[0]),
-            num_warps=cfg.num_warps,
-            num_stages=1,
+            SYNC=sync, PHASES=phases, RESIDENT=resident, num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
 
 
@@ -745,13 +790,13 @@ def backward(
     if not sync:
         launches.append((T, T, 0, True))  # dh0, once dzh_0 is complete
     resident, block_k = k_chunk(cfg, H, buffers[1].element_size(), consts["DOT_U"], "backward")
-    consts = {**consts, "BLOCK_K": block_k}
+    consts = {**consts, "BLOCK_K": block_k, "PROGRAMS": _programs_block(grid[0], cfg.block_h)}
     dzd = torch.empty(2, B, 4 * H, device=device, dtype=operand_dtype(buffers[1], consts["DOT_U"]))
     for begin, end, phases, finish in launches:
         _split_bwd_kernel[grid](
             *buffers, dh, dc, part[0], part[1], count, dzd, B, T, H, P, begin, end, **consts,
             SYNC=sync, PHASES=phases, FINISH=finish, RESIDENT=resident,
-            PROGRAMS=_pow2(grid[0]), num_warps=cfg.num_warps, num_stages=1,
+            num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
 
 
