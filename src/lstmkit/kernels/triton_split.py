@@ -18,8 +18,10 @@ Sync. On a GPU the whole time loop is one launch, and each phase ends at `_tile_
 which needs every program of a tile resident at once: the grid is checked against the SM
 count, and where it does not fit (and under Triton's interpreter, which runs programs one
 after another, unless a tile has one program) each phase of each step is its own launch
-instead, with the same kernel code. Within one launch a program keeps its own columns in
-registers from phase to phase; separate launches carry them through scratch rows.
+instead, with the same kernel code. Within one launch, a program with 16-row tiles hands its
+own columns on from phase to phase in registers (CARRY); separate launches, and 64-row
+tiles, carry them through scratch rows (in registers, 64-row tiles spilled 1 KB at H=1024,
+sm_90a).
 The exchanged tensors are read with ``.cg`` loads (L2, not the SM's own L1, which other SMs'
 stores do not update); the launches use one pipeline stage, as software pipelining turns those
 loads into L1-cached asynchronous copies (checked in the PTX for sm_90).
@@ -359,6 +361,7 @@ def _split_fwd_kernel(
     b_c = tl.load(p_c_own, mask=m, other=0.0)
     u_cols, m_u = _gate_columns(H, BLOCK_H)
     QUARTER: tl.constexpr = BLOCK_K // 4  # the projection's K blocks, held
+    CARRY: tl.constexpr = PHASES if BLOCK_B == 16 else 0  # hand on in registers
     if RESIDENT:
         u_all = _b_tile(p_u, G4, 1, P, u_cols, m_u, BLOCK_K)
         if PROJ:
@@ -384,7 +387,7 @@ def _split_fwd_kernel(
             zi, zf, zg, zo = _gate_split(z, BLOCK_B, BLOCK_H)
         if LAYER_NORM:
             if PHASES & 1:  # phase 0: raw h·U and its statistics
-                if (PHASES & 2) == 0:  # phase 1 is another launch: it reads them back
+                if (CARRY & 2) == 0:  # phase 1 reads them back
                     tl.store(p_zhn + o_s, zi, mask=m)
                     tl.store(p_zhn + o_s + H, zf, mask=m)
                     tl.store(p_zhn + o_s + 2 * H, zg, mask=m)
@@ -399,7 +402,7 @@ def _split_fwd_kernel(
                 rstd = 1.0 / tl.sqrt(m2 / G4 + 1e-5)
                 if tl.program_id(0) == 0:  # one program stores the row statistics
                     _store_row_pair(p_stats_t, mean, rstd, m_b, BLOCK_H)
-                if (PHASES & 1) == 0:  # phase 0 was another launch
+                if (CARRY & 1) == 0:  # not in registers: from the scratch rows
                     zi, zf, zg, zo = _gate_blocks(p_zhn + o_s, m, H)
                 zi, zf, zg, zo = _normalized_gates(
                     zi, zf, zg, zo, mean, rstd, p_gamma_h, p_zhn, cols, m_h, m, H, False
@@ -416,7 +419,7 @@ def _split_fwd_kernel(
                 b_c = b_cnew
             _store(p_c_row[:, None] + (t + 1) * H + cols[None, :], b_c, m, DOT)
             if LAYER_NORM:  # LN(c) needs the whole row: raw c's statistics
-                if (PHASES & 4) == 0:  # phase 2 is another launch: stash raw c and o
+                if (CARRY & 4) == 0:  # phase 2 reads raw c and o back
                     tl.store(p_cn + o_c, b_cnew, mask=m)
                     tl.store(p_o + o_c, b_o, mask=m)
                 mean, m2 = _row_stats(b_cnew, m, n_units)
@@ -433,7 +436,7 @@ def _split_fwd_kernel(
                 rstd = 1.0 / tl.sqrt(m2 / H + 1e-5)
                 if tl.program_id(0) == 0:
                     _store_row_pair(p_stats_t + 2, mean, rstd, m_b, BLOCK_H)
-                if (PHASES & 2) == 0:  # phase 1 was another launch
+                if (CARRY & 2) == 0:  # not in registers: from the scratch rows
                     b_cnew = tl.load(p_cn + o_c, mask=m, other=0.0)
                     b_o = tl.load(p_o + o_c, mask=m, other=0.0)
                 b_x = (b_cnew - mean[:, None]) * rstd[:, None]
@@ -558,6 +561,7 @@ def _split_bwd_kernel(
     n_sync = 1 + PROJ + 2 * LAYER_NORM  # barriers per step
     first = _first_real_steps(p_first, rows, m_b, MASKED)
     QUARTER: tl.constexpr = BLOCK_K // 4
+    CARRY: tl.constexpr = PHASES if BLOCK_B == 16 else 0  # hand on in registers
     # the norms' gain and shift gradients, summed over the rows once the steps are done
     d_gain_i = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # γ_h, gate i
     d_gain_f = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
@@ -623,7 +627,7 @@ def _split_bwd_kernel(
             b_a = _cell_activation(b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM)
             b_dcn = b_dh * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
             if LAYER_NORM:  # LN(c)'s backward needs two row sums first
-                if (PHASES & 4) == 0:  # phase 2 is another launch: it reads these back
+                if (CARRY & 4) == 0:  # phase 2 reads them back
                     tl.store(p_dcn + o_c, b_dcn, mask=m)
                     tl.store(p_m_own, b_dh, mask=m)
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
@@ -640,7 +644,7 @@ def _split_bwd_kernel(
         if LAYER_NORM:
             if PHASES & 4:  # phase 2: through LN(c) to the gates
                 s1, s2 = _sum_pairs(p_pa, m_b, PROGRAMS)
-                if (PHASES & 2) == 0:  # phase 1 was another launch
+                if (CARRY & 2) == 0:  # not in registers: from the scratch rows
                     b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
                     b_dcn = tl.load(p_dcn + o_c, mask=m, other=0.0)
                     b_dh = tl.load(p_m_own, mask=m, other=0.0)
@@ -667,7 +671,7 @@ def _split_bwd_kernel(
                 t1 = t1 / G4
                 t2 = t2 / G4
                 rstd = tl.load(p_stats_t + 1, mask=m_b, other=0.0)
-                if (PHASES & 4) == 0:  # phase 2 was another launch: its dz and x̂ from memory
+                if (CARRY & 4) == 0:  # not in registers: dz and x̂ from memory
                     dzi, dzf, dzg, dzo = _gate_blocks(p_dz + o_z, m, H)
                     dxi, dxf, dxg, dxo = _gained(dzi, dzf, dzg, dzo, p_gamma_h, cols, m_h, H)
                     xi, xf, xg, xo = _gate_blocks(p_zhn + o_z, m, H)
