@@ -395,21 +395,33 @@ def test_tf32_dots_see_rounded_operands(monkeypatch, config):
     assert not torch.equal(r(h0), h0.double())  # the operands did need rounding
 
 
-@pytest.mark.parametrize("config", [SMALL, RESIDENT], ids=["persistent", "split"])
+@pytest.mark.parametrize(
+    "config", [SMALL, RESIDENT, SPLIT], ids=["persistent", "split_held", "split_streamed"]
+)
 def test_layer_norm_cells_take_three_tf32_products_for_u(monkeypatch, config):
-    """With layer norm, the dots with U keep fp32 accuracy (tf32x3; exact in the interpreter)
-    and U is not rounded: one step matches float64 to 1e-6, where rounded operands miss by
-    about 1e-4."""
+    """With layer norm, the dots with U keep fp32 accuracy (tf32x3: exact in the interpreter
+    for the persistent kernels; the split kernels' three TF32 products of stored parts drop
+    the product of the two rests) and U is not rounded: three steps and the gradients of h0,
+    c0 and U match float64 to 1e-6, where rounded operands miss by about 1e-4."""
     monkeypatch.setattr(triton_lstm, "_dot_mode", lambda dtype, device: "tf32")
     spec = LSTMSpec(20, layer_norm=True)
-    x, h0, c0, w, _ = problem(spec, B=16, T=1)
-    out, h1, c1 = triton_lstm.lstm(x, h0, c0, w, spec, config=config)
+    x, h0, c0, w, _ = problem(spec, B=16, T=3)
+    g = torch.Generator().manual_seed(4)
+    dh, dc = torch.randn(2, 16, 20, generator=g).to(x)
 
-    def f64(t):
-        return None if t is None else t.detach().double()
+    def run(lstm, cast):
+        """h_T, c_T and the gradients of h0, c0 and U."""
+        leaves = [None if t is None else cast(t.detach()).requires_grad_() for t in (h0, c0, *w)]
+        weights = LSTMWeights(*leaves[2:])
+        _, h1, c1 = lstm(cast(x), *leaves[:2], weights, spec)
+        loss = (h1 * cast(dh)).sum() + (c1 * cast(dc)).sum()
+        grads = torch.autograd.grad(loss, [*leaves[:2], weights.recurrent_kernel])
+        return (h1, c1, *grads)
 
-    ref = reference.lstm(f64(x), f64(h0), f64(c0), LSTMWeights(*map(f64, w)), spec)
-    assert rel_err(h1, ref[1]) < 1e-6 and rel_err(c1, ref[2]) < 1e-6
+    ours = run(lambda *args: triton_lstm.lstm(*args, config=config), lambda t: t)
+    ref = run(reference.lstm, torch.Tensor.double)
+    for label, a, b in zip(("h_T", "c_T", "dh0", "dc0", "dU"), ours, ref, strict=True):
+        assert rel_err(a, b) < 1e-6, label
 
 
 # ---- on a GPU: accuracy at the benchmark shape ---------------------------------------------
@@ -694,8 +706,8 @@ def test_interpreted_split_kernels_run_a_step_in_one_launch_where_a_tile_has_one
 
 def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():
     """A K chunk that covers the units holds U on the SM within each direction's budget of
-    shared memory (U, counted thrice with three-product TF32 dots, and the dot's left
-    operand); beyond, U streams in chunks of 32. 64-row tiles stream it."""
+    shared memory (U and the dot's left operand, both counted twice with three-product TF32
+    dots); beyond, U streams in chunks of 32. 64-row tiles stream it."""
     fp32, bf16 = 4, 2
     cfg = triton_lstm.split_config(64, 512, 132)
     assert cfg == TritonConfig(16, 16, 512, 8, 1, split=True)
@@ -703,7 +715,8 @@ def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():
     assert triton_split.k_chunk(cfg, 512, fp32, "tf32", "backward") == (False, 32)
     assert triton_split.k_chunk(cfg, 512, bf16, "low", "backward") == (True, 512)
     cfg = triton_lstm.split_config(64, 256, 132)
-    assert triton_split.k_chunk(cfg, 256, fp32, "tf32x3", "forward") == (False, 32)
+    assert triton_split.k_chunk(cfg, 256, fp32, "tf32x3", "forward") == (True, 256)
+    assert triton_split.k_chunk(cfg, 256, fp32, "tf32x3", "backward") == (False, 32)
     cfg = triton_lstm.split_config(64, 128, 132)
     assert triton_split.k_chunk(cfg, 128, fp32, "tf32x3", "backward") == (True, 128)
     assert triton_split.k_chunk(SPLIT, 20, fp32, "tf32", "forward") == (False, 16)

@@ -1144,6 +1144,16 @@ def _dot_operand(w: torch.Tensor, dtype: torch.dtype, dot: str) -> torch.Tensor:
     return _tf32(w) if dot == "tf32" else w
 
 
+def _in_parts(x: torch.Tensor, dot: str) -> torch.Tensor:
+    """A dot operand as the split kernels take it: for "tf32x3" dots (2, …), x's TF32 part and
+    the TF32 part of the rest, which their three TF32 products take as they are
+    (`triton_split._store_operand`); else x."""
+    if dot != "tf32x3":
+        return x
+    hi = _tf32(x)
+    return torch.stack((hi, _tf32(x - hi)))
+
+
 def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
     """A keep tensor (or a dummy) and its three strides, as the kernels take them."""
     return (dummy, 0, 0, 0) if keep is None else (keep, *keep.stride())
@@ -1193,12 +1203,13 @@ class _Recurrence(torch.autograd.Function):
         # fmt: off
         if cfg.split:
             h0_dropped = h0 if rdrop is None else h0 * rdrop
-            dtype = triton_split.operand_dtype(u_dot, consts["DOT_U"])
-            h0_dot = _dot_operand(h0_dropped, dtype, consts["DOT_U"])
+            dot_u = consts["DOT_U"]
+            dtype = triton_split.operand_dtype(u_dot, dot_u)
+            h0_dot = _in_parts(_dot_operand(h0_dropped, dtype, dot_u), dot_u)
             triton_split.forward(
                 (
-                    zx, h0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
-                    _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
+                    zx, h0, _in_parts(u_dot, dot_u), _or(peep, zx), wr_dot, _or(gamma_h, zx),
+                    _or(gamma_c, zx), _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
                     *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 ),
                 (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED, h0_dot,
@@ -1276,8 +1287,9 @@ class _Recurrence(torch.autograd.Function):
         if cfg.split:  # one carry each, starting from the gradients of h_T and c_T
             d_h0 = torch.empty(B, P, **f32).copy_(dh_last)  # gradients may come strided
             d_c0 = torch.empty(B, H, **f32).copy_(dc_last)
+            u_parts = _in_parts(u_dot, consts["DOT_U"])
             triton_split.backward(
-                (*inputs, dz, dzh, dhn, dcn, dnorm, scratch), (B, T, H, P),
+                (dhs, u_parts, *inputs[2:], dz, dzh, dhn, dcn, dnorm, scratch), (B, T, H, P),
                 _split_constexprs(consts), cfg, _INTERPRETED, d_h0, d_c0,
             )  # fmt: skip
         else:  # ping-pong carries, slot 0 first

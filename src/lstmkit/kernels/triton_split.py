@@ -76,6 +76,8 @@ JIT_FUNCTIONS = (
     "_gate_split",
     "_times_gate_columns",
     "_operand",
+    "_operand_rows",
+    "_store_operand",
     "_operand_dot",
     "_four_blocks",
     "_four_blocks_dot",
@@ -143,22 +145,34 @@ def _gate_split(z, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
 
 
 def _times_gate_columns(
-    p_a, p_u, u_cols, m_u, m_b, H, P,
+    p_a, a_rest, p_u, u_cols, m_u, m_b, H, P,
     DOT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """A·U at this program's `_gate_columns` for the rows p_a (BLOCK_B,) of a dot operand
-    (…, P) that other programs wrote (``.cg``, `_operand`); U (P, 4H) streamed in K chunks."""
+    (…, P) that other programs wrote (``.cg``, `_store_operand`, the rest a_rest further on);
+    U (P, 4H) streamed in K chunks (its rest P·4H further on, `triton_lstm._in_parts`)."""
     acc = tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32)
     for k0 in range(0, P, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
-        m_k = ks < P
-        b_u = tl.load(
-            p_u + ks[:, None] * (4 * H) + u_cols[None, :],
-            mask=m_k[:, None] & m_u[None, :],
-            other=0.0,
-        )
-        acc = _operand_dot(_a_rows(p_a + k0, P - k0, m_b, BLOCK_K), b_u, acc, DOT)
+        p_uk = p_u + ks[:, None] * (4 * H) + u_cols[None, :]
+        m_uk = (ks < P)[:, None] & m_u[None, :]
+        b_u = tl.load(p_uk, mask=m_uk, other=0.0)
+        b_rest = b_u
+        if DOT == "tf32x3":
+            b_rest = tl.load(p_uk + P * 4 * H, mask=m_uk, other=0.0)
+        b_a, b_a_rest = _operand_rows(p_a + k0, a_rest, P - k0, m_b, DOT, BLOCK_K)
+        acc = _operand_dot(b_a, b_a_rest, b_u, b_rest, acc, DOT)
     return acc
+
+
+def _operand_rows(p_a, rest, K, m_b, DOT: tl.constexpr, BLOCK_K: tl.constexpr):
+    """`_a_rows` of a dot operand stored by `_store_operand`, and of its rest ("tf32x3"; else
+    the same block again)."""
+    b_a = _a_rows(p_a, K, m_b, BLOCK_K)
+    b_rest = b_a
+    if DOT == "tf32x3":
+        b_rest = _a_rows(p_a + rest, K, m_b, BLOCK_K)
+    return b_a, b_rest
 
 
 def _operand(x, DOT: tl.constexpr):
@@ -171,9 +185,28 @@ def _operand(x, DOT: tl.constexpr):
     return x
 
 
-def _operand_dot(a, b, acc, DOT: tl.constexpr):
-    """`_dot` of an a stored by `_operand`."""
+def _store_operand(p, x, m, rest, DOT: tl.constexpr):
+    """Store x at p as `_operand` makes it; for "tf32x3" dots x's TF32 part, and the TF32
+    part of the rest at p + rest, which the readers' three TF32 products take as they are
+    (`_operand_dot`). Triton's own "tf32x3" dots split both operands at every product, in
+    the layout the dot reads: each warp, its copy of all of A."""
+    if DOT == "tf32x3":
+        hi = _round_tf32(x)
+        tl.store(p + rest, _round_tf32(x - hi), mask=m)
+        x = hi
+    tl.store(p, _operand(x, DOT), mask=m)
+
+
+def _operand_dot(a, a_rest, b, b_rest, acc, DOT: tl.constexpr):
+    """`_dot` of an a stored by `_store_operand`. For "tf32x3" dots a and b are TF32 parts, and
+    a_rest, b_rest the TF32 parts of their rests (`_operand_rows`, `triton_lstm._in_parts`):
+    three TF32 products, a·b + a·b_rest + a_rest·b, fp32's accuracy. Other dots ignore the
+    rests."""
     if DOT == "tf32":
+        return tl.dot(a, b, acc, input_precision="tf32")
+    if DOT == "tf32x3":
+        acc = tl.dot(a_rest, b, acc, input_precision="tf32")
+        acc = tl.dot(a, b_rest, acc, input_precision="tf32")
         return tl.dot(a, b, acc, input_precision="tf32")
     return _dot(a, b, acc, DOT)
 
@@ -188,40 +221,55 @@ def _four_blocks(p_b, s_j, s_k, s_n, width, K, cols, m_cols, BLOCK_K: tl.constex
 
 
 def _four_blocks_dot(
-    p_a, s_j, width, K, b, acc, m_b,
+    p_a, a_rest, s_j, width, K, b, b_rest, acc, m_b,
     DOT: tl.constexpr, OPERAND: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """acc (4, BLOCK_B, BLOCK_H) + A·B batched over four blocks: A's the (BLOCK_B, BLOCK_K)
     blocks of the rows p_a (BLOCK_B,) of A (…, K), which other programs wrote (``.cg``;
-    OPERAND: as `_operand` stores it), and B's from `_four_blocks` (the same s_j, width). The
+    OPERAND: as `_store_operand` stores it, its rest a_rest further on), and B's from
+    `_four_blocks` (the same s_j, width; b_rest: the rest of b, for `_operand_dot`). The
     sum over the blocks is the product: each warp takes a block of its own, where a plain dot
     of 16 x 16 gives every warp the same product to compute (Triton stacks the warps along
     its 16 rows)."""
     j = tl.arange(0, 4)[:, None, None]
     ks = tl.arange(0, BLOCK_K)[None, None, :]
     m = m_b[None, :, None] & (ks < width) & (j * s_j + ks < K)
-    b_a = tl.load(p_a[None, :, None] + j * s_j + ks, mask=m, other=0.0, cache_modifier=".cg")
+    p = p_a[None, :, None] + j * s_j + ks
+    b_a = tl.load(p, mask=m, other=0.0, cache_modifier=".cg")
     if OPERAND:
-        return _operand_dot(b_a, b, acc, DOT)
+        b_a_rest = b_a
+        if DOT == "tf32x3":
+            b_a_rest = tl.load(p + a_rest, mask=m, other=0.0, cache_modifier=".cg")
+        return _operand_dot(b_a, b_a_rest, b, b_rest, acc, DOT)
     return _dot(b_a.to(tl.float32), b, acc, DOT)
 
 
 def _gate_blocks_times(
-    p_a, p_u, u_t, cols, m_cols, m_b, H,
+    p_a, a_rest, p_u, u_t, u_t_rest, cols, m_cols, m_b, H, P,
     RESIDENT: tl.constexpr, DOT: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """A·Uᵀ at the columns ``cols`` of Uᵀ, for the rows p_a (BLOCK_B,) of A (…, 4H), stored
-    by `_operand`: one dot per K chunk, batched over the four gate blocks. RESIDENT: u_t
-    holds the whole of Uᵀ's columns (`_four_blocks`); else U (P, 4H) streams in chunks of
-    BLOCK_K per block."""
+    by `_store_operand` (its rest a_rest further on): one dot per K chunk, batched over the
+    four gate blocks. RESIDENT: u_t (and u_t_rest, for "tf32x3") holds the whole of Uᵀ's
+    columns (`_four_blocks`); else U (P, 4H) streams in chunks of BLOCK_K per block (its
+    rest P·4H further on, `triton_lstm._in_parts`)."""
     acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
     if RESIDENT:
-        acc = _four_blocks_dot(p_a, H, H, 4 * H, u_t, acc, m_b, DOT, True, BLOCK_K)
+        acc = _four_blocks_dot(
+            p_a, a_rest, H, H, 4 * H, u_t, u_t_rest, acc, m_b, DOT, True, BLOCK_K
+        )  # fmt: skip
     else:
         for k0 in range(0, H, BLOCK_K):
             b = _four_blocks(p_u + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K)
-            acc = _four_blocks_dot(p_a + k0, H, H - k0, 4 * H, b, acc, m_b, DOT, True, BLOCK_K)
+            b_rest = b
+            if DOT == "tf32x3":
+                b_rest = _four_blocks(
+                    p_u + P * 4 * H + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K
+                )  # fmt: skip
+            acc = _four_blocks_dot(
+                p_a + k0, a_rest, H, H - k0, 4 * H, b, b_rest, acc, m_b, DOT, True, BLOCK_K
+            )  # fmt: skip
     return tl.reduce(acc, 0, _add)  # the four blocks' sum
 
 
@@ -233,7 +281,7 @@ def _quarters_times(
     """A·B for the rows p_a (BLOCK_B,) of A (…, K), K ≤ 4·QUARTER, and B held as its four K
     blocks of QUARTER rows (`_four_blocks`): the projection's products."""
     acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
-    acc = _four_blocks_dot(p_a, QUARTER, QUARTER, K, b, acc, m_b, DOT, OPERAND, QUARTER)
+    acc = _four_blocks_dot(p_a, 0, QUARTER, QUARTER, K, b, b, acc, m_b, DOT, OPERAND, QUARTER)
     return tl.reduce(acc, 0, _add)  # the four blocks' sum
 
 
@@ -364,11 +412,15 @@ def _split_fwd_kernel(
     CARRY: tl.constexpr = PHASES if BLOCK_B == 16 else 0  # hand on in registers
     if RESIDENT:
         u_all = _b_tile(p_u, G4, 1, P, u_cols, m_u, BLOCK_K)
+        u_rest = u_all
+        if DOT_U == "tf32x3":  # U's rest, P·4H further on (`triton_lstm._in_parts`)
+            u_rest = _b_tile(p_u + P * G4, G4, 1, P, u_cols, m_u, BLOCK_K)
         if PROJ:
             w_r = _four_blocks(p_wr, QUARTER, P, 1, QUARTER, H, cols, cols < P, QUARTER)
     for t in range(T_BEGIN, T_END):
         p_h_prev = tl.where(t > first, p_h_row + (t - 1) * P, p_h0 + r64 * P)  # h0 up to first
         p_hd_prev = tl.where(t > first, p_hd + ((t + 1) % 2) * B * P + r64 * P, p_h0d + r64 * P)
+        hd_rest = tl.where(t > first, 2 * B * P, B * P)  # of "tf32x3" operands: (2, ·, B, P)
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_s = rows[:, None] * G4 + cols[None, :]  # (B, 4H) scratch offsets (int32), gate i
         o_c = rows[:, None] * H + cols[None, :]  # (B, H) scratch offsets
@@ -377,13 +429,14 @@ def _split_fwd_kernel(
         b_h = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
         if PHASES & (2 - LAYER_NORM):  # h·U for this program's units (phase 0 with LN, else 1)
             if RESIDENT:
-                b_hk = _a_rows(p_hd_prev, P, m_b, BLOCK_K)
+                b_hk, b_hk_rest = _operand_rows(p_hd_prev, hd_rest, P, m_b, DOT_U, BLOCK_K)
                 zero = tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32)
-                z = _operand_dot(b_hk, u_all, zero, DOT_U)
+                z = _operand_dot(b_hk, b_hk_rest, u_all, u_rest, zero, DOT_U)
             else:
                 z = _times_gate_columns(
-                    p_hd_prev, p_u, u_cols, m_u, m_b, H, P, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K
-                )
+                    p_hd_prev, hd_rest, p_u, u_cols, m_u, m_b, H, P,
+                    DOT_U, BLOCK_B, BLOCK_H, BLOCK_K,
+                )  # fmt: skip
             zi, zf, zg, zo = _gate_split(z, BLOCK_B, BLOCK_H)
         if LAYER_NORM:
             if PHASES & 1:  # phase 0: raw h·U and its statistics
@@ -468,7 +521,7 @@ def _split_fwd_kernel(
             if RDROP:
                 b_hd = b_hd * tl.load(p_rd[:, None] + cols[None, :], mask=m_o, other=0.0)
             p_hd_t = p_hd + (t % 2) * B * P + r64[:, None] * P + cols[None, :]
-            tl.store(p_hd_t, _operand(b_hd, DOT_U), mask=m_o)  # for the next step's h·U
+            _store_operand(p_hd_t, b_hd, m_o, 2 * B * P, DOT_U)  # for the next step's h·U
             if MASKED:  # zeros where no real step has been seen yet
                 b_h = tl.where((t >= first)[:, None], b_h, 0.0)
             _store(p_h_row[:, None] + t * P + cols[None, :], b_h, m_o, DOT)
@@ -494,12 +547,12 @@ def _gained(dzi, dzf, dzg, dzo, p_gamma_h, cols, m_h, H):
     return dxi, dxf, dxg, dxo
 
 
-def _store_operand_blocks(p, b_i, b_f, b_g, b_o, m, H, DOT: tl.constexpr):
-    """Four gate blocks at p (2-D, gate i; …, 4H) as `_operand` stores them."""
-    tl.store(p, _operand(b_i, DOT), mask=m)
-    tl.store(p + H, _operand(b_f, DOT), mask=m)
-    tl.store(p + 2 * H, _operand(b_g, DOT), mask=m)
-    tl.store(p + 3 * H, _operand(b_o, DOT), mask=m)
+def _store_operand_blocks(p, b_i, b_f, b_g, b_o, m, H, rest, DOT: tl.constexpr):
+    """Four gate blocks at p (2-D, gate i; …, 4H) as `_store_operand` stores them."""
+    _store_operand(p, b_i, m, rest, DOT)
+    _store_operand(p + H, b_f, m, rest, DOT)
+    _store_operand(p + 2 * H, b_g, m, rest, DOT)
+    _store_operand(p + 3 * H, b_o, m, rest, DOT)
 
 
 def _split_bwd_kernel(
@@ -570,8 +623,12 @@ def _split_bwd_kernel(
     d_gain_c = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # γ_c
     d_shift_c = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # β_c
     u_t = p_u  # Uᵀ as its four gate blocks, element (j, k, n) U[n, j·H + k], if held
+    u_t_rest = p_u  # and its rest ("tf32x3"), P·4H further on (`triton_lstm._in_parts`)
     if RESIDENT:
         u_t = _four_blocks(p_u, H, 1, G4, H, G4, cols, m_p, BLOCK_K)
+        u_t_rest = u_t
+        if DOT_U == "tf32x3":
+            u_t_rest = _four_blocks(p_u + P * G4, H, 1, G4, H, G4, cols, m_p, BLOCK_K)
         if PROJ:  # W_hrᵀ as four K blocks
             w_rt = _four_blocks(p_wr, QUARTER, 1, P, QUARTER, P, cols, m_h, QUARTER)
     for s in range(S_BEGIN, S_END):
@@ -593,8 +650,8 @@ def _split_bwd_kernel(
             b_dh += tl.load(p_dh_own, mask=m_o, other=0.0)
             if t + 1 < T:
                 b_du = _gate_blocks_times(
-                    p_dzd + ((t + 1) % 2) * B * G4 + r64 * G4, p_u, u_t, cols, m_p, m_b, H,
-                    RESIDENT, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K,
+                    p_dzd + ((t + 1) % 2) * B * G4 + r64 * G4, 2 * B * G4, p_u, u_t, u_t_rest,
+                    cols, m_p, m_b, H, P, RESIDENT, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
                 if RDROP:
                     b_du = b_du * tl.load(p_rd, mask=m_o, other=0.0)
@@ -638,7 +695,7 @@ def _split_bwd_kernel(
                     p_peep, p_dz_row + t * G4, cols, m_h, m, H,
                     GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
-                _store_operand_blocks(p_dzd_t, dzi, dzf, dzg, dzo, m, H, DOT_U)
+                _store_operand_blocks(p_dzd_t, dzi, dzf, dzg, dzo, m, H, 2 * B * G4, DOT_U)
         if SYNC:
             _tile_barrier(p_count + tile, (done + 1 + PROJ) * programs)
         if LAYER_NORM:
@@ -688,7 +745,7 @@ def _split_bwd_kernel(
                 tl.store(p_dzh_t + H, dzhf, mask=m)
                 tl.store(p_dzh_t + 2 * H, dzhg, mask=m)
                 tl.store(p_dzh_t + 3 * H, dzho, mask=m)
-                _store_operand_blocks(p_dzd_t, dzhi, dzhf, dzhg, dzho, m, H, DOT_U)
+                _store_operand_blocks(p_dzd_t, dzhi, dzhf, dzhg, dzho, m, H, 2 * B * G4, DOT_U)
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 3 + PROJ) * programs)
     if LAYER_NORM:  # this launch's sums of the norms' gain and shift gradients, added once
@@ -703,8 +760,8 @@ def _split_bwd_kernel(
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
             b_du = _gate_blocks_times(
-                p_dzd + r64 * G4, p_u, u_t, cols, m_p, m_b, H, RESIDENT, DOT_U,
-                BLOCK_B, BLOCK_H, BLOCK_K,
+                p_dzd + r64 * G4, 2 * B * G4, p_u, u_t, u_t_rest, cols, m_p, m_b, H, P,
+                RESIDENT, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K,
             )  # fmt: skip
             if RDROP:
                 b_du = b_du * tl.load(p_rd, mask=m_o, other=0.0)
@@ -758,10 +815,12 @@ def forward(
 ) -> None:  # fmt: skip
     """Run the recurrence of `triton_lstm._Recurrence.forward` in the split layout: buffers
     are `_split_fwd_kernel`'s pointer arguments up to m, shape (B, T, H, P); h0_dot (B, P) is
-    h0 ⊙ dropout as the dots with U take it (`operand_dtype`, rounded to TF32 for "tf32")."""
+    h0 ⊙ dropout as the dots with U take it (`operand_dtype`, rounded to TF32 for "tf32";
+    (2, B, P) in parts for "tf32x3", `triton_lstm._in_parts`), and U in buffers likewise."""
     B, T, H, P = shape
     device = buffers[0].device
-    hd = torch.empty(2, B, P, device=device, dtype=h0_dot.dtype)
+    parts = 2 if consts["DOT_U"] == "tf32x3" else 1  # `_store_operand`
+    hd = torch.empty(parts, 2, B, P, device=device, dtype=h0_dot.dtype)
     grid = _grid(B, H, cfg)
     sync = _synchronised(grid, device, interpreted)
     part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
@@ -795,7 +854,10 @@ def backward(
         launches.append((T, T, 0, True))  # dh0, once dzh_0 is complete
     resident, block_k = k_chunk(cfg, H, buffers[1].element_size(), consts["DOT_U"], "backward")
     consts = {**consts, "BLOCK_K": block_k, "PROGRAMS": _programs_block(grid[0], cfg.block_h)}
-    dzd = torch.empty(2, B, 4 * H, device=device, dtype=operand_dtype(buffers[1], consts["DOT_U"]))
+    parts = 2 if consts["DOT_U"] == "tf32x3" else 1  # `_store_operand`
+    dzd = torch.empty(
+        parts, 2, B, 4 * H, device=device, dtype=operand_dtype(buffers[1], consts["DOT_U"])
+    )
     for begin, end, phases, finish in launches:
         _split_bwd_kernel[grid](
             *buffers, dh, dc, part[0], part[1], count, dzd, B, T, H, P, begin, end, **consts,
@@ -817,17 +879,20 @@ def k_chunk(cfg, units: int, itemsize: int, dot_u: str, direction: str) -> tuple
     """Whether a kernel holds its program's part of U on the SM through the steps, and its K
     chunk. It does where the config's chunk covers the units (and is at least 64: W_hr is
     held as four K blocks of a dot each) and what it then keeps in shared memory fits
-    HELD_BYTES: its part of U, 4·H·BLOCK_H elements (counted thrice with the three-product
-    TF32 dots of layer norm), and the left operand of its dot, BLOCK_B·H (forward) or
-    BLOCK_B·4H (backward) elements. The budgets are where ptxas (sm_90a) began to spill or
-    to ask for more shared memory than an H100 SM has, over the variants at H = 128-512
-    (bench/RESULTS.md). Where it does not hold U, a chunk that covers the units streams it
-    in chunks of 32."""
+    HELD_BYTES: its part of U, 4·H·BLOCK_H elements, and the left operand of its dot,
+    BLOCK_B·H (forward) or BLOCK_B·4H (backward) elements, both counted twice for the
+    three-product TF32 dots of layer norm (TF32 parts and rests). The budgets are where
+    ptxas (sm_90a) began to spill or to ask for more shared memory than an H100 SM has,
+    over the variants at H = 128-512 (bench/RESULTS.md; since then the fp32 all-variants
+    forward at H=256 holds U and spills 248 bytes, against 2,762 instructions a step and 8
+    dependent K chunks streamed). Where it does not hold U, a chunk that covers the units
+    streams it in chunks of 32."""
     if cfg.block_p < max(units, 64):
         return False, cfg.block_p
-    u_bytes = 4 * units * cfg.block_h * itemsize * (3 if dot_u == "tf32x3" else 1)
+    parts = 2 if dot_u == "tf32x3" else 1  # `_store_operand`, `triton_lstm._in_parts`
+    u_bytes = 4 * units * cfg.block_h * itemsize * parts
     a_width = units if direction == "forward" else 4 * units
-    a_bytes = cfg.block_b * a_width * (itemsize if dot_u == "low" else 4)
+    a_bytes = cfg.block_b * a_width * (itemsize if dot_u == "low" else 4) * parts
     if u_bytes + a_bytes <= HELD_BYTES[direction]:
         return True, cfg.block_p
     return False, 32
