@@ -237,6 +237,14 @@ CASES = {
         False,
         RESIDENT,
     ),
+    # 17 programs a tile: the row statistics' merges read the programs' pairs 16 at a time
+    "split_layer_norm_more_programs_than_units": (
+        LSTMSpec(264, layer_norm=True),
+        dict(B=3, T=2),
+        None,
+        False,
+        RESIDENT,
+    ),
     "split_zoneout_inference": (
         LSTMSpec(20, "softsign", zoneout_cell=0.3, zoneout_hidden=0.2),
         {},

@@ -88,6 +88,7 @@ JIT_FUNCTIONS = (
     "_program_pairs",
     "_sum_pairs",
     "_merge_pairs",
+    "_pair_counts",
     "_row_stats",
     "_gate_stats",
     "_norm_grad",
@@ -300,21 +301,33 @@ def _store_row_pair(p, a, b, m_b, BLOCK_H: tl.constexpr):
     tl.store(p[:, None] + j, pair, mask=m_b[:, None] & (j < 2))
 
 
-def _program_pairs(p_part, m_b, PROGRAMS: tl.constexpr):
-    """The programs' partial pairs in part (B, programs, 2) for the rows p_part (BLOCK_B,),
-    as two (BLOCK_B, PROGRAMS) blocks (zero past the programs): loaded at once, one round
-    trip to L2 rather than one per program."""
-    j = tl.arange(0, PROGRAMS)
+def _program_pairs(p_part, first, m_b, BLOCK_H: tl.constexpr):
+    """The partial pairs of programs first … first + BLOCK_H − 1 in part (B, programs, 2) for
+    the rows p_part (BLOCK_B,), as two (BLOCK_B, BLOCK_H) tiles (zero past the programs), in
+    the layout of the program's tiles: their sums need no move between warps (sm_90a)."""
+    j = first + tl.arange(0, BLOCK_H)
     m = m_b[:, None] & (j < tl.num_programs(0))[None, :]
     p = p_part[:, None] + j[None, :] * 2
-    first = tl.load(p, mask=m, other=0.0, cache_modifier=".cg")
-    return first, tl.load(p + 1, mask=m, other=0.0, cache_modifier=".cg")
+    a = tl.load(p, mask=m, other=0.0, cache_modifier=".cg")
+    return a, tl.load(p + 1, mask=m, other=0.0, cache_modifier=".cg")
 
 
-def _sum_pairs(p_part, m_b, PROGRAMS: tl.constexpr):
-    """Per-row sums over the programs of the partial pairs in part (B, programs, 2)."""
-    a, b = _program_pairs(p_part, m_b, PROGRAMS)
+def _sum_pairs(p_part, m_b, BLOCK_H: tl.constexpr, PROGRAMS: tl.constexpr):
+    """Per-row sums over the programs of the partial pairs in part (B, programs, 2): every
+    program's loaded at once (`_program_pairs`, BLOCK_H at a time), one round trip to L2."""
+    a, b = _program_pairs(p_part, 0, m_b, BLOCK_H)
+    for first in tl.static_range(BLOCK_H, PROGRAMS, BLOCK_H):
+        a_j, b_j = _program_pairs(p_part, first, m_b, BLOCK_H)
+        a += a_j
+        b += b_j
     return _row_sum(a), _row_sum(b)
+
+
+def _pair_counts(first, N, FACTOR: tl.constexpr, BLOCK_H: tl.constexpr):
+    """How many values the pairs of programs first … first + BLOCK_H − 1 are over, (1,
+    BLOCK_H): FACTOR·(their units)."""
+    j = first + tl.arange(0, BLOCK_H)
+    return (FACTOR * tl.maximum(tl.minimum(N - j * BLOCK_H, BLOCK_H), 0).to(tl.float32))[None, :]
 
 
 def _merge_pairs(
@@ -322,13 +335,20 @@ def _merge_pairs(
 ):  # fmt: skip
     """Row mean and sum of squared deviations over N·FACTOR values from the programs' (mean,
     M2) pairs in part (B, programs, 2), each over FACTOR·(its units) values: Chan et al.'s
-    merge in its parallel form, M2 = Σ M2_j + Σ n_j (mean_j − mean)²."""
-    means, m2s = _program_pairs(p_part, m_b, PROGRAMS)
-    j = tl.arange(0, PROGRAMS)
-    n_j = FACTOR * tl.maximum(tl.minimum(N - j * BLOCK_H, BLOCK_H), 0).to(tl.float32)
-    mean = _row_sum(means * n_j[None, :]) / (1.0 * FACTOR * N)
-    d = means - mean[:, None]
-    return mean, _row_sum(m2s + n_j[None, :] * d * d)
+    merge in its parallel form, M2 = Σ M2_j + Σ n_j (mean_j − mean)². The pairs are read
+    as `_sum_pairs` reads them, once for each of the two sums."""
+    means, _ = _program_pairs(p_part, 0, m_b, BLOCK_H)
+    weighted = means * _pair_counts(0, N, FACTOR, BLOCK_H)
+    for first in tl.static_range(BLOCK_H, PROGRAMS, BLOCK_H):
+        means, _ = _program_pairs(p_part, first, m_b, BLOCK_H)
+        weighted += means * _pair_counts(first, N, FACTOR, BLOCK_H)
+    mean = _row_sum(weighted) / (1.0 * FACTOR * N)
+    spread = tl.zeros_like(weighted)
+    for first in tl.static_range(0, PROGRAMS, BLOCK_H):
+        means, m2s = _program_pairs(p_part, first, m_b, BLOCK_H)
+        d = means - mean[:, None]
+        spread += m2s + _pair_counts(first, N, FACTOR, BLOCK_H) * d * d
+    return mean, _row_sum(spread)
 
 
 def _row_stats(x, m, n):
@@ -700,7 +720,7 @@ def _split_bwd_kernel(
             _tile_barrier(p_count + tile, (done + 1 + PROJ) * programs)
         if LAYER_NORM:
             if PHASES & 4:  # phase 2: through LN(c) to the gates
-                s1, s2 = _sum_pairs(p_pa, m_b, PROGRAMS)
+                s1, s2 = _sum_pairs(p_pa, m_b, BLOCK_H, PROGRAMS)
                 if (CARRY & 2) == 0:  # not in registers: from the scratch rows
                     b_i, b_f, b_g, b_o, b_c = _cell_inputs(p_gates + o_z, p_c_own, m, H)
                     b_dcn = tl.load(p_dcn + o_c, mask=m, other=0.0)
@@ -724,7 +744,7 @@ def _split_bwd_kernel(
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 2 + PROJ) * programs)
             if PHASES & 8:  # phase 3: through LN(h·U)
-                t1, t2 = _sum_pairs(p_pb, m_b, PROGRAMS)
+                t1, t2 = _sum_pairs(p_pb, m_b, BLOCK_H, PROGRAMS)
                 t1 = t1 / G4
                 t2 = t2 / G4
                 rstd = tl.load(p_stats_t + 1, mask=m_b, other=0.0)
