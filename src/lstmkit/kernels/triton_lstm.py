@@ -613,7 +613,7 @@ def _lstm_fwd_kernel(
                 delta = c_mean - mean
                 mean = mean + delta * (n_x / (n_prev + n_x))
                 m2 = m2 + c_m2 + delta * delta * (n_prev * n_x / (n_prev + n_x))
-            rstd_h = 1.0 / tl.sqrt(m2 / (4.0 * H) + 1e-5)
+            rstd_h = tl.math.rsqrt(m2 / (4.0 * H) + 1e-5)
             tl.store(p_stats_t, mean, mask=m_b)
             tl.store(p_stats_t + 1, rstd_h, mask=m_b)
             tl.debug_barrier()
@@ -674,7 +674,7 @@ def _lstm_fwd_kernel(
 
         # 3. layer norm of the cell, then o ⊙ act(γ_c·LN(c) + β_c).
         if LAYER_NORM:
-            rstd_c = 1.0 / tl.sqrt(m2_c / H + 1e-5)
+            rstd_c = tl.math.rsqrt(m2_c / H + 1e-5)
             tl.store(p_stats_t + 2, mean_c, mask=m_b)
             tl.store(p_stats_t + 3, rstd_c, mask=m_b)
             tl.debug_barrier()

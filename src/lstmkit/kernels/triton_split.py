@@ -472,7 +472,7 @@ def _split_fwd_kernel(
         if PHASES & 2:  # phase 1: the gates and the cell
             if LAYER_NORM:
                 mean, m2 = _merge_pairs(p_pa, m_b, H, 4, BLOCK_H, PROGRAMS)
-                rstd = 1.0 / tl.sqrt(m2 / G4 + 1e-5)
+                rstd = tl.math.rsqrt(m2 / G4 + 1e-5)
                 if tl.program_id(0) == 0:  # one program stores the row statistics
                     _store_row_pair(p_stats_t, mean, rstd, m_b, BLOCK_H)
                 if (CARRY & 1) == 0:  # not in registers: from the scratch rows
@@ -506,7 +506,7 @@ def _split_fwd_kernel(
         if LAYER_NORM:
             if PHASES & 4:  # phase 2: LN(c), act, o ⊙ act(c)
                 mean, m2 = _merge_pairs(p_pb, m_b, H, 1, BLOCK_H, PROGRAMS)
-                rstd = 1.0 / tl.sqrt(m2 / H + 1e-5)
+                rstd = tl.math.rsqrt(m2 / H + 1e-5)
                 if tl.program_id(0) == 0:
                     _store_row_pair(p_stats_t + 2, mean, rstd, m_b, BLOCK_H)
                 if (CARRY & 2) == 0:  # not in registers: from the scratch rows
