@@ -30,8 +30,10 @@ Dots. A program's products are small (16 rows), and Triton puts the warps of a 1
 along its rows, so that each warp would compute all of it. So h·U takes the program's columns
 of all four gates in one dot (16 x 64), and dz·Uᵀ and the projection's products are dots
 batched over four blocks, then summed. The program that computes a dot's left operand stores
-it once as the dot takes it (`_operand`), for every reader. Where it fits (`k_chunk`), U
-stays in shared memory through the steps; else it streams in K chunks.
+it once as the dot takes it (`_store_operand`), for every reader; for the three TF32
+products of layer norm's dots with U, in two parts, as U comes (`triton_lstm._in_parts`).
+Where it fits (`k_chunk`), U stays in shared memory through the steps; else it streams in K
+chunks.
 
 Triton, ``tl`` and the device functions shared with `triton_lstm` (`SHARED`) are set in this
 module by `triton_lstm._triton()` on first use, which also wraps the functions here
@@ -388,15 +390,17 @@ def _split_fwd_kernel(
 
     Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); first (B,); hs
     (B, T, P); cs (B, T+1, H) in hs's dtype; carry (B, H) fp32, the state (c0 on entry, c_T
-    on exit; a program keeps its columns in registers between); U (P, 4H); W_hr (H, P); γ_h
-    (4H), γ_c, β_c (H); with layer norm stats (B, T, 4) and, where the phases of a step are
-    separate launches, scratch rows that carry a program's own columns from one to the next:
-    o (B, H), zhn (B, 4H), cn (B, H). m (B, H) holds o ⊙ act(c) before the projection (as
+    on exit; a program keeps its columns in registers between); U (parts, P, 4H), parts = 2
+    for "tf32x3" dots, else 1 (`triton_lstm._in_parts`); W_hr (H, P); γ_h (4H), γ_c, β_c
+    (H); with layer norm stats (B, T, 4) and, where the phases of a step are separate
+    launches, scratch rows that carry a program's own columns from one to the next: o (B,
+    H), zhn (B, 4H), cn (B, H). m (B, H) holds o ⊙ act(c) before the projection (as
     `_operand` stores it); part_a, part_b (B, programs, 2) the programs' row statistics. hd
-    (2, B, P) holds h ⊙ dropout of the last two steps as `_operand` stores it for the dots
-    with U, h0d (B, P) the same of h0 (made by the launcher). A step runs in phases, each
-    needing what every program of the tile wrote in the one before (bit k of PHASES runs
-    phase k; with SYNC all run in one launch, each followed by a barrier):
+    (parts, 2, B, P) holds h ⊙ dropout of the last two steps as `_store_operand` stores it
+    for the dots with U, h0d (parts, B, P) the same of h0 (made by the launcher). A step
+    runs in phases, each needing what every program of the tile wrote in the one before
+    (bit k of PHASES runs phase k; with SYNC all run in one launch, each followed by a
+    barrier):
       0 (layer norm) raw h·U for this program's units, and its row statistics;
       1 the gates and the cell (with layer norm: raw c and its statistics);
       2 (layer norm) LN(c), act(c) and o ⊙ act(c);
@@ -596,8 +600,9 @@ def _split_bwd_kernel(
     `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H), which may be the gates' buffer; with
     layer norm dzh (B, T, 4H) = d loss / d (h·U) (else dzh is dz), which may be zhn's, and
     dnorm (tiles, 6H), where the programs of a tile add their columns' sums; dcn (B, H) is
-    scratch for the current step; with a projection dhn (B, T, P). dzd (2, B, 4H): dzh of the
-    last two steps as `_operand` stores it for the dots with Uᵀ.
+    scratch for the current step; with a projection dhn (B, T, P). U and dzd (parts, 2, B,
+    4H), dzh of the last two steps as `_store_operand` stores it for the dots with Uᵀ, as
+    the forward's U and hd.
     dh (B, P) carries keep·(d loss / d h_t) to step t − 1 (the gradient of h_T to start) and
     ends as dh0; dc (B, H) carries d loss / d c_{t-1} (that of c_T to start) and ends as dc0;
     m (B, H) scratch for d loss / d (o ⊙ act(c)); part_a, part_b (B, programs, 2) partial
