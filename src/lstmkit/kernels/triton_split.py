@@ -345,7 +345,7 @@ def _merge_pairs(
         means, _ = _program_pairs(p_part, first, m_b, BLOCK_H)
         weighted += means * _pair_counts(first, N, FACTOR, BLOCK_H)
     mean = _row_sum(weighted) / (1.0 * FACTOR * N)
-    spread = tl.zeros_like(weighted)
+    spread = tl.full(weighted.shape, 0.0, tl.float32)
     for first in tl.static_range(0, PROGRAMS, BLOCK_H):
         means, m2s = _program_pairs(p_part, first, m_b, BLOCK_H)
         d = means - mean[:, None]
