@@ -225,11 +225,11 @@ def _four_blocks(p_b, s_j, s_k, s_n, width, K, cols, m_cols, BLOCK_K: tl.constex
 
 def _four_blocks_dot(
     p_a, a_rest, s_j, width, K, b, b_rest, acc, m_b,
-    DOT: tl.constexpr, OPERAND: tl.constexpr, BLOCK_K: tl.constexpr,
+    DOT: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """acc (4, BLOCK_B, BLOCK_H) + A·B batched over four blocks: A's the (BLOCK_B, BLOCK_K)
-    blocks of the rows p_a (BLOCK_B,) of A (…, K), which other programs wrote (``.cg``;
-    OPERAND: as `_store_operand` stores it, its rest a_rest further on), and B's from
+    blocks of the rows p_a (BLOCK_B,) of A (…, K), which other programs wrote (``.cg``) as
+    `_store_operand` stores it (its rest a_rest further on), and B's from
     `_four_blocks` (the same s_j, width; b_rest: the rest of b, for `_operand_dot`). The
     sum over the blocks is the product: each warp takes a block of its own, where a plain dot
     of 16 x 16 gives every warp the same product to compute (Triton stacks the warps along
@@ -239,12 +239,10 @@ def _four_blocks_dot(
     m = m_b[None, :, None] & (ks < width) & (j * s_j + ks < K)
     p = p_a[None, :, None] + j * s_j + ks
     b_a = tl.load(p, mask=m, other=0.0, cache_modifier=".cg")
-    if OPERAND:
-        b_a_rest = b_a
-        if DOT == "tf32x3":
-            b_a_rest = tl.load(p + a_rest, mask=m, other=0.0, cache_modifier=".cg")
-        return _operand_dot(b_a, b_a_rest, b, b_rest, acc, DOT)
-    return _dot(b_a.to(tl.float32), b, acc, DOT)
+    b_a_rest = b_a
+    if DOT == "tf32x3":
+        b_a_rest = tl.load(p + a_rest, mask=m, other=0.0, cache_modifier=".cg")
+    return _operand_dot(b_a, b_a_rest, b, b_rest, acc, DOT)
 
 
 def _gate_blocks_times(
@@ -260,7 +258,7 @@ def _gate_blocks_times(
     acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
     if RESIDENT:
         acc = _four_blocks_dot(
-            p_a, a_rest, H, H, 4 * H, u_t, u_t_rest, acc, m_b, DOT, True, BLOCK_K
+            p_a, a_rest, H, H, 4 * H, u_t, u_t_rest, acc, m_b, DOT, BLOCK_K
         )  # fmt: skip
     else:
         for k0 in range(0, H, BLOCK_K):
@@ -271,20 +269,19 @@ def _gate_blocks_times(
                     p_u + P * 4 * H + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K
                 )  # fmt: skip
             acc = _four_blocks_dot(
-                p_a + k0, a_rest, H, H - k0, 4 * H, b, b_rest, acc, m_b, DOT, True, BLOCK_K
+                p_a + k0, a_rest, H, H - k0, 4 * H, b, b_rest, acc, m_b, DOT, BLOCK_K
             )  # fmt: skip
     return tl.reduce(acc, 0, _add)  # the four blocks' sum
 
 
 def _quarters_times(
     p_a, K, b, m_b,
-    DOT: tl.constexpr, OPERAND: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, QUARTER: tl.constexpr,
+    DOT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, QUARTER: tl.constexpr,
 ):  # fmt: skip
-    """A·B for the rows p_a (BLOCK_B,) of A (…, K), K ≤ 4·QUARTER, and B held as its four K
-    blocks of QUARTER rows (`_four_blocks`): the projection's products."""
+    """A·B for the rows p_a (BLOCK_B,) of A (…, K), stored by `_operand`, K ≤ 4·QUARTER, and B
+    held as its four K blocks of QUARTER rows (`_four_blocks`): the projection's products."""
     acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
-    acc = _four_blocks_dot(p_a, 0, QUARTER, QUARTER, K, b, b, acc, m_b, DOT, OPERAND, QUARTER)
+    acc = _four_blocks_dot(p_a, 0, QUARTER, QUARTER, K, b, b, acc, m_b, DOT, QUARTER)
     return tl.reduce(acc, 0, _add)  # the four blocks' sum
 
 
@@ -529,7 +526,7 @@ def _split_fwd_kernel(
                 _tile_barrier(p_count + tile, (done + 3) * programs)
         if PROJ and PHASES & 8:  # phase 3: h = m·W_hr for this program's output units
             if RESIDENT:
-                b_h = _quarters_times(p_m_row, H, w_r, m_b, DOT, True, BLOCK_B, BLOCK_H, QUARTER)
+                b_h = _quarters_times(p_m_row, H, w_r, m_b, DOT, BLOCK_B, BLOCK_H, QUARTER)
             else:
                 b_h = _rows_times(
                     p_m_row, H, p_wr, P, 1, cols, cols < P, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
@@ -586,6 +583,7 @@ def _split_bwd_kernel(
     p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_m,  # outputs, scratch
     p_dh, p_dc, p_part_a, p_part_b, p_count,  # carries, partial sums, tile counters
     p_dzd,  # the dot operands (d loss / d (h·U)) of the last two steps
+    p_dhd,  # with a projection, the dot operand d loss / d h of the current step
     B, T, H, P, S_BEGIN, S_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
@@ -631,6 +629,7 @@ def _split_bwd_kernel(
     p_dz_row = p_dz + r64 * T * G4
     p_dhn_row = p_dhn + r64 * T * P
     p_dh_own = p_dh + r64[:, None] * P + cols[None, :]
+    p_dhd_own = p_dhd + r64[:, None] * P + cols[None, :]
     p_dc_row = p_dc + r64 * H
     p_m_own = p_m + r64[:, None] * H + cols[None, :]
     p_rd = p_rdrop + r64[:, None] * P + cols[None, :]
@@ -690,17 +689,18 @@ def _split_bwd_kernel(
                 tl.store(p_dh_own, b_dh * 0.0, mask=m_o)
             if PROJ:
                 tl.store(p_dhn_row[:, None] + t * P + cols[None, :], b_dh, mask=m_o)
+                tl.store(p_dhd_own, _operand(b_dh, DOT), mask=m_o)  # for the product with W_hrᵀ
         if PROJ:
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 1) * programs)
             if PHASES & 2:  # d loss / d m = dhn_t·W_hrᵀ for this program's hidden units
                 if RESIDENT:
                     b_dh = _quarters_times(
-                        p_dhn_row + t * P, P, w_rt, m_b, DOT, False, BLOCK_B, BLOCK_H, QUARTER
+                        p_dhd + r64 * P, P, w_rt, m_b, DOT, BLOCK_B, BLOCK_H, QUARTER
                     )
                 else:
                     b_dh = _rows_times(
-                        p_dhn_row + t * P, P, p_wr, 1, P, cols, m_h, m_b, DOT,
+                        p_dhd + r64 * P, P, p_wr, 1, P, cols, m_h, m_b, DOT,
                         BLOCK_B, BLOCK_H, BLOCK_K,
                     )  # fmt: skip
         if PHASES & 2:  # phase 1: the cell
@@ -883,9 +883,13 @@ def backward(
     dzd = torch.empty(
         parts, 2, B, 4 * H, device=device, dtype=operand_dtype(buffers[1], consts["DOT_U"])
     )
+    dhd = dzd  # with a projection, d loss / d h_t as the product with W_hrᵀ takes it
+    if consts["PROJ"]:
+        dhd = torch.empty(B, P, device=device, dtype=operand_dtype(buffers[3], consts["DOT"]))
     for begin, end, phases, finish in launches:
         _split_bwd_kernel[grid](
-            *buffers, dh, dc, part[0], part[1], count, dzd, B, T, H, P, begin, end, **consts,
+            *buffers, dh, dc, part[0], part[1], count, dzd, dhd, B, T, H, P, begin, end,
+            **consts,
             SYNC=sync, PHASES=phases, FINISH=finish, RESIDENT=resident,
             num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
