@@ -43,7 +43,7 @@ INTS = {"B", "T", "H", "P", "T_BEGIN", "T_END", "S_BEGIN", "S_END"}
 INTS |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"}
 ALIGNED = {"B", "H", "P", "T_BEGIN", "S_BEGIN"} | {f"s_k{w}_{a}" for w in "ch" for a in "btu"}
 LOW_PRECISION = (  # bf16 buffers under autocast (layer norm keeps its zx and dz in fp32)
-    "p_u", "p_wr", "p_h0", "p_hs", "p_dhs", "p_cs", "p_hd", "p_h0d", "p_dzd", "p_dhd",
+    "p_u", "p_wr", "p_h0", "p_hs", "p_dhs", "p_cs", "p_hd", "p_dzd", "p_dhd",
 )  # fmt: skip
 LOW_PRECISION_NO_LN = ("p_zx", "p_dz", "p_dzh", "p_gates")
 

@@ -374,7 +374,7 @@ def _split_fwd_kernel(
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_hs, p_cs, p_carry, p_stats,  # outputs and saved
     p_o, p_zhn, p_cn, p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
-    p_hd, p_h0d,  # the dot operands (h_t ⊙ dropout) of the last two steps, of h0
+    p_hd,  # the dot operands (h ⊙ dropout) of the last two steps and of h0
     B, T, H, P, T_BEGIN, T_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
@@ -393,9 +393,9 @@ def _split_fwd_kernel(
     launches, scratch rows that carry a program's own columns from one to the next: o (B,
     H), zhn (B, 4H), cn (B, H). m (B, H) holds o ⊙ act(c) before the projection (as
     `_operand` stores it); part_a, part_b (B, programs, 2) the programs' row statistics. hd
-    (parts, 2, B, P) holds h ⊙ dropout of the last two steps as `_store_operand` stores it
-    for the dots with U, h0d (parts, B, P) the same of h0 (made by the launcher). A step
-    runs in phases, each needing what every program of the tile wrote in the one before
+    (parts, 3, B, P) holds h ⊙ dropout of the last two steps as `_store_operand` stores it
+    for the dots with U, and of h0 after them (made by the launcher). A step runs in
+    phases, each needing what every program of the tile wrote in the one before
     (bit k of PHASES runs phase k; with SYNC all run in one launch, each followed by a
     barrier):
       0 (layer norm) raw h·U for this program's units, and its row statistics;
@@ -431,6 +431,15 @@ def _split_fwd_kernel(
     u_cols, m_u = _gate_columns(H, BLOCK_H)
     QUARTER: tl.constexpr = BLOCK_K // 4  # the projection's K blocks, held
     CARRY: tl.constexpr = PHASES if BLOCK_B == 16 else 0  # hand on in registers
+    H_PHASE: tl.constexpr = 8 if PROJ else (4 if LAYER_NORM else 2)  # the phase that has h
+    # h_{t−1} of this program's units, for masks and zoneout: in registers from step to step
+    # where one launch runs them all (from h0), else read back from hs
+    H_CARRIED: tl.constexpr = (CARRY & H_PHASE) if SYNC else 0
+    b_h_old = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    if KEEP_H:
+        if H_CARRIED:
+            b_h_old = tl.load(p_h0 + r64[:, None] * P + cols[None, :], mask=m_o, other=0.0)
+            b_h_old = b_h_old.to(tl.float32)
     if RESIDENT:
         u_all = _b_tile(p_u, G4, 1, P, u_cols, m_u, BLOCK_K)
         u_rest = u_all
@@ -439,9 +448,8 @@ def _split_fwd_kernel(
         if PROJ:
             w_r = _four_blocks(p_wr, QUARTER, P, 1, QUARTER, H, cols, cols < P, QUARTER)
     for t in range(T_BEGIN, T_END):
-        p_h_prev = tl.where(t > first, p_h_row + (t - 1) * P, p_h0 + r64 * P)  # h0 up to first
-        p_hd_prev = tl.where(t > first, p_hd + ((t + 1) % 2) * B * P + r64 * P, p_h0d + r64 * P)
-        hd_rest = tl.where(t > first, 2 * B * P, B * P)  # of "tf32x3" operands: (2, ·, B, P)
+        slot = tl.where(t > first, (t + 1) % 2, 2)  # h_{t−1}'s, or h0's up to the first step
+        p_hd_prev = p_hd + slot.to(tl.int64) * B * P + r64 * P
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_s = rows[:, None] * G4 + cols[None, :]  # (B, 4H) scratch offsets (int32), gate i
         o_c = rows[:, None] * H + cols[None, :]  # (B, H) scratch offsets
@@ -450,12 +458,12 @@ def _split_fwd_kernel(
         b_h = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
         if PHASES & (2 - LAYER_NORM):  # h·U for this program's units (phase 0 with LN, else 1)
             if RESIDENT:
-                b_hk, b_hk_rest = _operand_rows(p_hd_prev, hd_rest, P, m_b, DOT_U, BLOCK_K)
+                b_hk, b_hk_rest = _operand_rows(p_hd_prev, 3 * B * P, P, m_b, DOT_U, BLOCK_K)
                 zero = tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32)
                 z = _operand_dot(b_hk, b_hk_rest, u_all, u_rest, zero, DOT_U)
             else:
                 z = _times_gate_columns(
-                    p_hd_prev, hd_rest, p_u, u_cols, m_u, m_b, H, P,
+                    p_hd_prev, 3 * B * P, p_u, u_cols, m_u, m_b, H, P,
                     DOT_U, BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
             zi, zf, zg, zo = _gate_split(z, BLOCK_B, BLOCK_H)
@@ -531,18 +539,21 @@ def _split_fwd_kernel(
                 b_h = _rows_times(
                     p_m_row, H, p_wr, P, 1, cols, cols < P, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_K
                 )
-        if PHASES & (8 if PROJ else (4 if LAYER_NORM else 2)):  # the phase that has h
+        if PHASES & H_PHASE:
             if KEEP_H:
                 p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
                 b_keep = tl.load(p_k, mask=m_o, other=1.0)
-                p_old = p_h_prev[:, None] + cols[None, :]
-                b_old = tl.load(p_old, mask=m_o, other=0.0, cache_modifier=".cg")
-                b_h = b_keep * b_old.to(tl.float32) + (1.0 - b_keep) * b_h
+                if H_CARRIED == 0:  # h_{t−1} from hs (h0 up to the first step)
+                    p_h_prev = tl.where(t > first, p_h_row + (t - 1) * P, p_h0 + r64 * P)
+                    p_old = p_h_prev[:, None] + cols[None, :]
+                    b_h_old = tl.load(p_old, mask=m_o, other=0.0, cache_modifier=".cg")
+                b_h = b_keep * b_h_old.to(tl.float32) + (1.0 - b_keep) * b_h
+                b_h_old = b_h  # masked steps keep h0 up to the first step
             b_hd = b_h
             if RDROP:
                 b_hd = b_hd * tl.load(p_rd[:, None] + cols[None, :], mask=m_o, other=0.0)
             p_hd_t = p_hd + (t % 2) * B * P + r64[:, None] * P + cols[None, :]
-            _store_operand(p_hd_t, b_hd, m_o, 2 * B * P, DOT_U)  # for the next step's h·U
+            _store_operand(p_hd_t, b_hd, m_o, 3 * B * P, DOT_U)  # for the next step's h·U
             if MASKED:  # zeros where no real step has been seen yet
                 b_h = tl.where((t >= first)[:, None], b_h, 0.0)
             _store(p_h_row[:, None] + t * P + cols[None, :], b_h, m_o, DOT)
@@ -845,7 +856,8 @@ def forward(
     B, T, H, P = shape
     device = buffers[0].device
     parts = 2 if consts["DOT_U"] == "tf32x3" else 1  # `_store_operand`
-    hd = torch.empty(parts, 2, B, P, device=device, dtype=h0_dot.dtype)
+    hd = torch.empty(parts, 3, B, P, device=device, dtype=h0_dot.dtype)  # h_t, h_t, h0
+    hd[:, 2].copy_(h0_dot.view(parts, B, P))
     grid = _grid(B, H, cfg)
     sync = _synchronised(grid, device, interpreted)
     part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
@@ -855,7 +867,7 @@ def forward(
     consts = {**consts, "BLOCK_K": block_k, "PROGRAMS": _programs_block(grid[0], cfg.block_h)}
     for begin, end, phases in _launches(T, sync, ln, proj, reverse=False):
         _split_fwd_kernel[grid](
-            *buffers, part[0], part[1], count, hd, h0_dot, B, T, H, P, begin, end, **consts,
+            *buffers, part[0], part[1], count, hd, B, T, H, P, begin, end, **consts,
             SYNC=sync, PHASES=phases, RESIDENT=resident, num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
 
