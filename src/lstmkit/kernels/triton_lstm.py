@@ -1148,7 +1148,7 @@ def _in_parts(x: torch.Tensor, dot: str) -> torch.Tensor:
     """A dot operand as the split kernels take it: for "tf32x3" dots (2, …), x's TF32 part and
     the TF32 part of the rest, which their three TF32 products take as they are
     (`triton_split._store_operand`); else x."""
-    if dot != "tf32x3":
+    if triton_split.operand_parts(dot) == 1:
         return x
     hi = _tf32(x)
     return torch.stack((hi, _tf32(x - hi)))

@@ -77,7 +77,6 @@ JIT_FUNCTIONS = (
     "_gate_columns",
     "_gate_split",
     "_times_gate_columns",
-    "_operand",
     "_operand_rows",
     "_store_operand",
     "_operand_dot",
@@ -178,26 +177,20 @@ def _operand_rows(p_a, rest, K, m_b, DOT: tl.constexpr, BLOCK_K: tl.constexpr):
     return b_a, b_rest
 
 
-def _operand(x, DOT: tl.constexpr):
-    """x as a dot with DOT takes its left operand: rounded to TF32 for "tf32" dots. The
-    program that computes a value the other programs multiply stores it so, once: rounding
-    where the dot reads it would repeat the work in every warp that reads a copy of it (all
-    of them, for h·U)."""
-    if DOT == "tf32":
-        x = _round_tf32(x)
-    return x
-
-
 def _store_operand(p, x, m, rest, DOT: tl.constexpr):
-    """Store x at p as `_operand` makes it; for "tf32x3" dots x's TF32 part, and the TF32
-    part of the rest at p + rest, which the readers' three TF32 products take as they are
-    (`_operand_dot`). Triton's own "tf32x3" dots split both operands at every product, in
-    the layout the dot reads: each warp, its copy of all of A."""
+    """Store x at p as a dot with DOT takes its left operand: rounded to TF32 for "tf32"
+    dots; for "tf32x3" dots x's TF32 part, and the TF32 part of the rest at p + rest, which
+    the readers' three TF32 products take as they are (`_operand_dot`). The program that
+    computes a value the other programs multiply stores it so, once: rounding or splitting
+    where the dot reads it would repeat the work in every warp that reads a copy of it (all
+    of them, for h·U; Triton's own "tf32x3" dots split both operands at every product)."""
     if DOT == "tf32x3":
         hi = _round_tf32(x)
         tl.store(p + rest, _round_tf32(x - hi), mask=m)
         x = hi
-    tl.store(p, _operand(x, DOT), mask=m)
+    if DOT == "tf32":
+        x = _round_tf32(x)
+    tl.store(p, x, mask=m)
 
 
 def _operand_dot(a, a_rest, b, b_rest, acc, DOT: tl.constexpr):
@@ -278,8 +271,9 @@ def _quarters_times(
     p_a, K, b, m_b,
     DOT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, QUARTER: tl.constexpr,
 ):  # fmt: skip
-    """A·B for the rows p_a (BLOCK_B,) of A (…, K), stored by `_operand`, K ≤ 4·QUARTER, and B
-    held as its four K blocks of QUARTER rows (`_four_blocks`): the projection's products."""
+    """A·B for the rows p_a (BLOCK_B,) of A (…, K) stored by `_store_operand`, K ≤ 4·QUARTER,
+    and B held as its four K blocks of QUARTER rows (`_four_blocks`): the projection's
+    products."""
     acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
     acc = _four_blocks_dot(p_a, 0, QUARTER, QUARTER, K, b, b, acc, m_b, DOT, QUARTER)
     return tl.reduce(acc, 0, _add)  # the four blocks' sum
@@ -392,7 +386,7 @@ def _split_fwd_kernel(
     (H); with layer norm stats (B, T, 4) and, where the phases of a step are separate
     launches, scratch rows that carry a program's own columns from one to the next: o (B,
     H), zhn (B, 4H), cn (B, H). m (B, H) holds o ⊙ act(c) before the projection (as
-    `_operand` stores it); part_a, part_b (B, programs, 2) the programs' row statistics. hd
+    `_store_operand` stores it); part_a, part_b (B, programs, 2) the programs' row statistics. hd
     (parts, 3, B, P) holds h ⊙ dropout of the last two steps as `_store_operand` stores it
     for the dots with U, and of h0 after them (made by the launcher). A step runs in
     phases, each needing what every program of the tile wrote in the one before
@@ -509,7 +503,7 @@ def _split_fwd_kernel(
             else:
                 b_h = b_o * _activation(b_cnew, CELL_ACT)
                 if PROJ:  # o ⊙ act(c), for every program's output phase
-                    tl.store(p_m_row[:, None] + cols[None, :], _operand(b_h, DOT), mask=m)
+                    _store_operand(p_m_row[:, None] + cols[None, :], b_h, m, 0, DOT)
         if SYNC and (LAYER_NORM or PROJ):
             _tile_barrier(p_count + tile, (done + 1 + LAYER_NORM) * programs)
         if LAYER_NORM:
@@ -529,7 +523,7 @@ def _split_fwd_kernel(
                 )
                 b_h = b_o * b_a
                 if PROJ:
-                    tl.store(p_m_row[:, None] + cols[None, :], _operand(b_h, DOT), mask=m)
+                    _store_operand(p_m_row[:, None] + cols[None, :], b_h, m, 0, DOT)
             if SYNC and PROJ:
                 _tile_barrier(p_count + tile, (done + 3) * programs)
         if PROJ and PHASES & 8:  # phase 3: h = m·W_hr for this program's output units
@@ -700,7 +694,7 @@ def _split_bwd_kernel(
                 tl.store(p_dh_own, b_dh * 0.0, mask=m_o)
             if PROJ:
                 tl.store(p_dhn_row[:, None] + t * P + cols[None, :], b_dh, mask=m_o)
-                tl.store(p_dhd_own, _operand(b_dh, DOT), mask=m_o)  # for the product with W_hrᵀ
+                _store_operand(p_dhd_own, b_dh, m_o, 0, DOT)  # for the product with W_hrᵀ
         if PROJ:
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 1) * programs)
@@ -855,7 +849,7 @@ def forward(
     (2, B, P) in parts for "tf32x3", `triton_lstm._in_parts`), and U in buffers likewise."""
     B, T, H, P = shape
     device = buffers[0].device
-    parts = 2 if consts["DOT_U"] == "tf32x3" else 1  # `_store_operand`
+    parts = operand_parts(consts["DOT_U"])
     hd = torch.empty(parts, 3, B, P, device=device, dtype=h0_dot.dtype)  # h_t, h_t, h0
     hd[:, 2].copy_(h0_dot.view(parts, B, P))
     grid = _grid(B, H, cfg)
@@ -891,10 +885,9 @@ def backward(
         launches.append((T, T, 0, True))  # dh0, once dzh_0 is complete
     resident, block_k = k_chunk(cfg, H, buffers[1].element_size(), consts["DOT_U"], "backward")
     consts = {**consts, "BLOCK_K": block_k, "PROGRAMS": _programs_block(grid[0], cfg.block_h)}
-    parts = 2 if consts["DOT_U"] == "tf32x3" else 1  # `_store_operand`
-    dzd = torch.empty(
-        parts, 2, B, 4 * H, device=device, dtype=operand_dtype(buffers[1], consts["DOT_U"])
-    )
+    dot_u = consts["DOT_U"]
+    dtype = operand_dtype(buffers[1], dot_u)
+    dzd = torch.empty(operand_parts(dot_u), 2, B, 4 * H, device=device, dtype=dtype)
     dhd = dzd  # with a projection, d loss / d h_t as the product with W_hrᵀ takes it
     if consts["PROJ"]:
         dhd = torch.empty(B, P, device=device, dtype=operand_dtype(buffers[3], consts["DOT"]))
@@ -905,6 +898,12 @@ def backward(
             SYNC=sync, PHASES=phases, FINISH=finish, RESIDENT=resident,
             num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
+
+
+def operand_parts(dot_u: str) -> int:
+    """In how many parts the kernels keep U and the left operands of their dots with it: two
+    (TF32 part and rest) for "tf32x3" dots, else one (`_store_operand`)."""
+    return 2 if dot_u == "tf32x3" else 1
 
 
 def operand_dtype(u_dot: torch.Tensor, dot_u: str) -> torch.dtype:
@@ -925,15 +924,14 @@ def k_chunk(cfg, units: int, itemsize: int, dot_u: str, direction: str) -> tuple
     three-product TF32 dots of layer norm (TF32 parts and rests). The budgets are where
     ptxas (sm_90a) began to spill or to ask for more shared memory than an H100 SM has,
     over the variants at H = 128-512 (bench/RESULTS.md; since then the fp32 all-variants
-    forward at H=256 holds U and spills 248 bytes, against 2,762 instructions a step and 8
+    forward at H=256 holds U and spills 88 bytes, against 2,762 instructions a step and 8
     dependent K chunks streamed). Where it does not hold U, a chunk that covers the units
     streams it in chunks of 32."""
     if cfg.block_p < max(units, 64):
         return False, cfg.block_p
-    parts = 2 if dot_u == "tf32x3" else 1  # `_store_operand`, `triton_lstm._in_parts`
-    u_bytes = 4 * units * cfg.block_h * itemsize * parts
+    u_bytes = 4 * units * cfg.block_h * itemsize * operand_parts(dot_u)
     a_width = units if direction == "forward" else 4 * units
-    a_bytes = cfg.block_b * a_width * (itemsize if dot_u == "low" else 4) * parts
+    a_bytes = cfg.block_b * a_width * (itemsize if dot_u == "low" else 4) * operand_parts(dot_u)
     if u_bytes + a_bytes <= HELD_BYTES[direction]:
         return True, cfg.block_p
     return False, 32
