@@ -325,11 +325,11 @@ def test_bf16_inputs_and_weights_without_autocast(spec, config):
 
 
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
-def test_strided_gradients_of_the_last_states(config):
+def test_strided_gradients_of_the_last_states(config, no_tf32):
     """h_T and c_T used through a transpose get transposed (strided) gradients."""
     spec = LSTMSpec(20)
     x, h0, c0, w, _ = problem(spec, B=4)
-    target = torch.randn(20, 4, dtype=torch.float64).float()
+    target = torch.randn(20, 4, dtype=torch.float64).float().to(DEVICE)
     grads = []
     for backend, kwargs in ((triton_lstm, dict(config=config)), (reference, {})):
         outputs, h_t, c_t = backend.lstm(x, h0, c0, w, spec, **kwargs)
@@ -500,7 +500,7 @@ def test_under_bf16_autocast_the_outputs_and_cell_states_are_saved_in_bf16(confi
 
 @pytest.mark.parametrize("layer_norm", [False, True], ids=["no_layer_norm", "layer_norm"])
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
-def test_a_second_backward_gives_the_same_gradients(config, layer_norm):
+def test_a_second_backward_gives_the_same_gradients(config, layer_norm, no_tf32):
     """Backward recomputes the gates (and LN(h·U)) into buffers of its own and writes dz (and
     d loss / d (h·U)) over them, so a graph kept with ``retain_graph`` gives the same gradients
     again (peepholes under zoneout and the projection recompute the gates a second time, a
@@ -587,7 +587,7 @@ def test_backward_builds_one_buffer_as_large_as_the_states_the_gate_gradients(co
 
 
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
-def test_with_layer_norm_backward_builds_two_buffers_larger_than_the_states(config):
+def test_with_layer_norm_backward_builds_two_buffers_larger_than_the_states(config, no_tf32):
     """With layer norm, of the buffers larger than every step's cell states (B·T·H), backward
     creates two (B, T, 4H) alone: the gates, then dz over them; LN(h·U), then d loss / d (h·U)
     over it. zx and the gradient through LN(x·W) are formed a quarter of the batch at a time
