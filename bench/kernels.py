@@ -375,8 +375,8 @@ def sweep(tl_mod, console, results):
             for b, h, k, w in [
                 (16, 16, 32, 4),  # U streamed in chunks of 32 (split_config beyond 512 units)
                 (16, 16, 32, 8),
-                (64, 16, 32, 8),  # split_config where 16-row tiles do not fit on the SMs
-                (32, 16, 32, 8),  # 32-row tiles: H=1024 at B=64 in 128 programs, on the SMs
+                (64, 16, 32, 8),  # split_config where 32-row tiles do not fit on the SMs
+                (32, 16, 32, 8),  # split_config where 16-row ones do not: H=1024 at B=64
                 (16, 16, 128, 8),  # chunks of 128: U held up to H=128
                 (64, 16, 128, 8),
             ]

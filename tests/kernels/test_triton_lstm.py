@@ -503,8 +503,8 @@ def test_under_bf16_autocast_the_outputs_and_cell_states_are_saved_in_bf16(confi
 def test_a_second_backward_gives_the_same_gradients(config, layer_norm, no_tf32):
     """Backward recomputes the gates (and LN(h·U)) into buffers of its own and writes dz (and
     d loss / d (h·U)) over them, so a graph kept with ``retain_graph`` gives the same gradients
-    again (peepholes under zoneout and the projection recompute the gates a second time, a
-    slice of the batch at a time)."""
+    again (the peepholes' sums and every step's o ⊙ act(c~) for d loss / d W_hr go to new
+    buffers as well)."""
     spec = LSTMSpec(
         20, peephole=True, proj_size=9, recurrent_dropout=0.2, zoneout_cell=0.1,
         layer_norm=layer_norm,
@@ -522,6 +522,33 @@ def test_a_second_backward_gives_the_same_gradients(config, layer_norm, no_tf32)
     ref = outputs_and_grads(reference, x, h0, c0, w, spec, None, noise)
     for a, b in zip(first, ref[3:], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_backward_recomputes_the_gates_once(monkeypatch, config):
+    """The gates are formed again once per backward, for every row at once, whatever the
+    variant: the reverse kernel hands on what the peephole and projection gradients need
+    (those once recomputed the gates a slice of the batch at a time, a dozen launches and
+    hundreds of small host ops per backward)."""
+    spec = LSTMSpec(20, "relu", "hard_sigmoid", **EVERYTHING)
+    x, h0, c0, w, noise = problem(spec, B=19, training=True)
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    triton_lstm._triton()
+    launched = []
+
+    class Counted:
+        def __init__(self, kernel):
+            self.kernel = kernel
+
+        def __getitem__(self, grid):
+            launched.append(grid)
+            return self.kernel[grid]
+
+    monkeypatch.setattr(triton_lstm, "_gates_kernel", Counted(triton_lstm._gates_kernel))
+    outs = triton_lstm.lstm(x, h0, c0, w, spec, lengths_mask(19, 5), noise, config=config)
+    assert launched == []
+    torch.autograd.grad([o.sum() for o in outs], leaves)
+    assert len(launched) == 1
 
 
 def test_backward_inside_an_autocast_region():
@@ -715,7 +742,8 @@ def test_interpreted_split_kernels_run_a_step_in_one_launch_where_a_tile_has_one
 def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():
     """A K chunk that covers the units holds U on the SM within each direction's budget of
     shared memory (U and the dot's left operand, both counted twice with three-product TF32
-    dots); beyond, U streams in chunks of 32. 64-row tiles stream it."""
+    dots); beyond, U streams in chunks of 32. Where 16-row tiles do not fit on the SMs, 32-row
+    ones, or else 64-row ones, stream it."""
     fp32, bf16 = 4, 2
     cfg = triton_lstm.split_config(64, 512, 132)
     assert cfg == TritonConfig(16, 16, 512, 8, 1, split=True)
@@ -730,8 +758,9 @@ def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():
     assert triton_split.k_chunk(SPLIT, 20, fp32, "tf32", "forward") == (False, 16)
     short = TritonConfig(16, 16, 32, 4, 1, split=True)  # covers 20 units, but below 64
     assert triton_split.k_chunk(short, 20, fp32, "tf32", "forward") == (False, 32)
-    assert triton_lstm.split_config(64, 1024, 132) == TritonConfig(64, 16, 32, 8, 1, split=True)
-    assert triton_lstm.split_config(256, 256, 132) == TritonConfig(64, 16, 32, 8, 1, split=True)
+    assert triton_lstm.split_config(64, 1024, 132) == TritonConfig(32, 16, 32, 8, 1, split=True)
+    assert triton_lstm.split_config(256, 256, 132) == TritonConfig(32, 16, 32, 8, 1, split=True)
+    assert triton_lstm.split_config(256, 512, 132) == TritonConfig(64, 16, 32, 8, 1, split=True)
     rows64 = TritonConfig(64, 16, 256, 8, 1, split=True)  # the left operand takes 4x the room
     assert triton_split.k_chunk(rows64, 256, fp32, "tf32", "forward") == (True, 256)
     assert triton_split.k_chunk(rows64, 256, fp32, "tf32", "backward") == (False, 32)

@@ -66,7 +66,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lstmkit import activations
 from lstmkit.kernels import reference, triton_split
 from lstmkit.kernels.weights import LSTMNoise, LSTMWeights
 from lstmkit.spec import LSTMSpec
@@ -132,16 +131,19 @@ def split_config(batch: int, units: int, sms: int) -> TritonConfig:
     the grid fits on ``sms`` SMs (one launch for the whole time loop): up to 512 units the K
     chunk covers them all, so the forward holds its columns of U on the SM through the steps
     (8 warps; `triton_split.k_chunk` says when the backward does too), beyond it K chunks of
-    32 (4 warps). Else rows of 64 and K chunks of 32, 8 warps (held U with 64 rows spills,
-    ptxas for sm_90a; where even that grid exceeds the SMs, one launch per phase per step).
-    From H200 runs (bench/RESULTS.md): at H = 256-1024 the shapes with 32 units per program
-    and K chunks of 16 took 1.3-1.7x as long; at H=128, K chunks of 32 took 1.1-1.7x as long as
-    the whole U at B=256 and T=500 (two runs, cuDNN within 9% in both). Whole U at H=256 and
-    512 is not yet timed: compiled for sm_90a (no alignment hints) its TF32 forward issues
-    440 / 659 instructions per step and thread and waits on no K loop, against 1,679 / 3,039
-    with chunks of 32 and 4 warps, 8 / 16 chunks a step."""
-    if -(-batch // 16) * -(-units // 16) > sms:
-        return TritonConfig(64, 16, 32, 8, 1, split=True)
+    32 (4 warps). Else the rows of 32, or else 64, whose grid fits, K chunks of 32, 8 warps
+    (held U with 64 rows spills, ptxas for sm_90a; where even the 64-row grid exceeds the SMs,
+    one launch per phase per step). 32-row tiles took 0.76x / 0.88x (fp32 / bf16) of the
+    64-row ones' time at B=64 H=1024 (H200, 2026-11-27; not timed at B=256 H=256, the other
+    shape where they now apply). From H200 runs (bench/RESULTS.md): at H = 256-1024 the shapes
+    with 32 units per program and K chunks of 16 took 1.3-1.7x as long; at H=128, K chunks of
+    32 took 1.1-1.7x as long as the whole U at B=256 and T=500 (two runs, cuDNN within 9% in
+    both). Whole U took 0.88x / 0.95x (fp32 / bf16) of the time of chunks of 32 with 4 warps
+    at H=256, 0.88x / 0.83x at H=512 (sweep, H200, 2026-11-27)."""
+    programs = -(-units // 16)
+    if -(-batch // 16) * programs > sms:
+        rows = 32 if -(-batch // 32) * programs <= sms else 64
+        return TritonConfig(rows, 16, 32, 8, 1, split=True)
     whole_k = max(64, 1 << (units - 1).bit_length())
     block_k, warps = (whole_k, 8) if whole_k <= 512 else (32, 4)
     return TritonConfig(16, 16, block_k, warps, 1, split=True)
@@ -262,6 +264,9 @@ _JIT_FUNCTIONS = (
     "_recomputed_cell",
     "_cell_activation",
     "_cell_backward",
+    "_peephole_terms",
+    "_add_to",
+    "_add_peephole_terms",
     "_lstm_fwd_kernel",
     "_gates_kernel",
     "_lstm_bwd_kernel",
@@ -846,11 +851,33 @@ def _cell_backward(
     return dzi, dzf, dzg, dzo
 
 
+def _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c):
+    """One step's terms of d loss / d peepholes (Gers & Schmidhuber, 2000), from
+    `_cell_backward`'s gate gradients and `_cell_inputs`: dz_i ⊙ c_{t-1}, dz_f ⊙ c_{t-1},
+    dz_o ⊙ c~_t, c~ = f ⊙ c_{t-1} + i ⊙ g the cell before zoneout and layer norm."""
+    return dzi * b_c, dzf * b_c, dzo * (b_f * b_c + b_i * b_g)
+
+
+def _add_to(p, x, m):
+    """p += x elementwise, where this program alone updates p."""
+    tl.store(p, tl.load(p, mask=m, other=0.0) + x, mask=m)
+
+
+def _add_peephole_terms(p, dzi, dzf, dzo, b_i, b_f, b_g, b_c, m, H):
+    """Add `_peephole_terms` to the running sums at p (2-D, gate i's block; f's and o's H and
+    2H further on)."""
+    d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
+    _add_to(p, d_i, m)
+    _add_to(p + H, d_f, m)
+    _add_to(p + 2 * H, d_o, m)
+
+
 def _lstm_bwd_kernel(
     p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
-    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dh, p_dc, p_m,  # outputs, carries, scratch
+    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms,  # outputs
+    p_dh, p_dc, p_m,  # carries, scratch
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
@@ -867,7 +894,9 @@ def _lstm_bwd_kernel(
     its dz is stored over them, by the same program); with layer norm dzh (B, T, 4H) =
     d loss / d (h·U), which may be zhn's buffer (the same holds), and in dnorm (programs, 6H)
     this program's sums of dz ⊙ x̂ (for γ_h), of dcn ⊙ LN(c~) and of dcn (for γ_c, β_c),
-    dcn = d loss / d (γ_c LN(c~) + β_c); with a projection dhn (B, T, P) = d loss / d h_new.
+    dcn = d loss / d (γ_c LN(c~) + β_c); with peepholes, in dpeep (B, 3H) each row's sums of
+    `_peephole_terms` (added to); with a projection dhn (B, T, P) = d loss / d h_new and ms
+    (B, T, H) every step's m = o ⊙ act(c~), for d loss / d W_hr.
     dh (2, B, P) and dc (2, B, H) are ping-pong carries, slot 0 holding the gradients of h_T
     and c_T to start and slot 1 zeros; after step 0 they hold dh0 and dc0 in slot T % 2.
     Scratch: m (B, H) for d loss / d (o ⊙ act(c)), dcn (B, H) for the current step's dcn.
@@ -881,6 +910,7 @@ def _lstm_bwd_kernel(
     p_rd = p_rdrop + r64 * P
     p_m_row = p_m + r64 * H
     p_dcn_t = p_dcn + r64 * H  # scratch row
+    p_dpeep_row = p_dpeep + r64 * 3 * H
     p_dnorm_own = p_dnorm + tl.program_id(0) * 6 * H
     first = _first_real_steps(p_first, rows, m_b, MASKED)
     for s in range(T):
@@ -947,6 +977,8 @@ def _lstm_bwd_kernel(
             b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
             b_a = _cell_activation(b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM)
             b_dcn = b_dm * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
+            if PROJ:
+                tl.store(p_ms + (r64[:, None] * T + t) * H + cols[None, :], b_o * b_a, mask=m)
             p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
             if LAYER_NORM:  # LN(c)'s backward needs two row sums first
                 tl.store(p_dcn_t[:, None] + cols[None, :], b_dcn, mask=m)
@@ -955,29 +987,13 @@ def _lstm_bwd_kernel(
                 s1 += _row_sum(b_dx)
                 s2 += _row_sum(b_dx * b_x)
             else:
-                _cell_backward(
-                    b_dcn,
-                    b_dm * b_a,
-                    b_i,
-                    b_f,
-                    b_g,
-                    b_o,
-                    b_c,
-                    p_dc_cur,
-                    p_dc_nxt,
-                    p_kc,
-                    p_peep,
-                    p_dz_t,
-                    cols,
-                    m_h,
-                    m,
-                    H,
-                    GATE_ACT,
-                    CELL_ACT,
-                    PEEPHOLE,
-                    KEEP_C,
-                    DOT,
-                )
+                dzi, dzf, dzg, dzo = _cell_backward(
+                    b_dcn, b_dm * b_a, b_i, b_f, b_g, b_o, b_c, p_dc_cur, p_dc_nxt, p_kc,
+                    p_peep, p_dz_t, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
+                )  # fmt: skip
+                if PEEPHOLE:
+                    p_dp = p_dpeep_row[:, None] + cols[None, :]
+                    _add_peephole_terms(p_dp, dzi, dzf, dzo, b_i, b_f, b_g, b_c, m, H)
 
         # 3. layer norm: finish LN(c)'s backward, then LN(h·U)'s.
         if LAYER_NORM:
@@ -1006,28 +1022,12 @@ def _lstm_bwd_kernel(
                 ) * _cell_activation(b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM)
                 p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
                 dzi, dzf, dzg, dzo = _cell_backward(
-                    b_dch,
-                    b_do,
-                    b_i,
-                    b_f,
-                    b_g,
-                    b_o,
-                    b_c,
-                    p_dc_cur,
-                    p_dc_nxt,
-                    p_kc,
-                    p_peep,
-                    p_dz_t,
-                    cols,
-                    m_h,
-                    m,
-                    H,
-                    GATE_ACT,
-                    CELL_ACT,
-                    PEEPHOLE,
-                    KEEP_C,
-                    DOT,
-                )
+                    b_dch, b_do, b_i, b_f, b_g, b_o, b_c, p_dc_cur, p_dc_nxt, p_kc, p_peep,
+                    p_dz_t, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
+                )  # fmt: skip
+                if PEEPHOLE:
+                    p_dp = p_dpeep_row[:, None] + cols[None, :]
+                    _add_peephole_terms(p_dp, dzi, dzf, dzo, b_i, b_f, b_g, b_c, m, H)
                 p_x = p_zhn_t[:, None] + cols[None, :]
                 p_gh = p_gamma_h + cols
                 dxi = dzi * tl.load(p_gh, mask=m_h, other=0.0)[None, :]
@@ -1254,27 +1254,21 @@ class _Recurrence(torch.autograd.Function):
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
         ln = spec.layer_norm
 
-        def recompute(rows: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
-            """The gates of a slice of the batch and, with layer norm, LN(h·U) before γ_h."""
-            if ln:
-                z = _normalized_input(x[rows], kernel, gain_x, bias)
-                zhn = torch.empty_like(z)
-            else:
-                z, zhn = F.linear(x[rows], kernel.t(), bias).contiguous(), None
-            sub = [None if t is None else t[rows] for t in (h0, hs, cs, rdrop, first)]
-            ln_args = (gamma_h, stats[rows], zhn) if ln else ()
-            _recompute_gates(z, *sub, u_dot, peep, consts, *ln_args)
-            return z, zhn
-
-        def gates_of(rows: slice) -> torch.Tensor:
-            return recompute(rows)[0]
-
         dhs = dhs.contiguous()  # autograd passes zeros for an unused output
         # the gates, which the reverse kernel overwrites with dz as it reads them (in zx's
         # dtype; fp32 with layer norm); LN(h·U) likewise with d loss / d (h·U)
-        dz, zhn = recompute(slice(None))
+        if ln:
+            dz = _normalized_input(x, kernel, gain_x, bias)
+            zhn = torch.empty_like(dz)
+        else:
+            dz, zhn = F.linear(x, kernel.t(), bias).contiguous(), None
+        norm = (gamma_h, stats, zhn) if ln else ()
+        _recompute_gates(dz, h0, hs, cs, rdrop, first, u_dot, peep, consts, *norm)
+        del norm  # zhn's buffer is freed with dzh below
         dzh = dz if zhn is None else zhn
         dhn = torch.empty(B, T, P, **f32) if wr is not None else dz
+        ms = torch.empty(B, T, H, **f32) if wr is not None else dz
+        dpeep = torch.zeros(B, 3 * H, **f32) if peep is not None else dz
         dcn = torch.empty(B, H, **f32) if ln else dz  # scratch
         scratch = torch.empty(B, H, **f32) if ln else dz
         dnorm = torch.zeros(triton.cdiv(B, cfg.block_b), 6 * H, **f32) if ln else dz
@@ -1289,27 +1283,28 @@ class _Recurrence(torch.autograd.Function):
             d_c0 = torch.empty(B, H, **f32).copy_(dc_last)
             u_parts = _in_parts(u_dot, consts["DOT_U"])
             triton_split.backward(
-                (dhs, u_parts, *inputs[2:], dz, dzh, dhn, dcn, dnorm, scratch), (B, T, H, P),
+                (dhs, u_parts, *inputs[2:], dz, dzh, dhn, dcn, dnorm, dpeep, ms, scratch),
+                (B, T, H, P),
                 _split_constexprs(consts), cfg, _INTERPRETED, d_h0, d_c0,
             )  # fmt: skip
         else:  # ping-pong carries, slot 0 first
             dh = torch.stack([dh_last.float(), torch.zeros(B, P, **f32)])
             dc = torch.stack([dc_last.float(), torch.zeros(B, H, **f32)])
             _lstm_bwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                *inputs, dz, dzh, dhn, dcn, dnorm, dh, dc, scratch,
+                *inputs, dz, dzh, dhn, dcn, dnorm, dpeep, ms, dh, dc, scratch,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )  # fmt: skip
             d_h0, d_c0 = dh[T % 2], dc[T % 2]
         need = ctx.needs_input_grad
         d_u = d_peep = d_wr = d_gh = d_gc = d_bc = None
+        if peep is not None:
+            d_peep = dpeep.sum(0).view(3, H).to(peep.dtype)
+        if wr is not None:  # Σ mᵀ·dhn over every row and step
+            d_wr = (ms.view(-1, H).t() @ dhn.view(-1, P)).to(wr.dtype)
+        del inputs, dpeep, ms, dhn  # before d loss / d U's operands are formed
         if need[7]:
             d_u = _recurrent_kernel_grad(h0, hs, rdrop, first, dzh).to(u.dtype)
-        del inputs, dzh, zhn  # d loss / d (h·U), with layer norm a buffer of its own
-        if peep is not None and need[8]:
-            d_peep = _peephole_grad(cs, gates_of, bool(spec.zoneout_cell), dz).to(peep.dtype)
-        if wr is not None and need[9]:
-            d_wr = _projection_grad(gates_of, cs, stats, gamma_c, beta_c, dhn, spec)
-            d_wr = d_wr.to(wr.dtype)
+        del dzh, zhn  # d loss / d (h·U), with layer norm a buffer of its own
         if not ln:  # zx's gradient: autograd takes it on through F.linear
             return dz, None, None, None, None, d_h0, d_c0, d_u, d_peep, d_wr, *(None,) * 10
         d_gh, d_gc, d_bc = dnorm.sum(0).split([4 * H, H, H])
@@ -1351,15 +1346,6 @@ def _batch_slices(batch: int, chunks: int) -> list[slice]:
     return [slice(b, b + step) for b in range(0, batch, step)]
 
 
-def _sum_over_batch(term, batch: int, chunks: int = 4) -> torch.Tensor:
-    """Σ term(rows) over ``chunks`` slices of the batch, added up in place."""
-    first, *rest = _batch_slices(batch, chunks)
-    total = term(first)
-    for rows in rest:
-        total += term(rows)
-    return total
-
-
 def _gemm_over_batch(operands, batch: int, chunks: int = 4) -> torch.Tensor:
     """Σ aᵀ·b over ``chunks`` slices of the batch, with (a (n, K), b (n, N)) = operands(rows),
     accumulated in place (fp32)."""
@@ -1394,46 +1380,6 @@ def _recurrent_kernel_grad(
         return h_in.reshape(-1, P), dzh[b].float().reshape(-1, G4)
 
     return _gemm_over_batch(operands, B, chunks=4 if dzh.dtype == torch.float32 else 8)
-
-
-def _peephole_grad(cs: torch.Tensor, gates_of, kept: bool, dz: torch.Tensor) -> torch.Tensor:
-    """d loss / d peepholes (3, H): Σ dz_i ⊙ c_{t-1}, Σ dz_f ⊙ c_{t-1}, Σ dz_o ⊙ c~_t. c~_t is
-    the stored cell state c_t, unless zoneout ``kept`` part of the old one: then it is
-    f ⊙ c_{t-1} + i ⊙ g from the gates of a slice of the batch, ``gates_of(rows)``. (A masked
-    step keeps all of the old state, but its dz is 0.)"""
-    H = cs.shape[2]
-
-    def term(b: slice) -> torch.Tensor:
-        c_prev = cs[b, :-1].float()
-        if kept:
-            i, f, g, _ = gates_of(b).split(H, dim=-1)
-            c_new = torch.addcmul(f * c_prev, i, g)
-        else:
-            c_new = cs[b, 1:].float()
-        dzi, dzf, _, dzo = dz[b].split(H, dim=-1)
-        return torch.stack([(dzi * c_prev).sum((0, 1)), (dzf * c_prev).sum((0, 1)),
-                            (dzo * c_new).sum((0, 1))])  # fmt: skip
-
-    return _sum_over_batch(term, cs.shape[0])
-
-
-def _projection_grad(gates_of, cs, stats, gamma_c, beta_c, dhn, spec) -> torch.Tensor:
-    """d loss / d W_hr = Σ (o ⊙ act(c~))ᵀ · dhn, o ⊙ act(c~) recomputed as
-    `_cell_activation` does from the gates of a slice of the batch, ``gates_of(rows)`` (with
-    layer norm act(γ_c LN(c~) + β_c), from c~'s row statistics in ``stats``); an eighth of
-    the batch at a time, as the gates of a slice take four times its (B, T, H) share."""
-    H, P = spec.units, spec.output_size
-    act = activations.get(spec.activation)
-
-    def operands(b: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        i, f, g, o = gates_of(b).split(H, dim=-1)
-        c_new = torch.mul(f, cs[b, :-1].float()).addcmul_(i, g)
-        if spec.layer_norm:
-            mean, rstd = stats[b, :, 2:3], stats[b, :, 3:4]
-            c_new.sub_(mean).mul_(rstd).mul_(gamma_c).add_(beta_c)
-        return act(c_new).mul_(o).reshape(-1, H), dhn[b].reshape(-1, P)
-
-    return _gemm_over_batch(operands, cs.shape[0], chunks=8)
 
 
 def _or(tensor: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:

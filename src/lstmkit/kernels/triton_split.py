@@ -49,8 +49,11 @@ _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _accumulate = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = None
 _dhs_mask = _first_real_steps = _cell_stats = _round_tf32 = _add = None
+_peephole_terms = _add_to = None
 SHARED = (
     "_cell_backward",
+    "_peephole_terms",
+    "_add_to",
     "_activation",
     "_activation_grad",
     "_dot",
@@ -585,7 +588,7 @@ def _split_bwd_kernel(
     p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
     p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
-    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_m,  # outputs, scratch
+    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms, p_m,  # outputs, scratch
     p_dh, p_dc, p_part_a, p_part_b, p_count,  # carries, partial sums, tile counters
     p_dzd,  # the dot operands (d loss / d (h·U)) of the last two steps
     p_dhd,  # with a projection, the dot operand d loss / d h of the current step
@@ -603,7 +606,8 @@ def _split_bwd_kernel(
     `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H), which may be the gates' buffer; with
     layer norm dzh (B, T, 4H) = d loss / d (h·U) (else dzh is dz), which may be zhn's, and
     dnorm (tiles, 6H), where the programs of a tile add their columns' sums; dcn (B, H) is
-    scratch for the current step; with a projection dhn (B, T, P). U and dzd (parts, 2, B,
+    scratch for the current step; with peepholes dpeep (B, 3H) and with a projection dhn
+    (B, T, P) and ms (B, T, H). U and dzd (parts, 2, B,
     4H), dzh of the last two steps as `_store_operand` stores it for the dots with Uᵀ, as
     the forward's U and hd.
     dh (B, P) carries keep·(d loss / d h_t) to step t − 1 (the gradient of h_T to start) and
@@ -651,6 +655,9 @@ def _split_bwd_kernel(
     d_gain_o = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
     d_gain_c = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # γ_c
     d_shift_c = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # β_c
+    d_peep_i = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # the peepholes, per row
+    d_peep_f = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    d_peep_o = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
     u_t = p_u  # Uᵀ as its four gate blocks, element (j, k, n) U[n, j·H + k], if held
     u_t_rest = p_u  # and its rest ("tf32x3"), P·4H further on (`triton_lstm._in_parts`)
     if RESIDENT:
@@ -713,6 +720,8 @@ def _split_bwd_kernel(
             b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
             b_a = _cell_activation(b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM)
             b_dcn = b_dh * b_o * _activation_grad(b_a, CELL_ACT)  # d / d act's input
+            if PROJ:
+                tl.store(p_ms + (r64[:, None] * T + t) * H + cols[None, :], b_o * b_a, mask=m)
             if LAYER_NORM:  # LN(c)'s backward needs two row sums first
                 if (CARRY & 4) == 0:  # phase 2 reads them back
                     tl.store(p_dcn + o_c, b_dcn, mask=m)
@@ -726,6 +735,11 @@ def _split_bwd_kernel(
                     GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
                 _store_operand_blocks(p_dzd_t, dzi, dzf, dzg, dzo, m, H, 2 * B * G4, DOT_U)
+                if PEEPHOLE:
+                    d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
+                    d_peep_i += d_i
+                    d_peep_f += d_f
+                    d_peep_o += d_o
         if SYNC:
             _tile_barrier(p_count + tile, (done + 1 + PROJ) * programs)
         if LAYER_NORM:
@@ -747,6 +761,11 @@ def _split_bwd_kernel(
                     b_dch, b_dh * b_a, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc, p_peep,
                     p_dz_row + t * G4, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
+                if PEEPHOLE:
+                    d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
+                    d_peep_i += d_i
+                    d_peep_f += d_f
+                    d_peep_o += d_o
                 dxi, dxf, dxg, dxo = _gained(dzi, dzf, dzg, dzo, p_gamma_h, cols, m_h, H)
                 xi, xf, xg, xo = _gate_blocks(p_zhn + o_z, m, H)  # x̂ of LN(h·U)
                 t2 = _row_sum(dxi * xi + dxf * xf + dxg * xg + dxo * xo)
@@ -786,6 +805,11 @@ def _split_bwd_kernel(
         _accumulate(p_norm + 3 * H, d_gain_o, m_h)
         _accumulate(p_norm + 4 * H, d_gain_c, m_h)
         _accumulate(p_norm + 5 * H, d_shift_c, m_h)
+    if PEEPHOLE:  # this launch's sums over its steps, added to the rows' once
+        p_dp = p_dpeep + r64[:, None] * 3 * H + cols[None, :]
+        _add_to(p_dp, d_peep_i, m)
+        _add_to(p_dp + H, d_peep_f, m)
+        _add_to(p_dp + 2 * H, d_peep_o, m)
     if FINISH:  # dh0: what step 0 kept, and dzh_0 through U
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
