@@ -90,9 +90,20 @@ def assert_matches_reference(spec, args, dtype, mask=None, **kwargs):
         assert a.dtype == b.dtype == dtype
         if dtype == torch.float64:
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-        else:  # 1e-5 of the tensor's scale: weight gradients sum over every step and row
-            scale = max(1.0, b.abs().max().item())
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * scale)
+    if dtype == torch.float64:
+        return
+    # fp32 against the float64 truth, as a fraction of each tensor's scale (weight gradients
+    # sum over every step and row): within 2e-5, or within 3x the fp32 reference's own error
+    # where that is larger (long rows with layer norm: 3e-5, so that two fp32 results can
+    # differ by more than 1e-5 with the summation order of the CPU's matmuls)
+    exact = outputs_and_grads(
+        reference, spec, *leaves(args, torch.float64, **kwargs), loss_on, mask
+    )  # fmt: skip
+    for i, (a, b, e) in enumerate(zip(ours, ref, exact, strict=True)):
+        scale = max(1.0, e.abs().max().item())
+        ours_error = (a.double() - e).abs().max().item() / scale
+        ref_error = (b.double() - e).abs().max().item() / scale
+        assert ours_error <= max(2e-5, 3 * ref_error), (i, ours_error, ref_error)
 
 
 SHAPES = {  # (B, T, D, H)
