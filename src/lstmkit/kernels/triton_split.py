@@ -607,9 +607,8 @@ def _split_bwd_kernel(
     layer norm dzh (B, T, 4H) = d loss / d (h·U) (else dzh is dz), which may be zhn's, and
     dnorm (tiles, 6H), where the programs of a tile add their columns' sums; dcn (B, H) is
     scratch for the current step; with peepholes dpeep (B, 3H) and with a projection dhn
-    (B, T, P) and ms (B, T, H). U and dzd (parts, 2, B,
-    4H), dzh of the last two steps as `_store_operand` stores it for the dots with Uᵀ, as
-    the forward's U and hd.
+    (B, T, P) and ms (B, T, H). U and dzd (parts, 2, B, 4H), dzh of the last two steps as
+    `_store_operand` stores it for the dots with Uᵀ, as the forward's U and hd.
     dh (B, P) carries keep·(d loss / d h_t) to step t − 1 (the gradient of h_T to start) and
     ends as dh0; dc (B, H) carries d loss / d c_{t-1} (that of c_T to start) and ends as dc0;
     m (B, H) scratch for d loss / d (o ⊙ act(c)); part_a, part_b (B, programs, 2) partial
