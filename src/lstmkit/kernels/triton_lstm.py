@@ -265,8 +265,8 @@ _JIT_FUNCTIONS = (
     "_cell_activation",
     "_cell_backward",
     "_peephole_terms",
-    "_add_to",
-    "_add_peephole_terms",
+    "_peephole_sums",
+    "_add_blocks",
     "_lstm_fwd_kernel",
     "_gates_kernel",
     "_lstm_bwd_kernel",
@@ -858,18 +858,18 @@ def _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c):
     return dzi * b_c, dzf * b_c, dzo * (b_f * b_c + b_i * b_g)
 
 
-def _add_to(p, x, m):
-    """p += x elementwise, where this program alone updates p."""
-    tl.store(p, tl.load(p, mask=m, other=0.0) + x, mask=m)
-
-
-def _add_peephole_terms(p, dzi, dzf, dzo, b_i, b_f, b_g, b_c, m, H):
-    """Add `_peephole_terms` to the running sums at p (2-D, gate i's block; f's and o's H and
-    2H further on)."""
+def _peephole_sums(s_i, s_f, s_o, dzi, dzf, dzo, b_i, b_f, b_g, b_c):
+    """Running sums (s_i, s_f, s_o) of `_peephole_terms`, with this step's added."""
     d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
-    _add_to(p, d_i, m)
-    _add_to(p + H, d_f, m)
-    _add_to(p + 2 * H, d_o, m)
+    return s_i + d_i, s_f + d_f, s_o + d_o
+
+
+def _add_blocks(p, x_i, x_f, x_o, m, H):
+    """Add three (BLOCK_B, BLOCK_H) blocks to p (2-D), p + H and p + 2H, which this program
+    alone updates."""
+    tl.store(p, tl.load(p, mask=m, other=0.0) + x_i, mask=m)
+    tl.store(p + H, tl.load(p + H, mask=m, other=0.0) + x_f, mask=m)
+    tl.store(p + 2 * H, tl.load(p + 2 * H, mask=m, other=0.0) + x_o, mask=m)
 
 
 def _lstm_bwd_kernel(
@@ -992,8 +992,8 @@ def _lstm_bwd_kernel(
                     p_peep, p_dz_t, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
                 if PEEPHOLE:
-                    p_dp = p_dpeep_row[:, None] + cols[None, :]
-                    _add_peephole_terms(p_dp, dzi, dzf, dzo, b_i, b_f, b_g, b_c, m, H)
+                    d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
+                    _add_blocks(p_dpeep_row[:, None] + cols[None, :], d_i, d_f, d_o, m, H)
 
         # 3. layer norm: finish LN(c)'s backward, then LN(h·U)'s.
         if LAYER_NORM:
@@ -1026,8 +1026,8 @@ def _lstm_bwd_kernel(
                     p_dz_t, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
                 if PEEPHOLE:
-                    p_dp = p_dpeep_row[:, None] + cols[None, :]
-                    _add_peephole_terms(p_dp, dzi, dzf, dzo, b_i, b_f, b_g, b_c, m, H)
+                    d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
+                    _add_blocks(p_dpeep_row[:, None] + cols[None, :], d_i, d_f, d_o, m, H)
                 p_x = p_zhn_t[:, None] + cols[None, :]
                 p_gh = p_gamma_h + cols
                 dxi = dzi * tl.load(p_gh, mask=m_h, other=0.0)[None, :]

@@ -49,11 +49,11 @@ _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _accumulate = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = None
 _dhs_mask = _first_real_steps = _cell_stats = _round_tf32 = _add = None
-_peephole_terms = _add_to = None
+_peephole_sums = _add_blocks = None
 SHARED = (
     "_cell_backward",
-    "_peephole_terms",
-    "_add_to",
+    "_peephole_sums",
+    "_add_blocks",
     "_activation",
     "_activation_grad",
     "_dot",
@@ -735,10 +735,9 @@ def _split_bwd_kernel(
                 )  # fmt: skip
                 _store_operand_blocks(p_dzd_t, dzi, dzf, dzg, dzo, m, H, 2 * B * G4, DOT_U)
                 if PEEPHOLE:
-                    d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
-                    d_peep_i += d_i
-                    d_peep_f += d_f
-                    d_peep_o += d_o
+                    d_peep_i, d_peep_f, d_peep_o = _peephole_sums(
+                        d_peep_i, d_peep_f, d_peep_o, dzi, dzf, dzo, b_i, b_f, b_g, b_c
+                    )
         if SYNC:
             _tile_barrier(p_count + tile, (done + 1 + PROJ) * programs)
         if LAYER_NORM:
@@ -761,10 +760,9 @@ def _split_bwd_kernel(
                     p_dz_row + t * G4, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
                 if PEEPHOLE:
-                    d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
-                    d_peep_i += d_i
-                    d_peep_f += d_f
-                    d_peep_o += d_o
+                    d_peep_i, d_peep_f, d_peep_o = _peephole_sums(
+                        d_peep_i, d_peep_f, d_peep_o, dzi, dzf, dzo, b_i, b_f, b_g, b_c
+                    )
                 dxi, dxf, dxg, dxo = _gained(dzi, dzf, dzg, dzo, p_gamma_h, cols, m_h, H)
                 xi, xf, xg, xo = _gate_blocks(p_zhn + o_z, m, H)  # x̂ of LN(h·U)
                 t2 = _row_sum(dxi * xi + dxf * xf + dxg * xg + dxo * xo)
@@ -806,9 +804,7 @@ def _split_bwd_kernel(
         _accumulate(p_norm + 5 * H, d_shift_c, m_h)
     if PEEPHOLE:  # this launch's sums over its steps, added to the rows' once
         p_dp = p_dpeep + r64[:, None] * 3 * H + cols[None, :]
-        _add_to(p_dp, d_peep_i, m)
-        _add_to(p_dp + H, d_peep_f, m)
-        _add_to(p_dp + 2 * H, d_peep_o, m)
+        _add_blocks(p_dp, d_peep_i, d_peep_f, d_peep_o, m, H)
     if FINISH:  # dh0: what step 0 kept, and dzh_0 through U
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
