@@ -1173,10 +1173,11 @@ class _Recurrence(torch.autograd.Function):
     recomputed, not saved: zx from x, W, b (and γ_x), the operands it was made from; the gates
     from zx and the states (`_gates_kernel`), into a buffer of backward's own that the reverse
     kernel overwrites with dz; act(c~) (`_cell_activation`). With layer norm also LN(h·U),
-    into a second buffer that becomes d loss / d (h·U). Without layer norm zx = F.linear(x, W,
-    b) comes with autograd's own graph (which saves x and W anyway) and gets dz; with it zx
-    comes without one, and backward gives the gradients of x, W, γ_x and b itself
-    (`_normalized_input_grad`), so that LN(x·W) is never kept either."""
+    into a second buffer that becomes d loss / d (h·U). zx comes without a graph, and
+    backward gives the gradients of x, W, b (and γ_x) from dz itself (`_input_projection_grad`,
+    `_normalized_input_grad`): autograd's own linear kept a second buffer of zx's size
+    beside dz at backward's peak (8 units of (B, T, H) fp32 at B=64 T=100 H=256, CUDA
+    allocator, H200), and LN(x·W) is never kept either."""
 
     @staticmethod
     def forward(ctx, zx, x, kernel, bias, gain_x, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c,
@@ -1257,11 +1258,8 @@ class _Recurrence(torch.autograd.Function):
         dhs = dhs.contiguous()  # autograd passes zeros for an unused output
         # the gates, which the reverse kernel overwrites with dz as it reads them (in zx's
         # dtype; fp32 with layer norm); LN(h·U) likewise with d loss / d (h·U)
-        if ln:
-            dz = _normalized_input(x, kernel, gain_x, bias)
-            zhn = torch.empty_like(dz)
-        else:
-            dz, zhn = F.linear(x, kernel.t(), bias).contiguous(), None
+        dz = _input_projection(x, kernel, gain_x, bias)
+        zhn = torch.empty_like(dz) if ln else None
         norm = (gamma_h, stats, zhn) if ln else ()
         _recompute_gates(dz, h0, hs, cs, rdrop, first, u_dot, peep, consts, *norm)
         del norm  # zhn's buffer is freed with dzh below
@@ -1296,7 +1294,7 @@ class _Recurrence(torch.autograd.Function):
             )  # fmt: skip
             d_h0, d_c0 = dh[T % 2], dc[T % 2]
         need = ctx.needs_input_grad
-        d_u = d_peep = d_wr = d_gh = d_gc = d_bc = None
+        d_u = d_peep = d_wr = d_gx = d_gh = d_gc = d_bc = None
         if peep is not None:
             d_peep = dpeep.sum(0).view(3, H).to(peep.dtype)
         if wr is not None:  # Σ mᵀ·dhn over every row and step
@@ -1305,17 +1303,19 @@ class _Recurrence(torch.autograd.Function):
         if need[7]:
             d_u = _recurrent_kernel_grad(h0, hs, rdrop, first, dzh).to(u.dtype)
         del dzh, zhn  # d loss / d (h·U), with layer norm a buffer of its own
-        if not ln:  # zx's gradient: autograd takes it on through F.linear
-            return dz, None, None, None, None, d_h0, d_c0, d_u, d_peep, d_wr, *(None,) * 10
-        d_gh, d_gc, d_bc = dnorm.sum(0).split([4 * H, H, H])
-        d_x, d_w, d_gx, d_b = _normalized_input_grad(
-            dz, x, kernel, gain_x, bias, (need[1], need[2], need[4], need[3])
-        )
+        if ln:
+            d_gh, d_gc, d_bc = dnorm.sum(0).split([4 * H, H, H])
+            d_gh, d_gc, d_bc = d_gh.to(gamma_h.dtype), d_gc.to(gamma_c.dtype), d_bc.to(beta_c.dtype)
+            d_x, d_w, d_gx, d_b = _normalized_input_grad(
+                dz, x, kernel, gain_x, bias, (need[1], need[2], need[4], need[3])
+            )
+        else:
+            d_x, d_w, d_b = _input_projection_grad(dz, x, kernel, (need[1], need[2], need[3]))
         # the gradients of zx (made without a graph), x, W, b, γ_x, h0, c0, U, peepholes,
         # W_hr, γ_h, γ_c, β_c; none for the rest
         return (
-            None, d_x, d_w, d_b, d_gx, d_h0, d_c0, d_u, d_peep, d_wr,
-            d_gh.to(gamma_h.dtype), d_gc.to(gamma_c.dtype), d_bc.to(beta_c.dtype), *(None,) * 7,
+            None, d_x, d_w, d_b, d_gx, d_h0, d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc,
+            *(None,) * 7,
         )  # fmt: skip
 
 
@@ -1445,6 +1445,25 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+def _input_projection(x, kernel, gain, shift) -> torch.Tensor:
+    """zx = x·W + b (B, T, 4H), contiguous in x's dtype; with γ_x given γ_x LN(x·W) + b in
+    fp32 (`_normalized_input`). b may be None."""
+    if gain is not None:
+        return _normalized_input(x, kernel, gain, shift)
+    return F.linear(x, kernel.t(), shift).contiguous()
+
+
+def _input_projection_grad(dz, x, kernel, need) -> tuple:
+    """d loss / d (x, W, b) of zx = x·W + b from dz = d loss / d zx, in the compute dtype as
+    autograd's own linear gives them; None where ``need`` (three flags, in that order) is
+    false."""
+    G4 = dz.shape[2]
+    d_x = dz @ kernel.t() if need[0] else None
+    d_w = x.reshape(-1, x.shape[2]).t() @ dz.view(-1, G4) if need[1] else None
+    d_b = dz.sum((0, 1)) if need[2] else None
+    return d_x, d_w, d_b
+
+
 def _normalized_input(x, kernel, gain, shift) -> torch.Tensor:
     """zx = γ_x LN(x·W) + b (B, T, 4H) in fp32, b may be None; x and W (the compute dtype's)
     multiply in their dtype. Formed a quarter of the batch at a time, so that x·W never
@@ -1533,13 +1552,12 @@ def lstm(
     w = weights
     # (B, T, 4H): the input projection of all steps in one GEMM, in the compute dtype
     x_in, kernel = x.to(cdtype), w.kernel.to(cdtype)
-    if spec.layer_norm:  # backward differentiates it itself, see `_Recurrence`
+    if spec.layer_norm:
         bias, gain_x = w.bias, w.input_norm_gamma
-        with torch.no_grad():
-            zx = _normalized_input(x_in, kernel, gain_x, bias)
     else:
         bias, gain_x = None if w.bias is None else w.bias.to(cdtype), None
-        zx = F.linear(x_in, kernel.t(), bias).contiguous()
+    with torch.no_grad():  # backward differentiates it itself, see `_Recurrence`
+        zx = _input_projection(x_in, kernel, gain_x, bias)
     real = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
     # each row's first real step (T where none): zeros are output before it
     first = None if real is None else torch.where(real.any(1), real.int().argmax(1), T).int()
