@@ -1337,24 +1337,12 @@ def _recompute_gates(
 
 
 # The weight gradients: sums over every row and step, taken over a slice of the batch at a
-# time (a quarter; an eighth where a bf16/fp16 dz is converted), so that the products they sum
-# (and strided operands' copies) never exist for all rows.
+# time, so that the operands they are formed from never exist for all rows.
 
 
 def _batch_slices(batch: int, chunks: int) -> list[slice]:
     step = -(-batch // chunks)
     return [slice(b, b + step) for b in range(0, batch, step)]
-
-
-def _gemm_over_batch(operands, batch: int, chunks: int = 4) -> torch.Tensor:
-    """Σ aᵀ·b over ``chunks`` slices of the batch, with (a (n, K), b (n, N)) = operands(rows),
-    accumulated in place (fp32)."""
-    total = None
-    for rows in _batch_slices(batch, chunks):
-        a, m = operands(rows)
-        total = a.t() @ m if total is None else total.addmm_(a.t(), m)
-        del a, m  # before the next slice's operands are built
-    return total
 
 
 def _recurrent_kernel_grad(
@@ -1364,22 +1352,29 @@ def _recurrent_kernel_grad(
     first: torch.Tensor | None,
     dzh: torch.Tensor,
 ) -> torch.Tensor:
-    """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t, h_{t-1} being h0 then hs[:, :-1] (h0
-    again at a row's ``first`` real step, where hs holds zeros before it; dzh is 0 at the
-    masked steps before); in fp32, a low-precision dzh converted an eighth of the batch at a
-    time."""
+    """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t in fp32, h_{t-1} being h0 then hs[:, :-1]
+    (h0 again at a row's ``first`` real step, where hs holds zeros before it; dzh is 0 at the
+    masked steps before). Over a quarter of the batch at a time; over halves where dzh is
+    bf16/fp16, each half's product taken in that dtype (fp32 accumulation, one rounding)
+    and the halves summed in fp32, as autograd's own bf16 matmul would give it."""
     B, T, P = hs.shape
     G4 = dzh.shape[2]
-
-    def operands(b: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        h_in = torch.cat([h0[b, None], hs[b, :-1]], dim=1).float()
+    low = dzh.dtype != torch.float32
+    total = torch.zeros(P, G4, device=dzh.device, dtype=torch.float32)
+    for b in _batch_slices(B, 2 if low else 4):
+        h_in = torch.cat([h0[b, None], hs[b, :-1]], dim=1)
         if first is not None:  # rows with no real step: every dzh is 0
             steps = first[b].clamp(max=T - 1).long()
-            h_in[torch.arange(len(steps), device=h_in.device), steps] = h0[b].float()
-        h_in = h_in if rdrop is None else h_in * rdrop[b, None, :]
-        return h_in.reshape(-1, P), dzh[b].float().reshape(-1, G4)
-
-    return _gemm_over_batch(operands, B, chunks=4 if dzh.dtype == torch.float32 else 8)
+            h_in[torch.arange(len(steps), device=h_in.device), steps] = h0[b]
+        if rdrop is not None:  # as the forward dropped it: in fp32, then the dot's dtype
+            h_in = h_in.float() * rdrop[b, None, :]
+        a, m = h_in.to(dzh.dtype).reshape(-1, P), dzh[b].reshape(-1, G4)
+        if low:
+            total += a.t() @ m
+        else:
+            total.addmm_(a.t(), m)
+        del h_in, a  # before the next slice's copy is made
+    return total
 
 
 def _or(tensor: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
