@@ -201,7 +201,7 @@ CASES = {
         SPLIT,
     ),
     "split_everything_two_tiles": (
-        LSTMSpec(40, **EVERYTHING),
+        LSTMSpec(30, **EVERYTHING),  # two programs a tile, the second on 14 units
         dict(B=19),
         lambda: lengths_mask(19, 5),
         True,
@@ -216,7 +216,7 @@ CASES = {
         RESIDENT,
     ),
     "split_resident_everything_two_tiles": (
-        LSTMSpec(40, **EVERYTHING),
+        LSTMSpec(30, **EVERYTHING),  # two programs a tile, the second on 14 units
         dict(B=19),
         lambda: lengths_mask(19, 5),
         True,
@@ -509,7 +509,7 @@ def test_a_second_backward_gives_the_same_gradients(config, layer_norm, no_tf32)
         20, peephole=True, proj_size=9, recurrent_dropout=0.2, zoneout_cell=0.1,
         layer_norm=layer_norm,
     )  # fmt: skip
-    x, h0, c0, w, noise = problem(spec, B=5, training=True)
+    x, h0, c0, w, noise = problem(spec, T=3, training=True)
     leaves = [x, h0, c0, *(t for t in w if t is not None)]
     outs = triton_lstm.lstm(x, h0, c0, w, spec, noise=noise, config=config)
     g = torch.Generator().manual_seed(1)  # the loss of `outputs_and_grads`
@@ -531,7 +531,7 @@ def test_backward_recomputes_the_gates_once(monkeypatch, config):
     (those once recomputed the gates a slice of the batch at a time, a dozen launches and
     hundreds of small host ops per backward)."""
     spec = LSTMSpec(20, "relu", "hard_sigmoid", **EVERYTHING)
-    x, h0, c0, w, noise = problem(spec, B=19, training=True)
+    x, h0, c0, w, noise = problem(spec, training=True)
     leaves = [x, h0, c0, *(t for t in w if t is not None)]
     triton_lstm._triton()
     launched = []
@@ -545,7 +545,7 @@ def test_backward_recomputes_the_gates_once(monkeypatch, config):
             return self.kernel[grid]
 
     monkeypatch.setattr(triton_lstm, "_gates_kernel", Counted(triton_lstm._gates_kernel))
-    outs = triton_lstm.lstm(x, h0, c0, w, spec, lengths_mask(19, 5), noise, config=config)
+    outs = triton_lstm.lstm(x, h0, c0, w, spec, mask_3x5(), noise, config=config)
     assert launched == []
     torch.autograd.grad([o.sum() for o in outs], leaves)
     assert len(launched) == 1
@@ -780,9 +780,9 @@ def test_split_kernels_past_the_budget_stream_u_and_match_the_reference(
     for direction, budget in budgets.items():
         held = triton_split.k_chunk(RESIDENT, 40, 4, "ieee", direction)
         assert held == ((True, 64) if budget else (False, 32))
-    spec = LSTMSpec(40, **EVERYTHING)
-    x, h0, c0, w, noise = problem(spec, B=19, training=True)
-    mask = lengths_mask(19, 5)
+    spec = LSTMSpec(40, **EVERYTHING)  # one batch tile: two are the cases' (`CASES`)
+    x, h0, c0, w, noise = problem(spec, training=True)
+    mask = mask_3x5()
     ours = outputs_and_grads(triton_lstm, x, h0, c0, w, spec, mask, noise, config=RESIDENT)
     ref = outputs_and_grads(reference, x, h0, c0, w, spec, mask, noise)
     for label, a, b in zip(names(w), ours, ref, strict=True):
