@@ -551,6 +551,33 @@ def test_backward_recomputes_the_gates_once(monkeypatch, config):
     assert len(launched) == 1
 
 
+@pytest.mark.parametrize("T", [1, 5])
+def test_recurrent_kernel_gradient_over_flat_rows_matches_every_step_summed(T):
+    """d loss / d U over the flattened rows (no copy of h_{t-1}, `_shifted_rows_grad`) is the
+    sum over rows and steps of h_{t-1}ᵀ·dzh_t, h0 at each row's first real step: with
+    pre-padding, a row with no real step, and one step alone."""
+    g = torch.Generator().manual_seed(4)
+    B, P, G4 = 4, 3, 8
+    first = torch.tensor([0, min(2, T - 1), T, 0], dtype=torch.int32)
+    hs = torch.randn(B, T, P, generator=g, dtype=torch.float64)
+    dzh = torch.randn(B, T, G4, generator=g, dtype=torch.float64)
+    steps = torch.arange(T)[None, :, None]
+    hs = hs * (steps >= first[:, None, None])  # zeros before a row's first real step
+    dzh = dzh * (steps >= first[:, None, None])  # as is d loss / d (h·U) there
+    h0 = torch.randn(B, P, generator=g, dtype=torch.float64)
+    expected = torch.zeros(P, G4, dtype=torch.float64)
+    for b in range(B):
+        for t in range(T):
+            h_in = h0[b] if t <= first[b] else hs[b, t - 1]
+            expected += torch.outer(h_in, dzh[b, t])
+    ours = triton_lstm._recurrent_kernel_grad(h0, hs, None, first, dzh)
+    torch.testing.assert_close(ours.double(), expected, rtol=1e-6, atol=1e-6)
+    unmasked = triton_lstm._recurrent_kernel_grad(h0, hs, None, None, dzh)
+    pairs = [(h0[b] if t == 0 else hs[b, t - 1], dzh[b, t]) for b in range(B) for t in range(T)]
+    expected = sum(torch.outer(h, d) for h, d in pairs)
+    torch.testing.assert_close(unmasked.double(), expected, rtol=1e-6, atol=1e-6)
+
+
 def test_backward_inside_an_autocast_region():
     """A loss computed in fp32 and differentiated inside an autocast region (common in training
     loops; on the CPU backward then runs under it): the layer's own backward keeps x·W and its

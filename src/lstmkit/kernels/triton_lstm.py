@@ -1359,6 +1359,8 @@ def _recurrent_kernel_grad(
     and the halves summed in fp32, as autograd's own bf16 matmul would give it."""
     B, T, P = hs.shape
     G4 = dzh.shape[2]
+    if rdrop is None and hs.dtype == dzh.dtype:
+        return _shifted_rows_grad(h0, hs, first, dzh)
     low = dzh.dtype != torch.float32
     total = torch.zeros(P, G4, device=dzh.device, dtype=torch.float32)
     for b in _batch_slices(B, 2 if low else 4):
@@ -1374,6 +1376,24 @@ def _recurrent_kernel_grad(
         else:
             total.addmm_(a.t(), m)
         del h_in, a  # before the next slice's copy is made
+    return total
+
+
+def _shifted_rows_grad(h0, hs, first, dzh) -> torch.Tensor:
+    """`_recurrent_kernel_grad` without dropout, with no copy of h_{t-1}: over the (B·T) rows
+    of hs and dzh taken flat, row r of hs meets row r + 1 of dzh, which pairs hs[b, t-1] with
+    dzh[b, t]; the pairs across rows (hs[b, T-1], dzh[b+1, 0]) are taken out again, and h0
+    meets dzh at each row's first real step (hs holds zeros before it, dzh at the masked
+    steps before). Three products, each in dzh's dtype, summed in fp32."""
+    B, T, P = hs.shape
+    hs_rows, dzh_rows = hs.view(-1, P), dzh.view(-1, dzh.shape[2])
+    if first is None:
+        at_first = dzh[:, 0]
+    else:  # rows with no real step: every dzh is 0
+        at_first = dzh[torch.arange(B, device=dzh.device), first.clamp(max=T - 1).long()]
+    total = (hs_rows[:-1].t() @ dzh_rows[1:]).float()
+    total -= (hs[:-1, T - 1].t() @ dzh[1:, 0]).float()
+    total += (h0.t() @ at_first).float()
     return total
 
 
