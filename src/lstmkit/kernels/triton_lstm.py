@@ -1175,9 +1175,9 @@ class _Recurrence(torch.autograd.Function):
     kernel overwrites with dz; act(c~) (`_cell_activation`). With layer norm also LN(h·U),
     into a second buffer that becomes d loss / d (h·U). zx comes without a graph, and
     backward gives the gradients of x, W, b (and γ_x) from dz itself (`_input_projection_grad`,
-    `_normalized_input_grad`): with autograd's own linear the CUDA allocator held 8 units of
-    (B, T, H) fp32 more at backward's peak (B=64 T=100 H=256, H200), and LN(x·W) is never
-    kept either."""
+    `_normalized_input_grad`), so that LN(x·W) is never kept and the bias gradient is not
+    torch's sum over (batch, time), whose scratch took 8 more units of (B, T, H) fp32 at
+    backward's peak (B=64 T=100 H=256, H200)."""
 
     @staticmethod
     def forward(ctx, zx, x, kernel, bias, gain_x, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c,
