@@ -1484,20 +1484,17 @@ def _input_projection_grad(dz, x, kernel, need) -> tuple:
 
 def _normalized_input(x, kernel, gain, shift) -> torch.Tensor:
     """zx = γ_x LN(x·W) + b (B, T, 4H) in fp32, b may be None; x and W (the compute dtype's)
-    multiply in their dtype. Formed a quarter of the batch at a time, so that x·W never
-    exists for every row beside zx."""
-    B, T, G4 = *x.shape[:2], kernel.shape[1]
-    zx = torch.empty(B, T, G4, device=x.device, dtype=torch.float32)
+    multiply in their dtype. For every row at once: x·W and zx (8 units of (B, T, H) fp32)
+    live together only here, below backward's peak, and a slice at a time took a dozen more
+    host ops per slice."""
     shift = None if shift is None else shift.float()
-    for rows in _batch_slices(B, 4):
-        xw = (x[rows] @ kernel).float()
-        zx[rows] = F.layer_norm(xw, (G4,), gain.float(), shift, eps=reference.LN_EPSILON)
-    return zx
+    xw = (x @ kernel).float()
+    return F.layer_norm(xw, (xw.shape[2],), gain.float(), shift, eps=reference.LN_EPSILON)
 
 
 def _normalized_input_grad(dz, x, kernel, gain, shift, need) -> tuple:
     """d loss / d (x, W, γ_x, b) of `_normalized_input` from dz = d loss / d zx: torch's own
-    layer-norm backward, a quarter of the batch at a time (x·W formed again per slice); None
+    layer-norm backward, half the batch at a time (x·W formed again per half); None
     where ``need`` (four flags, in that order) is false. W's, γ_x's and b's are fp32 sums."""
     G4, f32 = dz.shape[2], dict(device=dz.device, dtype=torch.float32)
     shift = None if shift is None else shift.float()
@@ -1523,7 +1520,7 @@ def _normalized_input_grad(dz, x, kernel, gain, shift, need) -> tuple:
             if total is not None:
                 total += term
 
-    for rows in _batch_slices(dz.shape[0], 4):
+    for rows in _batch_slices(dz.shape[0], 2):
         add_slice(rows)
     return (
         d_x,
