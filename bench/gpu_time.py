@@ -11,8 +11,6 @@ ops, not the recurrence.
 
 from __future__ import annotations
 
-import statistics
-
 import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
@@ -53,14 +51,7 @@ def report(name: str, autocast: torch.dtype | None, H: int, layout: str) -> None
     fwd_bwd = fwd_bwd_of(name, autocast, H, layout)
     for _ in range(3):
         fwd_bwd()  # compiles, warms the allocator
-    wall = []
-    for _ in range(20):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fwd_bwd()
-        end.record()
-        torch.cuda.synchronize()
-        wall.append(start.elapsed_time(end))
+    wall_ms = bench.median_ms(fwd_bwd)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(CALLS):
             fwd_bwd()
@@ -68,7 +59,7 @@ def report(name: str, autocast: torch.dtype | None, H: int, layout: str) -> None
     kernels = [k for k in prof.key_averages() if k.device_type == DeviceType.CUDA]
     gpu_ms = sum(k.self_device_time_total for k in kernels) / CALLS / 1000
     label = f"{name} {'fp32' if autocast is None else 'bf16'} H={H} {layout}"
-    print(f"\n{label}: wall {statistics.median(wall):.3f} ms, CUDA kernels {gpu_ms:.3f} ms")
+    print(f"\n{label}: wall {wall_ms:.3f} ms, CUDA kernels {gpu_ms:.3f} ms")
     for k in sorted(kernels, key=lambda k: -k.self_device_time_total)[:6]:
         ms = k.self_device_time_total / CALLS / 1000
         print(f"  {ms:7.3f} ms  x{k.count // CALLS:<3d} {k.key[:80]}")
