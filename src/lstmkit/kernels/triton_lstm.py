@@ -1336,8 +1336,8 @@ def _recompute_gates(
     )  # fmt: skip
 
 
-# The weight gradients: sums over every row and step, taken over a slice of the batch at a
-# time, so that the operands they are formed from never exist for all rows.
+# The weight gradients: sums over every row and step, taken where their operands would be
+# copies over a slice of the batch at a time, so that those never exist for all rows.
 
 
 def _batch_slices(batch: int, chunks: int) -> list[slice]:
@@ -1354,9 +1354,11 @@ def _recurrent_kernel_grad(
 ) -> torch.Tensor:
     """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t in fp32, h_{t-1} being h0 then hs[:, :-1]
     (h0 again at a row's ``first`` real step, where hs holds zeros before it; dzh is 0 at the
-    masked steps before). Over a quarter of the batch at a time; over halves where dzh is
-    bf16/fp16, each half's product taken in that dtype (fp32 accumulation, one rounding)
-    and the halves summed in fp32, as autograd's own bf16 matmul would give it."""
+    masked steps before). Without dropout, from hs and dzh as they are
+    (`_shifted_rows_grad`); with it (or an fp32 dzh beside bf16 states) from h_{t-1}'s copy, a
+    quarter of the batch at a time, or halves where dzh is bf16/fp16. Products are taken in
+    dzh's dtype (fp32 accumulation, one rounding, as autograd's own bf16 matmul gives them)
+    and summed in fp32."""
     B, T, P = hs.shape
     G4 = dzh.shape[2]
     if rdrop is None and hs.dtype == dzh.dtype:
@@ -1477,8 +1479,7 @@ def _input_projection_grad(dz, x, kernel, need) -> tuple:
     d_w = x.reshape(-1, x.shape[2]).t() @ dz_rows if need[1] else None
     # Σ over rows as a product with ones: torch's sum over dims (0, 1) took 50 MiB of
     # scratch from the CUDA allocator at B=64 T=100 H=256 (H200), at backward's peak
-    ones = dz.new_ones(dz_rows.shape[0]) if need[2] else None
-    d_b = ones @ dz_rows if need[2] else None
+    d_b = dz.new_ones(dz_rows.shape[0]) @ dz_rows if need[2] else None
     return d_x, d_w, d_b
 
 
