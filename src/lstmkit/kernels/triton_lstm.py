@@ -41,11 +41,11 @@ cell states it keeps for backward, the gates and dz (cuDNN's bf16 layer, too, ta
 half its fp32 memory); the state itself is carried from step to step in fp32 (layer norm's
 zx, gates and dz stay fp32 too). The dots take fp32 operands with TF32 on CUDA when
 ``torch.backends.cudnn.rnn.fp32_precision == "tf32"`` (torch's default, the rule cuDNN's LSTM
-follows), true fp32 otherwise. TF32 operands are rounded to nearest (weights once
-on the host, activations in the kernel): the tensor cores would drop their low 13 bits, a
-bias that adds up over the steps; under autocast (bf16 / fp16) or with low-precision
-inputs the operands of the dots are in that dtype, the accumulation fp32, and outputs are
-returned in that dtype as cuDNN does.
+follows), true fp32 otherwise. TF32 operands are rounded to nearest (weights once per
+forward, in one launch of `_tf32_kernel`, kept for backward; activations in the kernels): the
+tensor cores would drop their low 13 bits, a bias that adds up over the steps. Under
+autocast (bf16 / fp16) or with low-precision inputs the operands of the dots are in that
+dtype, the accumulation fp32, and outputs are returned in that dtype as cuDNN does.
 
 Triton is imported on first use, never at import, and the device functions below are plain
 functions that `_triton()` wraps in place on first use: for Triton's interpreter when
@@ -270,6 +270,7 @@ _JIT_FUNCTIONS = (
     "_lstm_fwd_kernel",
     "_gates_kernel",
     "_lstm_bwd_kernel",
+    "_tf32_kernel",
 )
 _TRITON = None  # the triton module once `_triton()` has run
 _INTERPRETED = None  # whether `_triton()` wrapped the kernels for the interpreter
@@ -559,7 +560,7 @@ def _lstm_fwd_kernel(
 
     In: zx (B, T, 4H) = x·W (+LN, +b); h0 (B, P); c0 in carry (B, H) fp32; U (P, 4H);
     optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H), dropout (B, P), keep_c /
-    keep_h strided (B, T, H / P); first (B,) int32, each row's first real step (T if none;
+    keep_h strided (B, T, H / P); first (B,) int64, each row's first real step (T if none;
     0 without a mask): up to it the carried state is h0, and the outputs are zeros.
     Out: hs (B, T, P), the outputs; cs[:, 1:] of cs (B, T+1, H), in hs's dtype (the state
     itself is carried in fp32, in carry, which ends as c_T); with layer norm stats (B, T, 4),
@@ -776,6 +777,19 @@ def _gates_kernel(
     _store(p_z + o_g + 3 * H, b_o, m, DOT)
 
 
+def _tf32_kernel(p_x, p_out, N, REST, BLOCK: tl.constexpr, PARTS: tl.constexpr):
+    """out = x (N fp32 elements) rounded to TF32 (`_round_tf32`); with PARTS == 2 also, REST
+    elements past out, the TF32 part of the rest x − out: the two parts that three-product
+    TF32 dots take (`triton_split._operand_dot`)."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < N
+    x = tl.load(p_x + offs, mask=m)
+    hi = _round_tf32(x)
+    tl.store(p_out + offs, hi, mask=m)
+    if PARTS == 2:
+        tl.store(p_out + REST + offs, _round_tf32(x - hi), mask=m)
+
+
 def _cell_inputs(p_g, p_c, m, H):
     """What backward reads of one chunk's step: the gates i, f, g, o at p_g (2-D, gate i) and
     c_{t-1} at p_c."""
@@ -898,7 +912,8 @@ def _lstm_bwd_kernel(
     `_peephole_terms` (added to); with a projection dhn (B, T, P) = d loss / d h_new and ms
     (B, T, H) every step's m = o ⊙ act(c~), for d loss / d W_hr.
     dh (2, B, P) and dc (2, B, H) are ping-pong carries, slot 0 holding the gradients of h_T
-    and c_T to start and slot 1 zeros; after step 0 they hold dh0 and dc0 in slot T % 2.
+    and c_T to start (each step writes the other slot before reading it); after step 0 they
+    hold dh0 and dc0 in slot T % 2.
     Scratch: m (B, H) for d loss / d (o ⊙ act(c)), dcn (B, H) for the current step's dcn.
     """
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -1120,15 +1135,22 @@ def _dot_mode(dtype: torch.dtype, device: torch.device) -> str:
     return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
 
 
-def _tf32(w: torch.Tensor) -> torch.Tensor:
-    """fp32 ``w`` rounded to TF32 (10 mantissa bits) to nearest even, as `_round_tf32` does."""
-    w = w.contiguous()
-    bits = w.view(torch.int32).clone()  # int32 in place: no int64 copies of a large U
-    special = (bits & 0x7F800000) == 0x7F800000
-    bits.masked_fill_(special, 0)  # so that no sum below overflows
-    bits += ((bits >> 13) & 1) + 0xFFF
-    bits &= -0x2000  # 0xFFFFE000
-    return torch.where(special, w, bits.view(torch.float32))
+def _tf32_into(x: torch.Tensor, out: torch.Tensor, rest: int = 0) -> None:
+    """Write fp32 ``x`` rounded to TF32 (10 mantissa bits, to nearest even, as `_round_tf32`)
+    into ``out`` (contiguous, x's size) in one launch; with ``rest`` also the TF32 part of
+    the rest, ``rest`` elements past out (`_tf32_kernel`)."""
+    x = x.contiguous()
+    n, block = x.numel(), 1024
+    _tf32_kernel[(-(-n // block),)](x, out, n, rest, BLOCK=block, PARTS=2 if rest else 1)
+
+
+def _tf32(x: torch.Tensor, parts: int = 1) -> torch.Tensor:
+    """fp32 ``x`` rounded to TF32; with ``parts`` 2 (2, …): that and the TF32 part of the
+    rest, which three-product TF32 dots take as they are (`triton_split._store_operand`)."""
+    _triton()
+    out = torch.empty((parts, *x.shape), device=x.device, dtype=torch.float32)
+    _tf32_into(x, out[0], out.stride(0) if parts == 2 else 0)
+    return out if parts == 2 else out[0]
 
 
 def _u_dot_mode(dot: str, spec: LSTMSpec) -> str:
@@ -1146,12 +1168,19 @@ def _dot_operand(w: torch.Tensor, dtype: torch.dtype, dot: str) -> torch.Tensor:
 
 def _in_parts(x: torch.Tensor, dot: str) -> torch.Tensor:
     """A dot operand as the split kernels take it: for "tf32x3" dots (2, …), x's TF32 part and
-    the TF32 part of the rest, which their three TF32 products take as they are
-    (`triton_split._store_operand`); else x."""
-    if triton_split.operand_parts(dot) == 1:
-        return x
-    hi = _tf32(x)
-    return torch.stack((hi, _tf32(x - hi)))
+    the TF32 part of the rest (`_tf32`); else x."""
+    return _tf32(x, 2) if triton_split.operand_parts(dot) == 2 else x
+
+
+def _write_operand(x: torch.Tensor, out: torch.Tensor, dot: str) -> None:
+    """Write x into ``out`` (parts, …) as `_in_parts` (and for "tf32" dots `_dot_operand`)
+    would give it, without the copy in between."""
+    if dot == "tf32":
+        _tf32_into(x.float(), out[0])
+    elif dot == "tf32x3":
+        _tf32_into(x.float(), out[0], out.stride(0))
+    else:
+        out[0].copy_(x)
 
 
 def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
@@ -1202,19 +1231,23 @@ class _Recurrence(torch.autograd.Function):
         buffers = [_or(t, zx) for t in (stats, o, zhn, cn, scratch)]
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
         # fmt: off
+        u_parts = None  # U in parts, where the split kernels take it so
         if cfg.split:
             h0_dropped = h0 if rdrop is None else h0 * rdrop
             dot_u = consts["DOT_U"]
             dtype = triton_split.operand_dtype(u_dot, dot_u)
-            h0_dot = _in_parts(_dot_operand(h0_dropped, dtype, dot_u), dot_u)
+            hd = triton_split.h_operands(B, P, zx.device, dtype, dot_u)
+            _write_operand(h0_dropped, hd[:, 2], dot_u)
+            u_parts = _in_parts(u_dot, dot_u)
             triton_split.forward(
                 (
-                    zx, h0, _in_parts(u_dot, dot_u), _or(peep, zx), wr_dot, _or(gamma_h, zx),
+                    zx, h0, u_parts, _or(peep, zx), wr_dot, _or(gamma_h, zx),
                     _or(gamma_c, zx), _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
                     *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 ),
-                (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED, h0_dot,
+                (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED, hd,
             )
+            u_parts = None if u_parts is u_dot else u_parts
         else:
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
                 zx, h0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
@@ -1225,8 +1258,10 @@ class _Recurrence(torch.autograd.Function):
         # fmt: on
         ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
         saved = (h0, hs, cs, stats, x, kernel, bias, gain_x)  # None where not needed
+        # the dot operands of U and W_hr as the kernels took them, for backward's kernels
+        operands = (u_dot, u_parts, None if wr is None else wr_dot)
         ctx.save_for_backward(
-            *saved, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h, first
+            *saved, *operands, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h, first
         )
         h_last = hs[:, T - 1]  # zeros in a row with no real step, whose state is still h0
         if first is not None:
@@ -1243,15 +1278,16 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     def backward_pass(ctx, dhs, dh_last, dc_last):
         triton = _triton()
-        h0, hs, cs, stats, x, kernel, bias, gain_x, *rest = ctx.saved_tensors
+        h0, hs, cs, stats, x, kernel, bias, gain_x, u_dot, u_parts, wr_dot, *rest = (
+            ctx.saved_tensors
+        )
         u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h, first = rest
         spec, cfg = ctx.spec, ctx.cfg
         B, T, P = hs.shape
         H = spec.units
         f32 = dict(device=hs.device, dtype=torch.float32)
         dot = _dot_mode(ctx.dot_dtype, hs.device)
-        u_dot = _dot_operand(u, ctx.dot_dtype, _u_dot_mode(dot, spec))
-        wr_dot = _dot_operand(wr, ctx.dot_dtype, dot) if wr is not None else u_dot
+        wr_dot = u_dot if wr_dot is None else wr_dot
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
         ln = spec.layer_norm
 
@@ -1279,15 +1315,15 @@ class _Recurrence(torch.autograd.Function):
         if cfg.split:  # one carry each, starting from the gradients of h_T and c_T
             d_h0 = torch.empty(B, P, **f32).copy_(dh_last)  # gradients may come strided
             d_c0 = torch.empty(B, H, **f32).copy_(dc_last)
-            u_parts = _in_parts(u_dot, consts["DOT_U"])
+            u_parts = u_dot if u_parts is None else u_parts
             triton_split.backward(
                 (dhs, u_parts, *inputs[2:], dz, dzh, dhn, dcn, dnorm, dpeep, ms, scratch),
                 (B, T, H, P),
                 _split_constexprs(consts), cfg, _INTERPRETED, d_h0, d_c0,
             )  # fmt: skip
-        else:  # ping-pong carries, slot 0 first
-            dh = torch.stack([dh_last.float(), torch.zeros(B, P, **f32)])
-            dc = torch.stack([dc_last.float(), torch.zeros(B, H, **f32)])
+        else:  # ping-pong carries, slot 0 first (slot 1 is written before it is read)
+            dh, dc = torch.empty(2, B, P, **f32), torch.empty(2, B, H, **f32)
+            dh[0], dc[0] = dh_last, dc_last
             _lstm_bwd_kernel[(triton.cdiv(B, cfg.block_b),)](
                 *inputs, dz, dzh, dhn, dcn, dnorm, dpeep, ms, dh, dc, scratch,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
@@ -1386,13 +1422,18 @@ def _shifted_rows_grad(h0, hs, first, dzh) -> torch.Tensor:
     of hs and dzh taken flat, row r of hs meets row r + 1 of dzh, which pairs hs[b, t-1] with
     dzh[b, t]; the pairs across rows (hs[b, T-1], dzh[b+1, 0]) are taken out again, and h0
     meets dzh at each row's first real step (hs holds zeros before it, dzh at the masked
-    steps before). Three products, each in dzh's dtype, summed in fp32."""
+    steps before). Three products in dzh's dtype, summed in fp32 (fp32 ones in place)."""
     B, T, P = hs.shape
     hs_rows, dzh_rows = hs.view(-1, P), dzh.view(-1, dzh.shape[2])
     if first is None:
         at_first = dzh[:, 0]
     else:  # rows with no real step: every dzh is 0
-        at_first = dzh[torch.arange(B, device=dzh.device), first.clamp(max=T - 1).long()]
+        steps = first.clamp(max=T - 1)[:, None, None].expand(B, 1, dzh.shape[2])
+        at_first = dzh.gather(1, steps)[:, 0]
+    if dzh.dtype == torch.float32:
+        total = hs_rows[:-1].t() @ dzh_rows[1:]
+        total.addmm_(hs[:-1, T - 1].t(), dzh[1:, 0], alpha=-1)
+        return total.addmm_(h0.t(), at_first)
     total = (hs_rows[:-1].t() @ dzh_rows[1:]).float()
     total -= (hs[:-1, T - 1].t() @ dzh[1:, 0]).float()
     total += (h0.t() @ at_first).float()
@@ -1428,18 +1469,39 @@ def _split_constexprs(consts: dict) -> dict:
     return {**split, "BLOCK_K": consts["BLOCK_P"]}
 
 
-def _keep(
-    rate: float,
-    zoneout: torch.Tensor | None,
+def _keeps(
+    spec: LSTMSpec,
+    noise: LSTMNoise,
     real: torch.Tensor | None,
     shape: tuple[int, int, int],
     device: torch.device,
-) -> torch.Tensor | None:
-    """keep = 1 − real·(1 − z): the weight of the old state, mask and zoneout together.
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """keep_c, keep_h: the weights of the old cell and hidden state, (B, T, H) and (B, T, P)
+    fp32 views, broadcast with zero strides where they do not vary; None where every weight
+    is 0. keep = 1 − real·(1 − z), mask and zoneout together: z is the training mask (B, T, N),
+    the rate at inference, 0 without zoneout; a mask alone gives both states one tensor."""
+    B, T, H = shape
+    P = spec.output_size
+    real_rows = None if real is None else real[:, :, None].float()  # (B, T, 1)
+    if real_rows is not None and not spec.zoneout_cell and not spec.zoneout_hidden:
+        keep = 1.0 - real_rows
+        return keep.expand(B, T, H), keep.expand(B, T, P)
+    keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real_rows, device)
+    keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real_rows, device)
+    return (
+        None if keep_c is None else keep_c.expand(B, T, H),
+        None if keep_h is None else keep_h.expand(B, T, P),
+    )
 
-    z is the training mask (B, T, N), the rate at inference, 0 without zoneout. Returned as a
-    (B, T, N) fp32 view, broadcast with zero strides where it does not vary."""
-    if not rate and real is None:
+
+def _keep(
+    rate: float,
+    zoneout: torch.Tensor | None,
+    real_rows: torch.Tensor | None,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """One state's keep (`_keeps`) before its broadcast, from real (B, T, 1) fp32 or None."""
+    if not rate and real_rows is None:
         return None
     if rate:
         z = (
@@ -1447,12 +1509,9 @@ def _keep(
             if zoneout is not None
             else torch.full((1, 1, 1), float(rate), device=device)
         )
-    if real is None:
-        keep = z
-    else:
-        r = real[:, :, None].float()  # (B, T, 1)
-        keep = 1.0 - r * (1.0 - z) if rate else 1.0 - r
-    return keep.expand(shape)
+    if real_rows is None:
+        return z
+    return 1.0 - real_rows * (1.0 - z) if rate else 1.0 - real_rows
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -1576,10 +1635,9 @@ def lstm(
         zx = _input_projection(x_in, kernel, gain_x, bias)
     real = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
     # each row's first real step (T where none): zeros are output before it
-    first = None if real is None else torch.where(real.any(1), real.int().argmax(1), T).int()
+    first = None if real is None else (real.cumsum(1) == 0).sum(1)  # int64
     noise = noise or LSTMNoise()
-    keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real, (B, T, H), x.device)
-    keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real, (B, T, P), x.device)
+    keep_c, keep_h = _keeps(spec, noise, real, (B, T, H), x.device)
     rdrop = None if noise.recurrent_mask is None else noise.recurrent_mask.float().contiguous()
     proj = w.projection if spec.proj_size else None
     peep = w.peephole.contiguous() if spec.peephole else None

@@ -859,18 +859,24 @@ def _launches(steps: int, sync: bool, layer_norm: bool, proj: bool, reverse: boo
     return [(t, t + 1, phases) for t in range(steps) for phases in groups]
 
 
+def h_operands(
+    batch: int, output_size: int, device: torch.device, dtype: torch.dtype, dot_u: str
+) -> torch.Tensor:  # fmt: skip
+    """The forward's buffer of dot operands h ⊙ dropout (in `operand_dtype`), (parts, 3, B, P):
+    those of the last two steps (the kernel's) and, in [:, 2], of h0 (the caller's)."""
+    shape = (operand_parts(dot_u), 3, batch, output_size)
+    return torch.empty(shape, device=device, dtype=dtype)
+
+
 def forward(
-    buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool, h0_dot: torch.Tensor
+    buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool, hd: torch.Tensor
 ) -> None:  # fmt: skip
     """Run the recurrence of `triton_lstm._Recurrence.forward` in the split layout: buffers
-    are `_split_fwd_kernel`'s pointer arguments up to m, shape (B, T, H, P); h0_dot (B, P) is
-    h0 ⊙ dropout as the dots with U take it (`operand_dtype`, rounded to TF32 for "tf32";
-    (2, B, P) in parts for "tf32x3", `triton_lstm._in_parts`), and U in buffers likewise."""
+    are `_split_fwd_kernel`'s pointer arguments up to m, shape (B, T, H, P); hd is
+    `h_operands` with h0 ⊙ dropout in [:, 2] as the dots with U take it (rounded to TF32 for
+    "tf32", in parts for "tf32x3", `triton_lstm._write_operand`), and U in buffers likewise."""
     B, T, H, P = shape
     device = buffers[0].device
-    parts = operand_parts(consts["DOT_U"])
-    hd = torch.empty(parts, 3, B, P, device=device, dtype=h0_dot.dtype)  # h_t, h_t, h0
-    hd[:, 2].copy_(h0_dot.view(parts, B, P))
     grid = _grid(B, H, cfg)
     sync = _synchronised(grid, device, interpreted)
     part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
