@@ -270,6 +270,7 @@ _JIT_FUNCTIONS = (
     "_lstm_fwd_kernel",
     "_gates_kernel",
     "_lstm_bwd_kernel",
+    "_tf32_block",
     "_tf32_kernel",
 )
 _TRITON = None  # the triton module once `_triton()` has run
@@ -547,8 +548,8 @@ def _finish_hidden(
 
 
 def _lstm_fwd_kernel(
-    p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
-    p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
+    p_zx, p_h0, p_c0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
+    p_first, p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_hs, p_cs, p_carry, p_stats, p_o, p_zhn, p_cn, p_m,  # outputs, saved, scratch
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
@@ -558,12 +559,13 @@ def _lstm_fwd_kernel(
 ):  # fmt: skip
     """One program: BLOCK_B batch rows through all T steps.
 
-    In: zx (B, T, 4H) = x·W (+LN, +b); h0 (B, P); c0 in carry (B, H) fp32; U (P, 4H);
+    In: zx (B, T, 4H) = x·W (+LN, +b); h0 (B, P); c0 (B, H) fp32; U (P, 4H);
     optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H), dropout (B, P), keep_c /
     keep_h strided (B, T, H / P); first (B,) int64, each row's first real step (T if none;
     0 without a mask): up to it the carried state is h0, and the outputs are zeros.
-    Out: hs (B, T, P), the outputs; cs[:, 1:] of cs (B, T+1, H), in hs's dtype (the state
-    itself is carried in fp32, in carry, which ends as c_T); with layer norm stats (B, T, 4),
+    Out: hs (B, T, P), the outputs; cs (B, T+1, H), c0 and every step's state, in hs's dtype
+    (the state itself is carried in fp32, in carry, which ends as c_T); with layer norm stats
+    (B, T, 4),
     the row mean and inverse deviation of h·U and of c~. Backward recomputes the rest from these
     (`_gates_kernel`, `_cell_activation`).
     Scratch, one row per batch row: with layer norm o (B, H), the output gate, zhn (B, 4H) =
@@ -583,6 +585,7 @@ def _lstm_fwd_kernel(
     p_c_own = p_carry + r64 * H
     first = _first_real_steps(p_first, rows, m_b, MASKED)
     for t in range(T):
+        p_c_in = tl.where(t == 0, p_c0 + r64 * H, p_c_own)  # c_{t-1}
         p_h_next = p_hs + r64 * T * P + t * P
         p_h_prev = tl.where(t > first, p_h_next - P, p_h0 + r64 * P)  # h0 up to the first
         seen = t >= first
@@ -641,7 +644,9 @@ def _lstm_fwd_kernel(
                     p_h_prev, p_rd, p_u, m_b, cols, m_h, H, P, RDROP, DOT_U, "",
                     BLOCK_B, BLOCK_H, BLOCK_P,
                 )  # fmt: skip
-            b_c = tl.load(p_c_own[:, None] + cols[None, :], mask=m, other=0.0)
+            b_c = tl.load(p_c_in[:, None] + cols[None, :], mask=m, other=0.0)
+            if t == 0:
+                _store(p_c_next[:, None] - H + cols[None, :], b_c, m, DOT)  # cs[:, 0] = c0
             _, _, _, b_o, b_cnew = _gates_and_cell(
                 zi, zf, zg, zo, p_zx_t[:, None] + cols[None, :], b_c, p_peep, cols, m_h, m, H,
                 GATE_ACT, CELL_ACT, PEEPHOLE,
@@ -777,17 +782,30 @@ def _gates_kernel(
     _store(p_z + o_g + 3 * H, b_o, m, DOT)
 
 
-def _tf32_kernel(p_x, p_out, N, REST, BLOCK: tl.constexpr, PARTS: tl.constexpr):
-    """out = x (N fp32 elements) rounded to TF32 (`_round_tf32`); with PARTS == 2 also, REST
-    elements past out, the TF32 part of the rest x − out: the two parts that three-product
-    TF32 dots take (`triton_split._operand_dot`)."""
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+def _tf32_block(p_x, p_out, N, REST, start, BLOCK: tl.constexpr, PARTS: tl.constexpr):
+    """Elements start … start + BLOCK − 1 of `_tf32_kernel`'s job on x (N) into out."""
+    offs = start + tl.arange(0, BLOCK)
     m = offs < N
     x = tl.load(p_x + offs, mask=m)
     hi = _round_tf32(x)
     tl.store(p_out + offs, hi, mask=m)
     if PARTS == 2:
         tl.store(p_out + REST + offs, _round_tf32(x - hi), mask=m)
+
+
+def _tf32_kernel(
+    p_x, p_out, N, REST, p_x2, p_out2, N2, REST2, BLOCK: tl.constexpr, PARTS: tl.constexpr
+):  # fmt: skip
+    """out = x (N fp32 elements) rounded to TF32 (`_round_tf32`), and out2 = x2 (N2) so, by
+    the first cdiv(N, BLOCK) programs and the rest. With PARTS == 2 also, REST (REST2)
+    elements past out (out2), the TF32 part of the rest x − out: the two parts that
+    three-product TF32 dots take (`triton_split._operand_dot`)."""
+    blocks = tl.cdiv(N, BLOCK)
+    pid = tl.program_id(0)
+    if pid < blocks:
+        _tf32_block(p_x, p_out, N, REST, pid * BLOCK, BLOCK, PARTS)
+    else:
+        _tf32_block(p_x2, p_out2, N2, REST2, (pid - blocks) * BLOCK, BLOCK, PARTS)
 
 
 def _cell_inputs(p_g, p_c, m, H):
@@ -1135,13 +1153,17 @@ def _dot_mode(dtype: torch.dtype, device: torch.device) -> str:
     return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
 
 
-def _tf32_into(x: torch.Tensor, out: torch.Tensor, rest: int = 0) -> None:
-    """Write fp32 ``x`` rounded to TF32 (10 mantissa bits, to nearest even, as `_round_tf32`)
-    into ``out`` (contiguous, x's size) in one launch; with ``rest`` also the TF32 part of
-    the rest, ``rest`` elements past out (`_tf32_kernel`)."""
-    x = x.contiguous()
-    n, block = x.numel(), 1024
-    _tf32_kernel[(-(-n // block),)](x, out, n, rest, BLOCK=block, PARTS=2 if rest else 1)
+def _tf32_into(jobs: list[tuple[torch.Tensor, torch.Tensor]], parts: int) -> None:
+    """For each (x, out) of ``jobs`` (one or two) write fp32 x rounded to TF32 (10 mantissa
+    bits, to nearest even, as `_round_tf32`) into out (parts, …), out[0] contiguous; with
+    ``parts`` 2 the TF32 part of the rest into out[1]. One launch of `_tf32_kernel`."""
+    (x, out), (x2, out2) = jobs if len(jobs) == 2 else (jobs[0], (jobs[0][0][:0], jobs[0][1]))
+    x, x2 = x.contiguous(), x2.contiguous()
+    block, rest = 1024, [o.stride(0) if parts == 2 else 0 for o in (out, out2)]
+    grid = (-(-x.numel() // block) + -(-x2.numel() // block),)
+    _tf32_kernel[grid](
+        x, out[0], x.numel(), rest[0], x2, out2[0], x2.numel(), rest[1], BLOCK=block, PARTS=parts
+    )
 
 
 def _tf32(x: torch.Tensor, parts: int = 1) -> torch.Tensor:
@@ -1149,7 +1171,7 @@ def _tf32(x: torch.Tensor, parts: int = 1) -> torch.Tensor:
     rest, which three-product TF32 dots take as they are (`triton_split._store_operand`)."""
     _triton()
     out = torch.empty((parts, *x.shape), device=x.device, dtype=torch.float32)
-    _tf32_into(x, out[0], out.stride(0) if parts == 2 else 0)
+    _tf32_into([(x, out)], parts)
     return out if parts == 2 else out[0]
 
 
@@ -1166,21 +1188,21 @@ def _dot_operand(w: torch.Tensor, dtype: torch.dtype, dot: str) -> torch.Tensor:
     return _tf32(w) if dot == "tf32" else w
 
 
-def _in_parts(x: torch.Tensor, dot: str) -> torch.Tensor:
-    """A dot operand as the split kernels take it: for "tf32x3" dots (2, …), x's TF32 part and
-    the TF32 part of the rest (`_tf32`); else x."""
-    return _tf32(x, 2) if triton_split.operand_parts(dot) == 2 else x
-
-
-def _write_operand(x: torch.Tensor, out: torch.Tensor, dot: str) -> None:
-    """Write x into ``out`` (parts, …) as `_in_parts` (and for "tf32" dots `_dot_operand`)
-    would give it, without the copy in between."""
-    if dot == "tf32":
-        _tf32_into(x.float(), out[0])
-    elif dot == "tf32x3":
-        _tf32_into(x.float(), out[0], out.stride(0))
-    else:
-        out[0].copy_(x)
+def _split_operands(u, h0_dropped, hd, dot_dtype, dot_u) -> tuple:
+    """U as the split kernels take it, (parts, P, 4H) for "tf32x3" dots, else (P, 4H), and U
+    as `_dot_operand` gives it (for the gates kernel); h0 ⊙ dropout written into hd[:, 2]
+    likewise. TF32 operands are rounded together, in one launch."""
+    if dot_u == "tf32x3":
+        u_parts = torch.empty(2, *u.shape, device=u.device, dtype=torch.float32)
+        _tf32_into([(u.detach(), u_parts), (h0_dropped, hd[:, 2])], 2)
+        return u_parts, u.detach()
+    if dot_u == "tf32":
+        u_dot = torch.empty(1, *u.shape, device=u.device, dtype=torch.float32)
+        _tf32_into([(u.detach(), u_dot), (h0_dropped, hd[:, 2])], 1)
+        return u_dot[0], u_dot[0]
+    hd[0, 2].copy_(h0_dropped)
+    u_dot = _dot_operand(u, dot_dtype, dot_u)
+    return u_dot, u_dot
 
 
 def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
@@ -1216,12 +1238,10 @@ class _Recurrence(torch.autograd.Function):
         H, P = G4 // 4, spec.output_size
         f32 = dict(device=zx.device, dtype=torch.float32)
         dot = _dot_mode(dot_dtype, zx.device)
-        u_dot = _dot_operand(u, dot_dtype, _u_dot_mode(dot, spec))
-        wr_dot = _dot_operand(wr, dot_dtype, dot) if wr is not None else u_dot
+        wr_dot = _dot_operand(wr, dot_dtype, dot) if wr is not None else zx
         hs = torch.empty(B, T, P, device=zx.device, dtype=h0.dtype)
-        cs = torch.empty(B, T + 1, H, device=zx.device, dtype=h0.dtype)
-        cs[:, 0] = c0
-        carry = torch.empty(B, H, **f32).copy_(c0)  # the state itself, c0 then c_T
+        cs = torch.empty(B, T + 1, H, device=zx.device, dtype=h0.dtype)  # the kernels store c0
+        carry = torch.empty(B, H, **f32)  # the state itself, to c_T
         ln = spec.layer_norm
         stats = torch.empty(B, T, 4, **f32) if ln else None
         o = torch.empty(B, H, **f32) if ln else None  # scratch rows of one step
@@ -1231,26 +1251,24 @@ class _Recurrence(torch.autograd.Function):
         buffers = [_or(t, zx) for t in (stats, o, zhn, cn, scratch)]
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
         # fmt: off
-        u_parts = None  # U in parts, where the split kernels take it so
+        dot_u = consts["DOT_U"]
         if cfg.split:
             h0_dropped = h0 if rdrop is None else h0 * rdrop
-            dot_u = consts["DOT_U"]
-            dtype = triton_split.operand_dtype(u_dot, dot_u)
+            dtype = triton_split.operand_dtype(dot_dtype, dot_u)
             hd = triton_split.h_operands(B, P, zx.device, dtype, dot_u)
-            _write_operand(h0_dropped, hd[:, 2], dot_u)
-            u_parts = _in_parts(u_dot, dot_u)
+            u_parts, u_dot = _split_operands(u, h0_dropped, hd, dot_dtype, dot_u)
             triton_split.forward(
                 (
-                    zx, h0, u_parts, _or(peep, zx), wr_dot, _or(gamma_h, zx),
+                    zx, h0, c0, u_parts, _or(peep, zx), wr_dot, _or(gamma_h, zx),
                     _or(gamma_c, zx), _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
                     *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 ),
                 (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED, hd,
             )
-            u_parts = None if u_parts is u_dot else u_parts
         else:
+            u_dot = u_parts = _dot_operand(u, dot_dtype, dot_u)
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                zx, h0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
+                zx, h0, c0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
                 _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
                 *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
@@ -1259,7 +1277,7 @@ class _Recurrence(torch.autograd.Function):
         ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
         saved = (h0, hs, cs, stats, x, kernel, bias, gain_x)  # None where not needed
         # the dot operands of U and W_hr as the kernels took them, for backward's kernels
-        operands = (u_dot, u_parts, None if wr is None else wr_dot)
+        operands = (u_dot, None if u_parts is u_dot else u_parts, None if wr is None else wr_dot)
         ctx.save_for_backward(
             *saved, *operands, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h, first
         )
@@ -1649,7 +1667,7 @@ def lstm(
     cfg = config or default_config(B, H, P, x.device, cdtype)
     # fmt: off
     outputs, h_last, c_last = _Recurrence.apply(
-        zx, x_in, kernel, bias, gain_x, h0.to(cdtype).contiguous(), c0.float(),
+        zx, x_in, kernel, bias, gain_x, h0.to(cdtype).contiguous(), c0.float().contiguous(),
         w.recurrent_kernel, peep, proj, *norms, rdrop, keep_c, keep_h, first, spec, cfg, cdtype,
     )
     # fmt: on

@@ -31,7 +31,7 @@ along its rows, so that each warp would compute all of it. So h·U takes the pro
 of all four gates in one dot (16 x 64), and dz·Uᵀ and the projection's products are dots
 batched over four blocks, then summed. The program that computes a dot's left operand stores
 it once as the dot takes it (`_store_operand`), for every reader; for the three TF32
-products of layer norm's dots with U, in two parts, as U comes (`triton_lstm._in_parts`).
+products of layer norm's dots with U, in two parts, as U comes (`triton_lstm._split_operands`).
 Where it fits (`k_chunk`), U stays in shared memory through the steps; else it streams in K
 chunks.
 
@@ -155,7 +155,7 @@ def _times_gate_columns(
 ):  # fmt: skip
     """A·U at this program's `_gate_columns` for the rows p_a (BLOCK_B,) of a dot operand
     (…, P) that other programs wrote (``.cg``, `_store_operand`, the rest a_rest further on);
-    U (P, 4H) streamed in K chunks (its rest P·4H further on, `triton_lstm._in_parts`)."""
+    U (P, 4H) streamed in K chunks (its rest P·4H further on, `triton_lstm._split_operands`)."""
     acc = tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32)
     for k0 in range(0, P, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
@@ -198,7 +198,7 @@ def _store_operand(p, x, m, rest, DOT: tl.constexpr):
 
 def _operand_dot(a, a_rest, b, b_rest, acc, DOT: tl.constexpr):
     """`_dot` of an a stored by `_store_operand`. For "tf32x3" dots a and b are TF32 parts, and
-    a_rest, b_rest the TF32 parts of their rests (`_operand_rows`, `triton_lstm._in_parts`):
+    a_rest, b_rest the TF32 parts of their rests (`_operand_rows`, `triton_lstm._split_operands`):
     three TF32 products, a·b + a·b_rest + a_rest·b, fp32's accuracy. Other dots ignore the
     rests."""
     if DOT == "tf32":
@@ -250,7 +250,7 @@ def _gate_blocks_times(
     by `_store_operand` (its rest a_rest further on): one dot per K chunk, batched over the
     four gate blocks. RESIDENT: u_t (and u_t_rest, for "tf32x3") holds the whole of Uᵀ's
     columns (`_four_blocks`); else U (P, 4H) streams in chunks of BLOCK_K per block (its
-    rest P·4H further on, `triton_lstm._in_parts`)."""
+    rest P·4H further on, `triton_lstm._split_operands`)."""
     acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
     if RESIDENT:
         acc = _four_blocks_dot(
@@ -367,8 +367,8 @@ def _gate_stats(zi, zf, zg, zo, m, n):
 
 
 def _split_fwd_kernel(
-    p_zx, p_h0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
-    p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
+    p_zx, p_h0, p_c0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
+    p_first, p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_hs, p_cs, p_carry, p_stats,  # outputs and saved
     p_o, p_zhn, p_cn, p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
     p_hd,  # the dot operands (h ⊙ dropout) of the last two steps and of h0
@@ -382,10 +382,11 @@ def _split_fwd_kernel(
 ):  # fmt: skip
     """Steps T_BEGIN … T_END − 1 of BLOCK_B rows: program (slice, tile).
 
-    Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); first (B,); hs
-    (B, T, P); cs (B, T+1, H) in hs's dtype; carry (B, H) fp32, the state (c0 on entry, c_T
-    on exit; a program keeps its columns in registers between); U (parts, P, 4H), parts = 2
-    for "tf32x3" dots, else 1 (`triton_lstm._in_parts`); W_hr (H, P); γ_h (4H), γ_c, β_c
+    Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); c0 (B, H) fp32;
+    first (B,); hs (B, T, P); cs (B, T+1, H) in hs's dtype (c0 stored in cs[:, 0] here); carry
+    (B, H) fp32, the state between launches (c_T on exit; c0 is read from its own buffer; a
+    program keeps its columns in registers between); U (parts, P, 4H), parts = 2
+    for "tf32x3" dots, else 1 (`triton_lstm._split_operands`); W_hr (H, P); γ_h (4H), γ_c, β_c
     (H); with layer norm stats (B, T, 4) and, where the phases of a step are separate
     launches, scratch rows that carry a program's own columns from one to the next: o (B,
     H), zhn (B, 4H), cn (B, H). m (B, H) holds o ⊙ act(c) before the projection (as
@@ -424,7 +425,13 @@ def _split_fwd_kernel(
     n_sync = 1 + 2 * LAYER_NORM + PROJ  # barriers per step
     first = _first_real_steps(p_first, rows, m_b, MASKED)
     p_c_own = p_carry + r64[:, None] * H + cols[None, :]  # the state, fp32, between launches
-    b_c = tl.load(p_c_own, mask=m, other=0.0)
+    p_c_start = p_c_own
+    if PHASES & 2:  # the launch with the cell of the first step starts from c0
+        p_c_start = tl.where(T_BEGIN == 0, p_c0 + r64[:, None] * H + cols[None, :], p_c_own)
+    b_c = tl.load(p_c_start, mask=m, other=0.0)
+    if PHASES & 2:
+        if T_BEGIN == 0:
+            _store(p_c_row[:, None] + cols[None, :], b_c, m, DOT)  # cs[:, 0] = c0
     u_cols, m_u = _gate_columns(H, BLOCK_H)
     QUARTER: tl.constexpr = BLOCK_K // 4  # the projection's K blocks, held
     CARRY: tl.constexpr = PHASES if BLOCK_B == 16 else 0  # hand on in registers
@@ -440,7 +447,7 @@ def _split_fwd_kernel(
     if RESIDENT:
         u_all = _b_tile(p_u, G4, 1, P, u_cols, m_u, BLOCK_K)
         u_rest = u_all
-        if DOT_U == "tf32x3":  # U's rest, P·4H further on (`triton_lstm._in_parts`)
+        if DOT_U == "tf32x3":  # U's rest, P·4H further on (`triton_lstm._split_operands`)
             u_rest = _b_tile(p_u + P * G4, G4, 1, P, u_cols, m_u, BLOCK_K)
         if PROJ:
             w_r = _four_blocks(p_wr, QUARTER, P, 1, QUARTER, H, cols, cols < P, QUARTER)
@@ -658,7 +665,7 @@ def _split_bwd_kernel(
     d_peep_f = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
     d_peep_o = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
     u_t = p_u  # Uᵀ as its four gate blocks, element (j, k, n) U[n, j·H + k], if held
-    u_t_rest = p_u  # and its rest ("tf32x3"), P·4H further on (`triton_lstm._in_parts`)
+    u_t_rest = p_u  # and its rest ("tf32x3"), P·4H further on (`triton_lstm._split_operands`)
     if RESIDENT:
         u_t = _four_blocks(p_u, H, 1, G4, H, G4, cols, m_p, BLOCK_K)
         u_t_rest = u_t
@@ -874,7 +881,7 @@ def forward(
     """Run the recurrence of `triton_lstm._Recurrence.forward` in the split layout: buffers
     are `_split_fwd_kernel`'s pointer arguments up to m, shape (B, T, H, P); hd is
     `h_operands` with h0 ⊙ dropout in [:, 2] as the dots with U take it (rounded to TF32 for
-    "tf32", in parts for "tf32x3", `triton_lstm._write_operand`), and U in buffers likewise."""
+    "tf32", in parts for "tf32x3", `triton_lstm._split_operands`), and U in buffers likewise."""
     B, T, H, P = shape
     device = buffers[0].device
     grid = _grid(B, H, cfg)
@@ -911,11 +918,11 @@ def backward(
     resident, block_k = k_chunk(cfg, H, buffers[1].element_size(), consts["DOT_U"], "backward")
     consts = {**consts, "BLOCK_K": block_k, "PROGRAMS": _programs_block(grid[0], cfg.block_h)}
     dot_u = consts["DOT_U"]
-    dtype = operand_dtype(buffers[1], dot_u)
+    dtype = operand_dtype(buffers[1].dtype, dot_u)
     dzd = torch.empty(operand_parts(dot_u), 2, B, 4 * H, device=device, dtype=dtype)
     dhd = dzd  # with a projection, d loss / d h_t as the product with W_hrᵀ takes it
     if consts["PROJ"]:
-        dhd = torch.empty(B, P, device=device, dtype=operand_dtype(buffers[3], consts["DOT"]))
+        dhd = torch.empty(B, P, device=device, dtype=operand_dtype(buffers[3].dtype, consts["DOT"]))
     for begin, end, phases, finish in launches:
         _split_bwd_kernel[grid](
             *buffers, dh, dc, part[0], part[1], count, dzd, dhd, B, T, H, P, begin, end,
@@ -931,10 +938,11 @@ def operand_parts(dot_u: str) -> int:
     return 2 if dot_u == "tf32x3" else 1
 
 
-def operand_dtype(u_dot: torch.Tensor, dot_u: str) -> torch.dtype:
-    """The dtype in which the kernels keep the left operands of their dots with U: U's own
-    (bf16 / fp16) for "low" dots, else fp32 (the interpreter's bf16 stores truncate)."""
-    return u_dot.dtype if dot_u == "low" else torch.float32
+def operand_dtype(dot_dtype: torch.dtype, dot_u: str) -> torch.dtype:
+    """The dtype in which the kernels keep the left operands of their dots with U, given U's
+    as its dots take it: that (bf16 / fp16) for "low" dots, else fp32 (the interpreter's bf16
+    stores truncate)."""
+    return dot_dtype if dot_u == "low" else torch.float32
 
 
 HELD_BYTES = {"forward": 160 * 1024, "backward": 128 * 1024}
