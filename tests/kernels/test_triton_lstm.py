@@ -707,6 +707,28 @@ def test_backward_builds_one_buffer_as_large_as_the_states_the_gate_gradients(co
     assert sorted(n for n in new.sizes if n >= B * T * H) == [B * T * 4 * H]
 
 
+@pytest.mark.parametrize("used", ["h_T", "outputs"])
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_unused_outputs_get_no_gradient_buffers(config, used):
+    """Where a model uses h_T alone (``return_sequences=False``, the seed model) or the
+    outputs alone, backward is handed no gradient for the others: autograd makes no (B, T, P)
+    buffer of zeros for the outputs, and the gradients are the reference's."""
+    B, T, D, H = 8, 12, 4, 20
+    spec = LSTMSpec(H)
+    x, h0, c0, w, _ = problem(spec, B=B, T=T, D=D)
+    mask = lengths_mask(B, T)
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    pick = {"h_T": 1, "outputs": 0}[used]
+    with _NewBuffers(leaves) as new:
+        outs = triton_lstm.lstm(x, h0, c0, w, spec, mask, config=config)
+        new.sizes.clear()
+        grads = torch.autograd.grad(outs[pick].sum(), leaves)
+    assert sorted(n for n in new.sizes if n >= B * T * H) == [B * T * 4 * H]
+    ref = reference.lstm(x, h0, c0, w, spec, mask)
+    for a, b in zip(grads, torch.autograd.grad(ref[pick].sum(), leaves), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
+
+
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
 def test_with_layer_norm_backward_builds_two_buffers_larger_than_the_states(config, no_tf32):
     """With layer norm, of the buffers larger than every step's cell states (B·T·H), backward
@@ -866,6 +888,27 @@ def test_interpreted_split_kernels_run_a_step_in_one_launch_where_a_tile_has_one
     assert triton_split._synchronised((1, 3), cpu, interpreted=True)
     assert not triton_split._synchronised((2, 1), cpu, interpreted=True)
     assert triton_split._launches(5, True, True, True, reverse=False) == [(0, 5, 15)]
+
+
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16], ids=["fp32", "bf16"])
+def test_split_launchers_size_u_by_the_dtype_its_dots_take(monkeypatch, autocast):
+    """Whether U is held on the SM depends on its bytes: both launchers pass `k_chunk` the
+    element size of U as the kernels read it (2 under bf16 autocast, 4 in fp32)."""
+    sizes = []
+    k_chunk = triton_split.k_chunk
+
+    def recorded(cfg, units, itemsize, dot_u, direction):
+        sizes.append((direction, itemsize))
+        return k_chunk(cfg, units, itemsize, dot_u, direction)
+
+    monkeypatch.setattr(triton_split, "k_chunk", recorded)
+    spec = LSTMSpec(16)
+    x, h0, c0, w, _ = problem(spec)
+    with torch.autocast(DEVICE, dtype=autocast or torch.float32, enabled=bool(autocast)):
+        outs = triton_lstm.lstm(x, h0, c0, w, spec, config=SPLIT)
+    torch.autograd.grad(outs[0].sum(), [x])
+    itemsize = 4 if autocast is None else 2
+    assert sizes == [("forward", itemsize), ("backward", itemsize)]
 
 
 def test_split_kernels_hold_u_where_it_fits_and_stream_it_beyond():

@@ -255,7 +255,7 @@ _JIT_FUNCTIONS = (
     "_col_sum",
     "_accumulate",
     "_gates_and_cell",
-    "_dhs_mask",
+    "_outside_grad",
     "_first_real_steps",
     "_emit_hidden",
     "_finish_hidden",
@@ -517,12 +517,17 @@ def _emit_hidden(
     _store(p_h_next[:, None] + cols[None, :], b_new, m, DOT)
 
 
-def _dhs_mask(m, seen, MASKED: tl.constexpr):
-    """Where the gradient of the outputs counts: not before a row's first real step, where
-    the outputs are constant zeros."""
-    if MASKED:
-        m = m & seen[:, None]
-    return m
+def _outside_grad(p, m, seen, MASKED: tl.constexpr, DHS: tl.constexpr):
+    """The gradient reaching the outputs from outside at p (2-D), fp32: zeros where none came
+    (DHS false: the outputs were not used) and before a row's first real step, where the
+    outputs are constant zeros."""
+    if DHS:
+        if MASKED:
+            m = m & seen[:, None]
+        b = tl.load(p, mask=m, other=0.0).to(tl.float32)
+    else:
+        b = tl.where(m, 0.0, 0.0)
+    return b
 
 
 def _first_real_steps(p_first, rows, m_b, MASKED: tl.constexpr):
@@ -905,8 +910,9 @@ def _add_blocks(p, x_i, x_f, x_o, m, H):
 
 
 def _lstm_bwd_kernel(
-    p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
-    p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
+    p_dhs, s_d_b, s_d_t, s_d_p, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c,  # inputs
+    p_rdrop, p_first, p_keep_c, s_kc_b, s_kc_t, s_kc_u,
+    p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
     p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms,  # outputs
     p_dh, p_dc, p_m,  # carries, scratch
@@ -914,12 +920,13 @@ def _lstm_bwd_kernel(
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
     RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
+    DHS: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """Reverse recurrence of one program's BLOCK_B rows.
 
-    In: dhs (B, T, P), the gradient reaching the outputs hs from outside (ignored before a
-    row's first real step, first (B,), where the outputs are zeros); cs and (layer norm)
+    In: dhs (B, T, P) strided, the gradient reaching the outputs hs from outside (none where
+    DHS is false; ignored before a row's first real step, first (B,), where the outputs are
+    zeros); cs and (layer norm)
     stats as the forward saved them; the gates (B, T, 4H) and (layer norm) zhn (B, T, 4H) = x̂
     of LN(h·U) as `_gates_kernel` recomputed them. Out: dz (B, T, 4H) = d loss / d z (also
     d loss / d zx), which may be the gates' buffer itself (each step's gates are read before
@@ -954,7 +961,7 @@ def _lstm_bwd_kernel(
         p_dh_nxt = p_dh + (1 - cur) * B * P + r64 * P
         p_dc_cur = p_dc + cur * B * H + r64 * H
         p_dc_nxt = p_dc + (1 - cur) * B * H + r64 * H
-        p_dhs_t = p_dhs + o_p + t * P
+        p_dhs_t = p_dhs + r64 * s_d_b + t * s_d_t
         p_dhn_t = p_dhn + o_p + t * P
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
         p_g_t = p_gates + o_z + t * G4
@@ -969,9 +976,9 @@ def _lstm_bwd_kernel(
             for p0 in range(0, P, BLOCK_P):
                 pcols = p0 + tl.arange(0, BLOCK_P)
                 m = m_b[:, None] & (pcols < P)[None, :]
-                b_dh = tl.load(p_dh_cur[:, None] + pcols[None, :], mask=m, other=0.0) + tl.load(
-                    p_dhs_t[:, None] + pcols[None, :], mask=_dhs_mask(m, seen, MASKED), other=0.0
-                ).to(tl.float32)
+                b_dh = tl.load(p_dh_cur[:, None] + pcols[None, :], mask=m, other=0.0)
+                p_d = p_dhs_t[:, None] + pcols[None, :] * s_d_p
+                b_dh += _outside_grad(p_d, m, seen, MASKED, DHS)
                 if KEEP_H:
                     p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
                     b_keep = tl.load(p_k, mask=m, other=1.0)
@@ -994,9 +1001,9 @@ def _lstm_bwd_kernel(
                     p_dhn_t, P, p_wr, 1, P, cols, m_h, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_P
                 )
             else:  # P == H: the hidden state's own chunk
-                b_dm = tl.load(p_dh_cur[:, None] + cols[None, :], mask=m, other=0.0) + tl.load(
-                    p_dhs_t[:, None] + cols[None, :], mask=_dhs_mask(m, seen, MASKED), other=0.0
-                ).to(tl.float32)
+                b_dm = tl.load(p_dh_cur[:, None] + cols[None, :], mask=m, other=0.0)
+                p_d = p_dhs_t[:, None] + cols[None, :] * s_d_p
+                b_dm += _outside_grad(p_d, m, seen, MASKED, DHS)
                 if KEEP_H:
                     p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
                     b_keep = tl.load(p_k, mask=m, other=1.0)
@@ -1274,7 +1281,8 @@ class _Recurrence(torch.autograd.Function):
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )
         # fmt: on
-        ctx.spec, ctx.cfg, ctx.dot_dtype = spec, cfg, dot_dtype
+        ctx.spec, ctx.cfg, ctx.dot_dtype, ctx.device_type = spec, cfg, dot_dtype, zx.device.type
+        ctx.set_materialize_grads(False)  # an unused output's gradient is no buffer of zeros
         saved = (h0, hs, cs, stats, x, kernel, bias, gain_x)  # None where not needed
         # the dot operands of U and W_hr as the kernels took them, for backward's kernels
         operands = (u_dot, None if u_parts is u_dot else u_parts, None if wr is None else wr_dot)
@@ -1290,7 +1298,7 @@ class _Recurrence(torch.autograd.Function):
     def backward(ctx, dhs, dh_last, dc_last):
         # a backward called inside an autocast region (on the CPU it runs in the caller's
         # thread) must not turn x·W or the fp32 weight-gradient sums into bf16 ones
-        with torch.autocast(dhs.device.type, enabled=False):
+        with torch.autocast(ctx.device_type, enabled=False):
             return _Recurrence.backward_pass(ctx, dhs, dh_last, dc_last)
 
     @staticmethod
@@ -1307,9 +1315,8 @@ class _Recurrence(torch.autograd.Function):
         dot = _dot_mode(ctx.dot_dtype, hs.device)
         wr_dot = u_dot if wr_dot is None else wr_dot
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
+        consts["DHS"] = dhs is not None  # None where the outputs were not used
         ln = spec.layer_norm
-
-        dhs = dhs.contiguous()  # autograd passes zeros for an unused output
         # the gates, which the reverse kernel overwrites with dz as it reads them (in zx's
         # dtype; fp32 with layer norm); LN(h·U) likewise with d loss / d (h·U)
         dz = _input_projection(x, kernel, gain_x, bias)
@@ -1324,24 +1331,25 @@ class _Recurrence(torch.autograd.Function):
         dcn = torch.empty(B, H, **f32) if ln else dz  # scratch
         scratch = torch.empty(B, H, **f32) if ln else dz
         dnorm = torch.zeros(triton.cdiv(B, cfg.block_b), 6 * H, **f32) if ln else dz
+        dhs_args = (hs, 0, 0, 0) if dhs is None else (dhs, *dhs.stride())
         inputs = (
-            dhs, u_dot, _or(peep, dz), wr_dot, _or(gamma_h, dz), _or(gamma_c, dz),
+            *dhs_args, u_dot, _or(peep, dz), wr_dot, _or(gamma_h, dz), _or(gamma_c, dz),
             _or(beta_c, dz), _or(rdrop, dz), _or(first, dz),
             *_keep_args(keep_c, dz), *_keep_args(keep_h, dz),
             cs, _or(stats, dz), dz, dzh,
         )  # fmt: skip
         if cfg.split:  # one carry each, starting from the gradients of h_T and c_T
-            d_h0 = torch.empty(B, P, **f32).copy_(dh_last)  # gradients may come strided
-            d_c0 = torch.empty(B, H, **f32).copy_(dc_last)
+            d_h0 = _carry_start(torch.empty(B, P, **f32), dh_last)
+            d_c0 = _carry_start(torch.empty(B, H, **f32), dc_last)
             u_parts = u_dot if u_parts is None else u_parts
             triton_split.backward(
-                (dhs, u_parts, *inputs[2:], dz, dzh, dhn, dcn, dnorm, dpeep, ms, scratch),
+                (*inputs[:4], u_parts, *inputs[5:], dz, dzh, dhn, dcn, dnorm, dpeep, ms, scratch),
                 (B, T, H, P),
                 _split_constexprs(consts), cfg, _INTERPRETED, d_h0, d_c0,
             )  # fmt: skip
         else:  # ping-pong carries, slot 0 first (slot 1 is written before it is read)
             dh, dc = torch.empty(2, B, P, **f32), torch.empty(2, B, H, **f32)
-            dh[0], dc[0] = dh_last, dc_last
+            _carry_start(dh[0], dh_last), _carry_start(dc[0], dc_last)
             _lstm_bwd_kernel[(triton.cdiv(B, cfg.block_b),)](
                 *inputs, dz, dzh, dhn, dcn, dnorm, dpeep, ms, dh, dc, scratch,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
@@ -1371,6 +1379,12 @@ class _Recurrence(torch.autograd.Function):
             None, d_x, d_w, d_b, d_gx, d_h0, d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc,
             *(None,) * 7,
         )  # fmt: skip
+
+
+def _carry_start(carry: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
+    """A reverse carry at its start: the gradient of h_T or c_T (it may come strided, or in
+    bf16), zeros where that output was not used."""
+    return carry.zero_() if grad is None else carry.copy_(grad)
 
 
 def _recompute_gates(

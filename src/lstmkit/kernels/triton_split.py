@@ -48,7 +48,7 @@ tl = None
 _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _accumulate = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = None
-_dhs_mask = _first_real_steps = _cell_stats = _round_tf32 = _add = None
+_outside_grad = _first_real_steps = _cell_stats = _round_tf32 = _add = None
 _peephole_sums = _add_blocks = None
 SHARED = (
     "_cell_backward",
@@ -67,7 +67,7 @@ SHARED = (
     "_store",
     "_gate_blocks",
     "_recomputed_cell",
-    "_dhs_mask",
+    "_outside_grad",
     "_first_real_steps",
     "_cell_stats",
     "_round_tf32",
@@ -592,8 +592,9 @@ def _store_operand_blocks(p, b_i, b_f, b_g, b_o, m, H, rest, DOT: tl.constexpr):
 
 
 def _split_bwd_kernel(
-    p_dhs, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop, p_first,  # inputs
-    p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
+    p_dhs, s_d_b, s_d_t, s_d_p, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c,  # inputs
+    p_rdrop, p_first, p_keep_c, s_kc_b, s_kc_t, s_kc_u,
+    p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
     p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms, p_m,  # outputs, scratch
     p_dh, p_dc, p_part_a, p_part_b, p_count,  # carries, partial sums, tile counters
@@ -602,14 +603,15 @@ def _split_bwd_kernel(
     B, T, H, P, S_BEGIN, S_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
-    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, SYNC: tl.constexpr,
-    PHASES: tl.constexpr, FINISH: tl.constexpr,
+    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, DHS: tl.constexpr,
+    SYNC: tl.constexpr, PHASES: tl.constexpr, FINISH: tl.constexpr,
     RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
     PROGRAMS: tl.constexpr,
 ):  # fmt: skip
     """Reverse steps t = T − 1 − s for s in S_BEGIN … S_END − 1, then (FINISH) dh0.
 
-    dhs (B, T, P): the gradient reaching the outputs hs from outside. In and out as
+    dhs (B, T, P) strided: the gradient reaching the outputs hs from outside (none where DHS
+    is false). In and out as
     `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H), which may be the gates' buffer; with
     layer norm dzh (B, T, 4H) = d loss / d (h·U) (else dzh is dz), which may be zhn's, and
     dnorm (tiles, 6H), where the programs of a tile add their columns' sums; dcn (B, H) is
@@ -686,9 +688,8 @@ def _split_bwd_kernel(
         p_c_own = p_c_prev[:, None] + cols[None, :]
         b_dh = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
         if PHASES & 1:  # phase 0: from outside, kept from step t + 1, through U
-            p_dhs_t = p_dhs + r64[:, None] * T * P + t * P + cols[None, :]
-            m_dhs = _dhs_mask(m_o, t >= first, MASKED)
-            b_dh = tl.load(p_dhs_t, mask=m_dhs, other=0.0).to(tl.float32)
+            p_dhs_t = p_dhs + r64[:, None] * s_d_b + t * s_d_t + cols[None, :] * s_d_p
+            b_dh = _outside_grad(p_dhs_t, m_o, t >= first, MASKED, DHS)
             b_dh += tl.load(p_dh_own, mask=m_o, other=0.0)
             if t + 1 < T:
                 b_du = _gate_blocks_times(
@@ -889,7 +890,8 @@ def forward(
     part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
     count = torch.zeros(grid[1], dtype=torch.int32, device=device)
     ln, proj = consts["LAYER_NORM"], consts["PROJ"]
-    resident, block_k = k_chunk(cfg, H, buffers[2].element_size(), consts["DOT_U"], "forward")
+    u = buffers[3]  # after zx, h0, c0
+    resident, block_k = k_chunk(cfg, H, u.element_size(), consts["DOT_U"], "forward")
     consts = {**consts, "BLOCK_K": block_k, "PROGRAMS": _programs_block(grid[0], cfg.block_h)}
     for begin, end, phases in _launches(T, sync, ln, proj, reverse=False):
         _split_fwd_kernel[grid](
@@ -903,10 +905,12 @@ def backward(
     dc: torch.Tensor,
 ) -> None:  # fmt: skip
     """The reverse recurrence of `triton_lstm._Recurrence.backward` in the split layout:
-    buffers are `_split_bwd_kernel`'s pointer arguments up to m, shape (B, T, H, P); the
-    carries dh (B, P) and dc (B, H) hold the gradients of h_T and c_T, and end as dh0, dc0."""
+    buffers are `_split_bwd_kernel`'s arguments up to m (dhs and its three strides first,
+    then U, …, W_hr), shape (B, T, H, P); the carries dh (B, P) and dc (B, H) hold the
+    gradients of h_T and c_T, and end as dh0, dc0."""
     B, T, H, P = shape
-    device = buffers[0].device
+    u, wr = buffers[4], buffers[6]
+    device = u.device
     grid = _grid(B, H, cfg)
     sync = _synchronised(grid, device, interpreted)
     part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
@@ -915,14 +919,14 @@ def backward(
     launches = [(*launch, sync) for launch in _launches(T, sync, ln, proj, reverse=True)]
     if not sync:
         launches.append((T, T, 0, True))  # dh0, once dzh_0 is complete
-    resident, block_k = k_chunk(cfg, H, buffers[1].element_size(), consts["DOT_U"], "backward")
+    resident, block_k = k_chunk(cfg, H, u.element_size(), consts["DOT_U"], "backward")
     consts = {**consts, "BLOCK_K": block_k, "PROGRAMS": _programs_block(grid[0], cfg.block_h)}
     dot_u = consts["DOT_U"]
-    dtype = operand_dtype(buffers[1].dtype, dot_u)
+    dtype = operand_dtype(u.dtype, dot_u)
     dzd = torch.empty(operand_parts(dot_u), 2, B, 4 * H, device=device, dtype=dtype)
     dhd = dzd  # with a projection, d loss / d h_t as the product with W_hrᵀ takes it
     if consts["PROJ"]:
-        dhd = torch.empty(B, P, device=device, dtype=operand_dtype(buffers[3].dtype, consts["DOT"]))
+        dhd = torch.empty(B, P, device=device, dtype=operand_dtype(wr.dtype, consts["DOT"]))
     for begin, end, phases, finish in launches:
         _split_bwd_kernel[grid](
             *buffers, dh, dc, part[0], part[1], count, dzd, dhd, B, T, H, P, begin, end,
