@@ -1319,7 +1319,10 @@ class _Recurrence(torch.autograd.Function):
         ln = spec.layer_norm
         # the gates, which the reverse kernel overwrites with dz as it reads them (in zx's
         # dtype; fp32 with layer norm); LN(h·U) likewise with d loss / d (h·U)
-        dz = _input_projection(x, kernel, gain_x, bias)
+        if ln:  # with the rows' statistics of x·W, for its gradient below
+            dz, mean_x, rstd_x = _normalized_input(x, kernel, gain_x, bias)
+        else:
+            dz = _input_projection(x, kernel, gain_x, bias)
         zhn = torch.empty_like(dz) if ln else None
         norm = (gamma_h, stats, zhn) if ln else ()
         _recompute_gates(dz, h0, hs, cs, rdrop, first, u_dot, peep, consts, *norm)
@@ -1369,7 +1372,7 @@ class _Recurrence(torch.autograd.Function):
             d_gh, d_gc, d_bc = dnorm.sum(0).split([4 * H, H, H])
             d_gh, d_gc, d_bc = d_gh.to(gamma_h.dtype), d_gc.to(gamma_c.dtype), d_bc.to(beta_c.dtype)
             d_x, d_w, d_gx, d_b = _normalized_input_grad(
-                dz, x, kernel, gain_x, bias, (need[1], need[2], need[4], need[3])
+                dz, x, kernel, gain_x, bias, mean_x, rstd_x, (need[1], need[2], need[4], need[3])
             )
         else:
             d_x, d_w, d_b = _input_projection_grad(dz, x, kernel, (need[1], need[2], need[3]))
@@ -1557,7 +1560,7 @@ def _input_projection(x, kernel, gain, shift) -> torch.Tensor:
     """zx = x·W + b (B, T, 4H), contiguous in x's dtype; with γ_x given γ_x LN(x·W) + b in
     fp32 (`_normalized_input`). b may be None."""
     if gain is not None:
-        return _normalized_input(x, kernel, gain, shift)
+        return _normalized_input(x, kernel, gain, shift)[0]
     return F.linear(x, kernel.t(), shift).contiguous()
 
 
@@ -1574,46 +1577,42 @@ def _input_projection_grad(dz, x, kernel, need) -> tuple:
     return d_x, d_w, d_b
 
 
-def _normalized_input(x, kernel, gain, shift) -> torch.Tensor:
-    """zx = γ_x LN(x·W) + b (B, T, 4H) in fp32, b may be None; x and W (the compute dtype's)
-    multiply in their dtype. For every row at once: x·W and zx (8 units of (B, T, H) fp32)
-    live together only here, below backward's peak, and a slice at a time took a dozen more
-    host ops per slice."""
+def _normalized_input(x, kernel, gain, shift) -> tuple:
+    """zx = γ_x LN(x·W) + b (B, T, 4H) in fp32, b may be None, and the rows' mean and inverse
+    deviation of x·W (B, T, 1); x and W (the compute dtype's) multiply in their dtype. For
+    every row at once: x·W and zx (8 units of (B, T, H) fp32) live together only here, below
+    backward's peak, and a slice at a time took a dozen more host ops per slice."""
     shift = None if shift is None else shift.float()
     xw = (x @ kernel).float()
-    return F.layer_norm(xw, (xw.shape[2],), gain.float(), shift, eps=reference.LN_EPSILON)
+    return torch.native_layer_norm(xw, (xw.shape[2],), gain.float(), shift, reference.LN_EPSILON)
 
 
-def _normalized_input_grad(dz, x, kernel, gain, shift, need) -> tuple:
-    """d loss / d (x, W, γ_x, b) of `_normalized_input` from dz = d loss / d zx: torch's own
-    layer-norm backward, half the batch at a time (x·W formed again per half); None
-    where ``need`` (four flags, in that order) is false. W's, γ_x's and b's are fp32 sums."""
-    G4, f32 = dz.shape[2], dict(device=dz.device, dtype=torch.float32)
+def _normalized_input_grad(dz, x, kernel, gain, shift, mean, rstd, need) -> tuple:
+    """d loss / d (x, W, γ_x, b) of `_normalized_input` from dz = d loss / d zx and the rows'
+    mean and rstd it gave: torch's own layer-norm backward, half the batch at a time (x·W
+    formed again per half); None where ``need`` (four flags, in that order) is false. W's,
+    γ_x's and b's are fp32 sums."""
+    G4 = dz.shape[2]
     shift = None if shift is None else shift.float()
     mask = [True, need[2], need[3] and shift is not None]
     d_x = torch.empty_like(x) if need[0] else None
-    d_w = torch.zeros(x.shape[2], G4, **f32) if need[1] else None
-    d_gain = torch.zeros(G4, **f32) if mask[1] else None
-    d_shift = torch.zeros(G4, **f32) if mask[2] else None
+    d_w = d_gain = d_shift = None  # fp32 sums, from the first half on
 
-    def add_slice(rows: slice) -> None:
+    def add(total, term):
+        return term if total is None else total.add_(term)
+
+    for rows in _batch_slices(dz.shape[0], 2):
         xw = (x[rows] @ kernel).float()
-        var, mean = torch.var_mean(xw, dim=-1, keepdim=True, correction=0)
-        rstd = (var + reference.LN_EPSILON).rsqrt_()
         d_xw, d_g, d_s = _layer_norm_backward(
-            dz[rows], xw, (G4,), mean, rstd, gain.float(), shift, mask
+            dz[rows], xw, (G4,), mean[rows], rstd[rows], gain.float(), shift, mask
         )
         del xw
         if d_x is not None:
             d_x[rows] = d_xw.to(x.dtype) @ kernel.t()
-        if d_w is not None:
-            d_w.addmm_(x[rows].reshape(-1, x.shape[2]).t().float(), d_xw.reshape(-1, G4))
-        for total, term in ((d_gain, d_g), (d_shift, d_s)):
-            if total is not None:
-                total += term
-
-    for rows in _batch_slices(dz.shape[0], 2):
-        add_slice(rows)
+        if need[1]:
+            x_t, d_rows = x[rows].reshape(-1, x.shape[2]).t().float(), d_xw.reshape(-1, G4)
+            d_w = x_t @ d_rows if d_w is None else d_w.addmm_(x_t, d_rows)
+        d_gain, d_shift = add(d_gain, d_g), add(d_shift, d_s)
     return (
         d_x,
         None if d_w is None else d_w.to(kernel.dtype),
