@@ -4,7 +4,8 @@ For a few (variant, dtype, H, layout) cases at B=64 T=100 I=32, prints the media
 one forward+backward (CUDA events, as `bench/kernels.py` times it), the summed time of the CUDA
 kernels it ran (torch.profiler, over five calls), and the kernels that took the most. Where the
 wall time is well above the kernel time, the GPU waits on the host: launches and small torch
-ops, not the recurrence.
+ops, not the recurrence; the host time per kernel launched is (wall − kernels) / launches
+(`bench/host_ops.py` counts the torch ops and Triton launches without a GPU).
 
     PYTHONPATH=src python3 bench/gpu_time.py
 """
@@ -58,8 +59,12 @@ def report(name: str, autocast: torch.dtype | None, H: int, layout: str) -> None
         torch.cuda.synchronize()
     kernels = [k for k in prof.key_averages() if k.device_type == DeviceType.CUDA]
     gpu_ms = sum(k.self_device_time_total for k in kernels) / CALLS / 1000
+    launched = sum(k.count for k in kernels) / CALLS
     label = f"{name} {'fp32' if autocast is None else 'bf16'} H={H} {layout}"
-    print(f"\n{label}: wall {wall_ms:.3f} ms, CUDA kernels {gpu_ms:.3f} ms")
+    print(
+        f"\n{label}: wall {wall_ms:.3f} ms, CUDA kernels {gpu_ms:.3f} ms in {launched:.0f} "
+        f"launches; the host's {1000 * (wall_ms - gpu_ms) / launched:.0f} µs per launch"
+    )
     for k in sorted(kernels, key=lambda k: -k.self_device_time_total)[:6]:
         ms = k.self_device_time_total / CALLS / 1000
         print(f"  {ms:7.3f} ms  x{k.count // CALLS:<3d} {k.key[:80]}")

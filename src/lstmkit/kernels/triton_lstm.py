@@ -805,7 +805,7 @@ def _tf32_kernel(
     the first cdiv(N, BLOCK) programs and the rest. With PARTS == 2 also, REST (REST2)
     elements past out (out2), the TF32 part of the rest x − out: the two parts that
     three-product TF32 dots take (`triton_split._operand_dot`)."""
-    blocks = tl.cdiv(N, BLOCK)
+    blocks = (N + BLOCK - 1) // BLOCK  # not tl.cdiv, a jitted helper (see above)
     pid = tl.program_id(0)
     if pid < blocks:
         _tf32_block(p_x, p_out, N, REST, pid * BLOCK, BLOCK, PARTS)

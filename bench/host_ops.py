@@ -1,0 +1,120 @@
+"""Host ops of one Triton fwd+bwd, counted on the CPU: torch ops that launch a kernel, and
+Triton launches.
+
+Where the kernels are short, a GPU waits on the host for each of them: on the H200 machine
+about 50-60 µs per op or launch (bench/RESULTS.md, "Host ops per call"). This counts them
+without a GPU, with the Triton kernels stubbed out (Triton's interpreter only wraps them), for
+every variant of `bench/kernels.py`, in fp32 with TF32 dots (as on CUDA) and under bf16
+autocast, in both layouts, at a tiny shape (the counts do not depend on it).
+`bench/gpu_time.py` counts the same on a GPU beside the wall and kernel times.
+
+    TRITON_INTERPRET=1 PYTHONPATH=src .venv/bin/python bench/host_ops.py [variant ...]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import kernels as bench  # bench/kernels.py, beside this script
+from lstmkit.kernels import triton_lstm, triton_split
+
+# ops that launch no kernel: views, and allocations the caching allocator serves
+NO_KERNEL = {
+    torch.ops.aten.empty.memory_format,
+    torch.ops.aten.empty_strided.default,
+    torch.ops.aten.empty_like.default,
+    torch.ops.aten._unsafe_view.default,
+    torch.ops.aten.squeeze_.dim,
+}
+
+
+class KernelOps(TorchDispatchMode):
+    """The names of the torch ops run while the mode is on that would launch a kernel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view and func not in NO_KERNEL:
+            self.names.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def stub_kernels() -> list:
+    """Replace every Triton kernel by a stub; the returned list grows by one per launch."""
+    triton_lstm._triton()
+    launches: list = []
+
+    class Stub:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launches.append(grid)
+
+    for module, names in (
+        (triton_lstm, triton_lstm._JIT_FUNCTIONS),
+        (triton_split, triton_split.JIT_FUNCTIONS),
+    ):
+        for name in names:
+            if name.endswith("_kernel"):
+                setattr(module, name, Stub())
+    return launches
+
+
+def count(name: str, bf16: bool, split: bool, launches: list) -> tuple[int, int, int, int]:
+    """(ops, launches) of the forward, then of the backward, of one call."""
+    H = 16  # one program per tile: the split layout runs all steps in one launch
+    spec, masked, training = bench.variants(H)[name]
+    x, h0, c0, w, mask, noise = bench.problem(spec, 3, 5, 4, masked, training, seed=3)
+    inputs = [x, h0, c0, *(t for t in w if t is not None)]
+    layout = triton_lstm.SPLIT if split else triton_lstm.PERSISTENT
+    config = layout.config(3, H, spec.output_size, torch.device("cpu"))
+    launches.clear()
+    with KernelOps() as forward:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            outs = triton_lstm.lstm(x, h0, c0, w, spec, mask, noise, config=config)
+    forward_launches = len(launches)
+    grads = [torch.ones_like(o) for o in outs]
+    with KernelOps() as backward:
+        torch.autograd.grad(outs, inputs, grads, allow_unused=True)
+    return (
+        len(forward.names),
+        forward_launches,
+        len(backward.names),
+        len(launches) - forward_launches,
+    )
+
+
+def main(names: list[str]) -> int:
+    bench.DEVICE = "cpu"
+    # the dots as on CUDA: TF32 for fp32, the compute dtype's under autocast
+    triton_lstm._dot_mode = lambda dtype, device: "tf32" if dtype == torch.float32 else "low"
+    launches = stub_kernels()
+    table = Table(title="torch ops + Triton launches per call (kernels stubbed)")
+    for column in ("variant", "dtype", "layout", "forward", "backward", "total"):
+        table.add_column(column)
+    for name in names or list(bench.variants(16)):
+        for bf16 in (False, True):
+            for split in (True, False):
+                f_ops, f_launch, b_ops, b_launch = count(name, bf16, split, launches)
+                table.add_row(
+                    name,
+                    "bf16" if bf16 else "fp32",
+                    "split" if split else "persistent",
+                    f"{f_ops} + {f_launch}",
+                    f"{b_ops} + {b_launch}",
+                    str(f_ops + f_launch + b_ops + b_launch),
+                )
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
