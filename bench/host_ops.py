@@ -49,8 +49,9 @@ class KernelOps(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def stub_kernels() -> list:
-    """Replace every Triton kernel by a stub; the returned list grows by one per launch."""
+def stub_kernels(assign=setattr) -> list:
+    """Replace every Triton kernel by a stub, with ``assign`` (a test's monkeypatch.setattr, so
+    that it is undone); the returned list grows by one per launch."""
     triton_lstm._triton()
     launches: list = []
 
@@ -64,7 +65,7 @@ def stub_kernels() -> list:
     ):
         for name in names:
             if name.endswith("_kernel"):
-                setattr(module, name, Stub())
+                assign(module, name, Stub())
     return launches
 
 

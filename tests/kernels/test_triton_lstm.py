@@ -6,8 +6,11 @@ the ``cuda`` tests check accuracy at the benchmark shape (B=64, T=100, I=32, H=1
 and with bf16 autocast.
 """
 
+import importlib
 import os
+import sys
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
@@ -561,26 +564,12 @@ def test_backward_recomputes_the_gates_once(monkeypatch, config):
     assert len(launched) == 1
 
 
-_NO_KERNEL = {
-    torch.ops.aten.empty.memory_format,
-    torch.ops.aten.empty_strided.default,
-    torch.ops.aten.empty_like.default,
-    torch.ops.aten._unsafe_view.default,
-    torch.ops.aten.squeeze_.dim,
-}
-
-
-class _KernelOps(TorchDispatchMode):
-    """The names of the ops that would launch a kernel (no view, no bare allocation)."""
-
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not func.is_view and func not in _NO_KERNEL:
-            self.names.append(str(func))
-        return func(*args, **(kwargs or {}))
+def _bench_module(name: str):
+    """A script of bench/ as a module (bench/ on the path, as when it runs)."""
+    bench = str(Path(__file__).resolve().parents[2] / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module(name)
 
 
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
@@ -591,28 +580,18 @@ def test_a_fwd_bwd_takes_few_host_ops(monkeypatch, config, masked):
     torch ops (fp32 with TF32 dots, split layout; ten for each rounding of U or h0 to TF32,
     done twice for U). Counted with the Triton kernels stubbed out: U and h0 rounded to TF32
     in one launch, U's operand kept for backward, c0 stored by the kernels, at most 13 torch
-    ops (22 with a mask) and 4 launches."""
+    ops (22 with a mask) and 4 launches. (`bench/host_ops.py` counts every variant so.)"""
+    host_ops = _bench_module("host_ops")
     monkeypatch.setattr(triton_lstm, "_dot_mode", lambda dtype, device: "tf32")
-    triton_lstm._triton()
-    launches = []
-
-    class Stub:
-        def __getitem__(self, grid):
-            return lambda *args, **kwargs: launches.append(grid)
-
-    for module, names in ((triton_lstm, triton_lstm._JIT_FUNCTIONS),
-                          (triton_split, triton_split.JIT_FUNCTIONS)):  # fmt: skip
-        for name in names:
-            if name.endswith("_kernel"):
-                monkeypatch.setattr(module, name, Stub())
+    launches = host_ops.stub_kernels(monkeypatch.setattr)
     spec = LSTMSpec(16)  # one program per tile: the interpreter runs the split layout's
     x, h0, c0, w, _ = problem(spec, B=3, T=5)  # steps in one launch, as a GPU does
     leaves = [x, h0, c0, *(t for t in w if t is not None)]
     mask = mask_3x5() if masked else None
-    with _KernelOps() as forward:
+    with host_ops.KernelOps() as forward:
         outs = triton_lstm.lstm(x, h0, c0, w, spec, mask, config=config)
     grads = [torch.ones_like(o) for o in outs]
-    with _KernelOps() as backward:
+    with host_ops.KernelOps() as backward:
         torch.autograd.grad(outs, leaves, grads)
     ops = forward.names + backward.names
     assert len(ops) <= (22 if masked else 13), ops
