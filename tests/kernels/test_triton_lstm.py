@@ -502,7 +502,7 @@ def test_under_bf16_autocast_the_outputs_and_cell_states_are_saved_in_bf16(confi
     """Under autocast the outputs and the cell states are saved in bf16 (the state itself is
     carried in fp32 through the steps), and nothing else of that size is saved, with layer
     norm or without. (x, W and U's dot operand in bf16, autocast's, fall below B·T·H·2.)"""
-    B, T, D, H = 8, 12, 4, 20
+    B, T, D, H = 8, 12, 4, 16
     bf16 = 2
     for layer_norm in (False, True):
         spec = LSTMSpec(H, layer_norm=layer_norm)
@@ -693,7 +693,7 @@ def test_unused_outputs_get_no_gradient_buffers(config, used):
     """Where a model uses h_T alone (``return_sequences=False``, the seed model) or the
     outputs alone, backward is handed no gradient for the others: autograd makes no (B, T, P)
     buffer of zeros for the outputs, and the gradients are the reference's."""
-    B, T, D, H = 8, 12, 4, 20
+    B, T, D, H = 8, 12, 4, 16
     spec = LSTMSpec(H)
     x, h0, c0, w, _ = problem(spec, B=B, T=T, D=D)
     mask = lengths_mask(B, T)
