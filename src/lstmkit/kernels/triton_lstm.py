@@ -1199,17 +1199,14 @@ def _split_operands(u, h0_dropped, hd, dot_dtype, dot_u) -> tuple:
     """U as the split kernels take it, (parts, P, 4H) for "tf32x3" dots, else (P, 4H), and U
     as `_dot_operand` gives it (for the gates kernel); h0 ⊙ dropout written into hd[:, 2]
     likewise. TF32 operands are rounded together, in one launch."""
-    if dot_u == "tf32x3":
-        u_parts = torch.empty(2, *u.shape, device=u.device, dtype=torch.float32)
-        _tf32_into([(u.detach(), u_parts), (h0_dropped, hd[:, 2])], 2)
-        return u_parts, u.detach()
-    if dot_u == "tf32":
-        u_dot = torch.empty(1, *u.shape, device=u.device, dtype=torch.float32)
-        _tf32_into([(u.detach(), u_dot), (h0_dropped, hd[:, 2])], 1)
-        return u_dot[0], u_dot[0]
-    hd[0, 2].copy_(h0_dropped)
-    u_dot = _dot_operand(u, dot_dtype, dot_u)
-    return u_dot, u_dot
+    u_dot = u.detach().to(dot_dtype).contiguous()  # unrounded, as `_dot_operand` starts
+    if dot_u not in ("tf32", "tf32x3"):
+        hd[0, 2].copy_(h0_dropped)
+        return u_dot, u_dot
+    parts = triton_split.operand_parts(dot_u)
+    rounded = torch.empty(parts, *u.shape, device=u.device, dtype=torch.float32)
+    _tf32_into([(u_dot, rounded), (h0_dropped, hd[:, 2])], parts)
+    return (rounded, u_dot) if parts == 2 else (rounded[0], rounded[0])
 
 
 def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
