@@ -1261,13 +1261,15 @@ class _Recurrence(torch.autograd.Function):
             dtype = triton_split.operand_dtype(dot_dtype, dot_u)
             hd = triton_split.h_operands(B, P, zx.device, dtype, dot_u)
             u_parts, u_dot = _split_operands(u, h0_dropped, hd, dot_dtype, dot_u)
+            # zeroed once for both passes; a scratch buffer, kept out of the saved tensors
+            ctx.counters, ctx.counted = triton_split.tile_counters(B, H, cfg, zx.device), False
             triton_split.forward(
                 (
                     zx, h0, c0, u_parts, _or(peep, zx), wr_dot, _or(gamma_h, zx),
                     _or(gamma_c, zx), _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
                     *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 ),
-                (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED, hd,
+                (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED, hd, ctx.counters[0],
             )
         else:
             u_dot = u_parts = _dot_operand(u, dot_dtype, dot_u)
@@ -1342,10 +1344,13 @@ class _Recurrence(torch.autograd.Function):
             d_h0 = _carry_start(torch.empty(B, P, **f32), dh_last)
             d_c0 = _carry_start(torch.empty(B, H, **f32), dc_last)
             u_parts = u_dot if u_parts is None else u_parts
+            if ctx.counted:  # a second backward (retain_graph): the counters start again
+                ctx.counters[1].zero_()
+            ctx.counted = True
             triton_split.backward(
                 (*inputs[:4], u_parts, *inputs[5:], dz, dzh, dhn, dcn, dnorm, dpeep, ms, scratch),
                 (B, T, H, P),
-                _split_constexprs(consts), cfg, _INTERPRETED, d_h0, d_c0,
+                _split_constexprs(consts), cfg, _INTERPRETED, d_h0, d_c0, ctx.counters[1],
             )  # fmt: skip
         else:  # ping-pong carries, slot 0 first (slot 1 is written before it is read)
             dh, dc = torch.empty(2, B, P, **f32), torch.empty(2, B, H, **f32)

@@ -876,19 +876,26 @@ def h_operands(
     return torch.empty(shape, device=device, dtype=dtype)
 
 
+def tile_counters(batch: int, units: int, cfg, device: torch.device) -> torch.Tensor:
+    """The barrier counters of each batch tile, zeroed in one op for both passes: (2, tiles)
+    int32, row 0 the forward's, row 1 the backward's (`_tile_barrier`)."""
+    return torch.zeros(2, _grid(batch, units, cfg)[1], dtype=torch.int32, device=device)
+
+
 def forward(
-    buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool, hd: torch.Tensor
+    buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool, hd: torch.Tensor,
+    count: torch.Tensor,
 ) -> None:  # fmt: skip
     """Run the recurrence of `triton_lstm._Recurrence.forward` in the split layout: buffers
     are `_split_fwd_kernel`'s pointer arguments up to m, shape (B, T, H, P); hd is
     `h_operands` with h0 ⊙ dropout in [:, 2] as the dots with U take it (rounded to TF32 for
-    "tf32", in parts for "tf32x3", `triton_lstm._split_operands`), and U in buffers likewise."""
+    "tf32", in parts for "tf32x3", `triton_lstm._split_operands`), and U in buffers likewise;
+    count the tiles' barrier counters, zeros (`tile_counters`)."""
     B, T, H, P = shape
     device = buffers[0].device
     grid = _grid(B, H, cfg)
     sync = _synchronised(grid, device, interpreted)
     part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
-    count = torch.zeros(grid[1], dtype=torch.int32, device=device)
     ln, proj = consts["LAYER_NORM"], consts["PROJ"]
     u = buffers[3]  # after zx, h0, c0
     resident, block_k = k_chunk(cfg, H, u.element_size(), consts["DOT_U"], "forward")
@@ -902,19 +909,18 @@ def forward(
 
 def backward(
     buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool, dh: torch.Tensor,
-    dc: torch.Tensor,
+    dc: torch.Tensor, count: torch.Tensor,
 ) -> None:  # fmt: skip
     """The reverse recurrence of `triton_lstm._Recurrence.backward` in the split layout:
     buffers are `_split_bwd_kernel`'s arguments up to m (dhs and its three strides first,
     then U, …, W_hr), shape (B, T, H, P); the carries dh (B, P) and dc (B, H) hold the
-    gradients of h_T and c_T, and end as dh0, dc0."""
+    gradients of h_T and c_T, and end as dh0, dc0; count the tiles' barrier counters, zeros."""
     B, T, H, P = shape
     u, wr = buffers[4], buffers[6]
     device = u.device
     grid = _grid(B, H, cfg)
     sync = _synchronised(grid, device, interpreted)
     part = torch.empty(2, B, grid[0], 2, device=device, dtype=torch.float32)
-    count = torch.zeros(grid[1], dtype=torch.int32, device=device)
     ln, proj = consts["LAYER_NORM"], consts["PROJ"]
     launches = [(*launch, sync) for launch in _launches(T, sync, ln, proj, reverse=True)]
     if not sync:
