@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of the Triton kernels in one device call of at most 9.5 minutes (about 6 on an
+# The GPU checks of the Triton kernels in one device call of at most 9.5 minutes (about 7 on an
 # H200 with a cold Triton cache); logs under
 # $OUT (or ./gpu-logs). Run from the repository root with the GPU machine's python3 (torch,
 # triton, rich):
@@ -15,6 +15,8 @@
 #        with "quick" at the headline shape alone
 #     4. bench/memory_count.py --cuda at H=256, fp32 and bf16: the layer's peak memory as torch
 #        ops allocate it beside what the CUDA allocator saw
+#     5. bench/gpu_time.py: wall time against kernel time, kernels launched per call and the
+#        host's time per launch, for six cases
 #   bash bench/gpu_check.sh sweep   # launch configurations at the headline shape instead
 set -u
 OUT=${OUT:-gpu-logs}
@@ -69,3 +71,4 @@ for autocast in "" "--autocast bf16"; do
     step 40 "memory${autocast:+_bf16}.log" python3 bench/memory_count.py --cuda \
         --shape 64,100,32,256 $autocast
 done
+step 90 gpu_time.log python3 bench/gpu_time.py
