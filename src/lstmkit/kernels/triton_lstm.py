@@ -570,9 +570,8 @@ def _lstm_fwd_kernel(
     0 without a mask): up to it the carried state is h0, and the outputs are zeros.
     Out: hs (B, T, P), the outputs; cs (B, T+1, H), c0 and every step's state, in hs's dtype
     (the state itself is carried in fp32, in carry, which ends as c_T); with layer norm stats
-    (B, T, 4),
-    the row mean and inverse deviation of h·U and of c~. Backward recomputes the rest from these
-    (`_gates_kernel`, `_cell_activation`).
+    (B, T, 4), the row mean and inverse deviation of h·U and of c~. Backward recomputes the
+    rest from these (`_gates_kernel`, `_cell_activation`).
     Scratch, one row per batch row: with layer norm o (B, H), the output gate, zhn (B, 4H) =
     raw h·U and cn (B, H) = raw c~ of the current step; m (B, H) o ⊙ act(c) before the
     projection.
@@ -1160,11 +1159,13 @@ def _dot_mode(dtype: torch.dtype, device: torch.device) -> str:
     return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
 
 
-def _tf32_into(jobs: list[tuple[torch.Tensor, torch.Tensor]], parts: int) -> None:
-    """For each (x, out) of ``jobs`` (one or two) write fp32 x rounded to TF32 (10 mantissa
-    bits, to nearest even, as `_round_tf32`) into out (parts, …), out[0] contiguous; with
-    ``parts`` 2 the TF32 part of the rest into out[1]. One launch of `_tf32_kernel`."""
-    (x, out), (x2, out2) = jobs if len(jobs) == 2 else (jobs[0], (jobs[0][0][:0], jobs[0][1]))
+def _tf32_into(
+    x: torch.Tensor, out: torch.Tensor, parts: int, also: tuple | None = None
+) -> None:  # fmt: skip
+    """Write fp32 x rounded to TF32 (10 mantissa bits, to nearest even, as `_round_tf32`)
+    into out (parts, …), out[0] contiguous; with ``parts`` 2 the TF32 part of the rest into
+    out[1]. ``also``: a second (x, out) done likewise in the same launch of `_tf32_kernel`."""
+    x2, out2 = also if also is not None else (x[:0], out)  # else an empty second job
     x, x2 = x.contiguous(), x2.contiguous()
     block, rest = 1024, [o.stride(0) if parts == 2 else 0 for o in (out, out2)]
     grid = (-(-x.numel() // block) + -(-x2.numel() // block),)
@@ -1178,7 +1179,7 @@ def _tf32(x: torch.Tensor, parts: int = 1) -> torch.Tensor:
     rest, which three-product TF32 dots take as they are (`triton_split._store_operand`)."""
     _triton()
     out = torch.empty((parts, *x.shape), device=x.device, dtype=torch.float32)
-    _tf32_into([(x, out)], parts)
+    _tf32_into(x, out, parts)
     return out if parts == 2 else out[0]
 
 
@@ -1205,7 +1206,7 @@ def _split_operands(u, h0_dropped, hd, dot_dtype, dot_u) -> tuple:
         return u_dot, u_dot
     parts = triton_split.operand_parts(dot_u)
     rounded = torch.empty(parts, *u.shape, device=u.device, dtype=torch.float32)
-    _tf32_into([(u_dot, rounded), (h0_dropped, hd[:, 2])], parts)
+    _tf32_into(u_dot, rounded, parts, also=(h0_dropped, hd[:, 2]))
     return (rounded, u_dot) if parts == 2 else (rounded[0], rounded[0])
 
 
@@ -1520,11 +1521,11 @@ def _keeps(
     B, T, H = shape
     P = spec.output_size
     real_rows = None if real is None else real[:, :, None].float()  # (B, T, 1)
-    if real_rows is not None and not spec.zoneout_cell and not spec.zoneout_hidden:
-        keep = 1.0 - real_rows
-        return keep.expand(B, T, H), keep.expand(B, T, P)
     keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real_rows, device)
-    keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real_rows, device)
+    if spec.zoneout_cell or spec.zoneout_hidden:
+        keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real_rows, device)
+    else:
+        keep_h = keep_c  # the mask's alone (or None)
     return (
         None if keep_c is None else keep_c.expand(B, T, H),
         None if keep_h is None else keep_h.expand(B, T, P),
