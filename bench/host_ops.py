@@ -4,8 +4,9 @@ Triton launches.
 Where the kernels are short, a GPU waits on the host for each of them: on the H200 machine
 about 50-60 µs per op or launch (bench/RESULTS.md, "Host ops per call"). This counts them
 without a GPU, with the Triton kernels stubbed out (Triton's interpreter only wraps them), for
-every variant of `bench/kernels.py`, in fp32 with TF32 dots (as on CUDA) and under bf16
-autocast, in both layouts, at a tiny shape (the counts do not depend on it).
+every variant of `bench/kernels.py`, in fp32 and under bf16 autocast, in both layouts, on
+the paths the layer takes on CUDA (`as_on_cuda`), at a tiny shape (the counts do not depend
+on it).
 `bench/gpu_time.py` counts the same on a GPU beside the wall and kernel times.
 
     TRITON_INTERPRET=1 PYTHONPATH=src .venv/bin/python bench/host_ops.py [variant ...]
@@ -37,7 +38,9 @@ NO_KERNEL = {
 
 
 class KernelOps(TorchDispatchMode):
-    """The names of the torch ops run while the mode is on that would launch a kernel."""
+    """The names of the torch ops run while the mode is on that would launch a kernel. A GEMM
+    with an fp32 output from bf16 / fp16 operands (``mm`` with ``out_dtype``, CUDA alone) is
+    counted as one and computed from the operands in fp32."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -46,7 +49,22 @@ class KernelOps(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if not func.is_view and func not in NO_KERNEL:
             self.names.append(str(func))
+        if func is torch.ops.aten.mm.dtype:
+            a, b, dtype = args
+            return torch.mm(a.to(dtype), b.to(dtype))
         return func(*args, **(kwargs or {}))
+
+
+def as_on_cuda(assign=setattr) -> None:
+    """Take the paths the layer takes on CUDA (with ``assign``, a test's monkeypatch.setattr,
+    so that it is undone): TF32 dots for fp32, the compute dtype's under autocast, and
+    bf16 / fp16 GEMMs with fp32 outputs (`KernelOps` computes those)."""
+
+    def dot_mode(dtype, device):
+        return "tf32" if dtype == torch.float32 else "low"
+
+    assign(triton_lstm, "_dot_mode", dot_mode)
+    assign(triton_lstm, "_fp32_out", lambda t: True)
 
 
 def stub_kernels(assign=setattr) -> list:
@@ -95,8 +113,7 @@ def count(name: str, bf16: bool, split: bool, launches: list) -> tuple[int, int,
 
 def main(names: list[str]) -> int:
     bench.DEVICE = "cpu"
-    # the dots as on CUDA: TF32 for fp32, the compute dtype's under autocast
-    triton_lstm._dot_mode = lambda dtype, device: "tf32" if dtype == torch.float32 else "low"
+    as_on_cuda()
     launches = stub_kernels()
     table = Table(title="torch ops + Triton launches per call (kernels stubbed)")
     for column in ("variant", "dtype", "layout", "forward", "backward", "total"):

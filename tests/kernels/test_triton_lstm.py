@@ -592,31 +592,71 @@ def _bench_module(name: str):
     return importlib.import_module(name)
 
 
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
-def test_a_fwd_bwd_takes_few_host_ops(monkeypatch, config, masked):
+def test_a_fwd_bwd_takes_few_host_ops(monkeypatch, config, masked, autocast):
     """Each torch op and launch costs host time the GPU waits for: at B=64 T=100 H=128 one
     fwd+bwd's kernels took 0.8-1.0 ms and its wall 2.9-3.4 ms (H200, 2026-11-27), with 48
     torch ops (fp32 with TF32 dots, split layout; ten for each rounding of U or h0 to TF32,
-    done twice for U). Counted with the Triton kernels stubbed out: U and h0 rounded to TF32
-    in one launch, U's operand kept for backward, c0 stored by the kernels, both passes'
-    barrier counters zeroed at once: at most 12 torch ops (21 with a mask) and 4 launches.
-    (`bench/host_ops.py` counts every variant so.)"""
+    done twice for U). Counted with the Triton kernels stubbed out, on the paths taken on
+    CUDA: U and h0 rounded to TF32 in one launch, U's operand kept for backward, c0 stored by
+    the kernels, both passes' barrier counters zeroed at once: at most 12 torch ops (21 with
+    a mask) and 4 launches. Under bf16 autocast (31 ops before) the leaves are cast inside
+    the layer and their gradients come from GEMMs with fp32 outputs, with no cast after:
+    at most 20 (29 with a mask). (`bench/host_ops.py` counts every variant so.)"""
     host_ops = _bench_module("host_ops")
-    monkeypatch.setattr(triton_lstm, "_dot_mode", lambda dtype, device: "tf32")
+    host_ops.as_on_cuda(monkeypatch.setattr)
     launches = host_ops.stub_kernels(monkeypatch.setattr)
     spec = LSTMSpec(16)  # one program per tile: the interpreter runs the split layout's
     x, h0, c0, w, _ = problem(spec, B=3, T=5)  # steps in one launch, as a GPU does
     leaves = [x, h0, c0, *(t for t in w if t is not None)]
     mask = mask_3x5() if masked else None
     with host_ops.KernelOps() as forward:
-        outs = triton_lstm.lstm(x, h0, c0, w, spec, mask, config=config)
+        with torch.autocast(DEVICE, dtype=autocast or torch.float32, enabled=bool(autocast)):
+            outs = triton_lstm.lstm(x, h0, c0, w, spec, mask, config=config)
     grads = [torch.ones_like(o) for o in outs]
     with host_ops.KernelOps() as backward:
         torch.autograd.grad(outs, leaves, grads)
     ops = forward.names + backward.names
-    assert len(ops) <= (21 if masked else 12), ops
+    budget = {(False, False): 12, (True, False): 21, (False, True): 20, (True, True): 29}
+    assert len(ops) <= budget[masked, autocast is not None], ops
     assert len(launches) <= 4
+
+
+@pytest.mark.parametrize(
+    "spec, masked, training",
+    [
+        (LSTMSpec(20), True, False),
+        (LSTMSpec(20, layer_norm=True), False, False),
+        (LSTMSpec(20, recurrent_dropout=0.3, proj_size=9), False, True),
+    ],
+    ids=["masked", "layer_norm", "dropout_projection"],
+)
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_under_autocast_fp32_leaves_take_gradients_from_gemms_with_fp32_outputs(
+    monkeypatch, config, spec, masked, training
+):  # fmt: skip
+    """Where torch has them (CUDA, torch ≥ 2.8), the gradients of fp32 leaves under bf16
+    autocast are bf16 GEMMs with fp32 outputs (`triton_lstm._product`): no cast of x, W, b,
+    h0 or U's gradient after backward's products. Here on the CPU, those GEMMs computed from
+    the operands in fp32 (bench/host_ops.py), against the reference."""
+    host_ops = _bench_module("host_ops")
+    monkeypatch.setattr(triton_lstm, "_fp32_out", lambda t: True)
+    x, h0, c0, w, noise = problem(spec, training=training)
+    mask = mask_3x5() if masked else None
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    with host_ops.KernelOps() as ops:
+        with torch.autocast(DEVICE, dtype=torch.bfloat16):
+            outs = triton_lstm.lstm(x, h0, c0, w, spec, mask, noise, config=config)
+        ops.names.clear()
+        grads = torch.autograd.grad(sum(o.float().sum() for o in outs), leaves)
+    ref = reference.lstm(x, h0, c0, w, spec, mask, noise)
+    ref_grads = torch.autograd.grad(sum(o.sum() for o in ref), leaves)
+    assert "aten.mm.dtype" in ops.names
+    for grad, ref_grad in zip(grads, ref_grads, strict=True):
+        assert grad.dtype == torch.float32
+        assert rel_err(grad, ref_grad) < 3e-2
 
 
 @pytest.mark.parametrize("T", [1, 5])

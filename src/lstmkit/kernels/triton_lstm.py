@@ -1216,29 +1216,36 @@ def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
 
 
 class _Recurrence(torch.autograd.Function):
-    """zx (B, T, 4H), h0 (B, P) contiguous, c0 → the hidden states of every step (B, T, P),
-    contiguous and in h0's dtype, the last one (B, P) and the last cell state (B, H) fp32.
-    zx and h0 come in the compute dtype (bf16 / fp16 under autocast: zx, dz, the outputs and
-    the cell states kept for backward then take half the memory; the state is carried in
-    fp32). Returning these alone (not the
-    (B, T+1, H) buffer of cell states) keeps autograd from materialising gradient buffers of
-    every cell state, or of every hidden state for h_T alone: backward starts its carries
-    from those of h_T, c_T.
+    """x (B, T, I), W, b, h0 (B, P) as the layer holds them, c0 (B, H) fp32 → the hidden
+    states of every step (B, T, P), contiguous, the last one (B, P) and the last cell state
+    (B, H), all three in the compute dtype ``dot_dtype`` (bf16 / fp16 under autocast: zx, dz,
+    the outputs and the cell states kept for backward then take half the memory; the state is
+    carried in fp32). x, W, b and h0 are cast here, not by autograd, so that backward gives
+    their gradients in their own dtypes without a cast after (`_product`). Returning these
+    alone (not the (B, T+1, H) buffer of cell states) keeps autograd from materialising
+    gradient buffers of every cell state, or of every hidden state for h_T alone: backward
+    starts its carries from those of h_T, c_T.
 
     What backward needs beyond hs and cs (and, with layer norm, the row statistics) is
     recomputed, not saved: zx from x, W, b (and γ_x), the operands it was made from; the gates
     from zx and the states (`_gates_kernel`), into a buffer of backward's own that the reverse
     kernel overwrites with dz; act(c~) (`_cell_activation`). With layer norm also LN(h·U),
-    into a second buffer that becomes d loss / d (h·U). zx comes without a graph, and
+    into a second buffer that becomes d loss / d (h·U). zx is made here, without a graph, and
     backward gives the gradients of x, W, b (and γ_x) from dz itself (`_input_projection_grad`,
     `_normalized_input_grad`), so that LN(x·W) is never kept and the bias gradient is not
     torch's sum over (batch, time), whose scratch took 8 more units of (B, T, H) fp32 at
     backward's peak (B=64 T=100 H=256, H200)."""
 
     @staticmethod
-    def forward(ctx, zx, x, kernel, bias, gain_x, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c,
+    def forward(ctx, x, kernel, bias, gain_x, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c,
                 rdrop, keep_c, keep_h, first, spec, cfg, dot_dtype):  # fmt: skip
         triton = _triton()
+        # the leaves' dtypes, which backward's gradients take without a cast of autograd's
+        ctx.dtypes = (x.dtype, kernel.dtype, None if bias is None else bias.dtype, h0.dtype)
+        x, kernel, h0 = x.to(dot_dtype), kernel.to(dot_dtype), h0.to(dot_dtype).contiguous()
+        if gain_x is None and bias is not None:  # layer norm's shift stays fp32
+            bias = bias.to(dot_dtype)
+        zx = _input_projection(x, kernel, gain_x, bias)
         B, T, G4 = zx.shape
         H, P = G4 // 4, spec.output_size
         f32 = dict(device=zx.device, dtype=torch.float32)
@@ -1292,7 +1299,7 @@ class _Recurrence(torch.autograd.Function):
         h_last = hs[:, T - 1]  # zeros in a row with no real step, whose state is still h0
         if first is not None:
             h_last = torch.where((first == T)[:, None], h0, h_last)
-        return hs, h_last, carry
+        return hs, h_last, cs[:, T]  # c_T as the kernels stored it, in hs's dtype
 
     @staticmethod
     def backward(ctx, dhs, dh_last, dc_last):
@@ -1368,21 +1375,25 @@ class _Recurrence(torch.autograd.Function):
         if wr is not None:  # Σ mᵀ·dhn over every row and step
             d_wr = (ms.view(-1, H).t() @ dhn.view(-1, P)).to(wr.dtype)
         del inputs, dpeep, ms, dhn  # before d loss / d U's operands are formed
-        if need[7]:
+        if need[6]:
             d_u = _recurrent_kernel_grad(h0, hs, rdrop, first, dzh).to(u.dtype)
         del dzh, zhn  # d loss / d (h·U), with layer norm a buffer of its own
+        x_dtype, w_dtype, b_dtype, h0_dtype = ctx.dtypes
         if ln:
             d_gh, d_gc, d_bc = dnorm.sum(0).split([4 * H, H, H])
             d_gh, d_gc, d_bc = d_gh.to(gamma_h.dtype), d_gc.to(gamma_c.dtype), d_bc.to(beta_c.dtype)
             d_x, d_w, d_gx, d_b = _normalized_input_grad(
-                dz, x, kernel, gain_x, bias, mean_x, rstd_x, (need[1], need[2], need[4], need[3])
-            )
+                dz, x, kernel, gain_x, bias, mean_x, rstd_x, (need[0], need[1], need[3], need[2]),
+                (x_dtype, w_dtype),
+            )  # fmt: skip
         else:
-            d_x, d_w, d_b = _input_projection_grad(dz, x, kernel, (need[1], need[2], need[3]))
-        # the gradients of zx (made without a graph), x, W, b, γ_x, h0, c0, U, peepholes,
-        # W_hr, γ_h, γ_c, β_c; none for the rest
+            d_x, d_w, d_b = _input_projection_grad(
+                dz, x, kernel, (need[0], need[1], need[2]), (x_dtype, w_dtype, b_dtype)
+            )
+        # the gradients of x, W, b, γ_x, h0, c0, U, peepholes, W_hr, γ_h, γ_c, β_c; none for
+        # the rest
         return (
-            None, d_x, d_w, d_b, d_gx, d_h0, d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc,
+            d_x, d_w, d_b, d_gx, d_h0.to(h0_dtype), d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc,
             *(None,) * 7,
         )  # fmt: skip
 
@@ -1431,8 +1442,7 @@ def _recurrent_kernel_grad(
     masked steps before). Without dropout, from hs and dzh as they are
     (`_shifted_rows_grad`); with it (or an fp32 dzh beside bf16 states) from h_{t-1}'s copy, a
     quarter of the batch at a time, or halves where dzh is bf16/fp16. Products are taken in
-    dzh's dtype (fp32 accumulation, one rounding, as autograd's own bf16 matmul gives them)
-    and summed in fp32."""
+    dzh's dtype with fp32 accumulation and summed in fp32 (`_add_product`)."""
     B, T, P = hs.shape
     G4 = dzh.shape[2]
     if rdrop is None and hs.dtype == dzh.dtype:
@@ -1447,10 +1457,7 @@ def _recurrent_kernel_grad(
         if rdrop is not None:  # as the forward dropped it: in fp32, then the dot's dtype
             h_in = h_in.float() * rdrop[b, None, :]
         a, m = h_in.to(dzh.dtype).reshape(-1, P), dzh[b].reshape(-1, G4)
-        if low:
-            total += a.t() @ m
-        else:
-            total.addmm_(a.t(), m)
+        total = _add_product(total, a.t(), m)
         del h_in, a  # before the next slice's copy is made
     return total
 
@@ -1460,7 +1467,7 @@ def _shifted_rows_grad(h0, hs, first, dzh) -> torch.Tensor:
     of hs and dzh taken flat, row r of hs meets row r + 1 of dzh, which pairs hs[b, t-1] with
     dzh[b, t]; the pairs across rows (hs[b, T-1], dzh[b+1, 0]) are taken out again, and h0
     meets dzh at each row's first real step (hs holds zeros before it, dzh at the masked
-    steps before). Three products in dzh's dtype, summed in fp32 (fp32 ones in place)."""
+    steps before). Three products, summed in fp32 (`_add_product`)."""
     B, T, P = hs.shape
     hs_rows, dzh_rows = hs.view(-1, P), dzh.view(-1, dzh.shape[2])
     if first is None:
@@ -1468,14 +1475,37 @@ def _shifted_rows_grad(h0, hs, first, dzh) -> torch.Tensor:
     else:  # rows with no real step: every dzh is 0
         steps = first.clamp(max=T - 1)[:, None, None].expand(B, 1, dzh.shape[2])
         at_first = dzh.gather(1, steps)[:, 0]
-    if dzh.dtype == torch.float32:
-        total = hs_rows[:-1].t() @ dzh_rows[1:]
-        total.addmm_(hs[:-1, T - 1].t(), dzh[1:, 0], alpha=-1)
-        return total.addmm_(h0.t(), at_first)
-    total = (hs_rows[:-1].t() @ dzh_rows[1:]).float()
-    total -= (hs[:-1, T - 1].t() @ dzh[1:, 0]).float()
-    total += (h0.t() @ at_first).float()
-    return total
+    total = _product(hs_rows[:-1].t(), dzh_rows[1:], torch.float32)
+    total = _add_product(total, hs[:-1, T - 1].t(), dzh[1:, 0], alpha=-1)
+    return _add_product(total, h0.t(), at_first)
+
+
+# bf16 / fp16 products with fp32 results: torch ≥ 2.8 has GEMMs that write fp32 from such
+# operands on CUDA (``out_dtype``); elsewhere the product is rounded to the operands' dtype
+# first, as autograd's own bf16 matmul gives it, and then cast.
+_FP32_OUT = hasattr(torch.ops.aten.mm, "dtype")
+
+
+def _fp32_out(t: torch.Tensor) -> bool:
+    return _FP32_OUT and t.device.type == "cuda"
+
+
+def _product(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """a·b (2-D, one dtype, fp32 accumulation) in ``dtype``: a gradient in its leaf's dtype,
+    fp32 from bf16 operands under autocast in one GEMM where `_fp32_out`, no cast after it
+    (each cast is one more op the GPU waits for, bench/host_ops.py)."""
+    if a.dtype != dtype and dtype == torch.float32 and _fp32_out(a):
+        return torch.mm(a, b, out_dtype=dtype)
+    return (a @ b).to(dtype)
+
+
+def _add_product(
+    total: torch.Tensor, a: torch.Tensor, b: torch.Tensor, alpha: float = 1.0
+) -> torch.Tensor:  # fmt: skip
+    """total (fp32) + alpha·a·b, a·b as `_product` forms it; in place where a is fp32."""
+    if a.dtype == total.dtype:
+        return total.addmm_(a, b, alpha=alpha)
+    return total.add_(_product(a, b, total.dtype), alpha=alpha)
 
 
 def _or(tensor: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
@@ -1567,16 +1597,20 @@ def _input_projection(x, kernel, gain, shift) -> torch.Tensor:
     return F.linear(x, kernel.t(), shift).contiguous()
 
 
-def _input_projection_grad(dz, x, kernel, need) -> tuple:
-    """d loss / d (x, W, b) of zx = x·W + b from dz = d loss / d zx, in the compute dtype as
-    autograd's own linear gives them; None where ``need`` (three flags, in that order) is
-    false."""
+def _input_projection_grad(dz, x, kernel, need, dtypes) -> tuple:
+    """d loss / d (x, W, b) of zx = x·W + b from dz = d loss / d zx, x, W and dz in the compute
+    dtype, each gradient in its leaf's dtype (``dtypes``, `_product`); None where ``need``
+    (three flags, in that order) is false."""
     dz_rows = dz.view(-1, dz.shape[2])
-    d_x = dz @ kernel.t() if need[0] else None
-    d_w = x.reshape(-1, x.shape[2]).t() @ dz_rows if need[1] else None
-    # Σ over rows as a product with ones: torch's sum over dims (0, 1) took 50 MiB of
-    # scratch from the CUDA allocator at B=64 T=100 H=256 (H200), at backward's peak
-    d_b = dz.new_ones(dz_rows.shape[0]) @ dz_rows if need[2] else None
+    x_dtype, w_dtype, b_dtype = dtypes
+    d_x = d_w = d_b = None
+    if need[0]:
+        d_x = _product(dz_rows, kernel.t(), x_dtype).view(*x.shape)
+    if need[1]:
+        d_w = _product(x.reshape(-1, x.shape[2]).t(), dz_rows, w_dtype)
+    if need[2]:  # Σ over rows as a product with ones: torch's sum over dims (0, 1) took 50 MiB
+        # of scratch from the CUDA allocator at B=64 T=100 H=256 (H200), at backward's peak
+        d_b = _product(dz.new_ones(1, dz_rows.shape[0]), dz_rows, b_dtype)[0]
     return d_x, d_w, d_b
 
 
@@ -1590,15 +1624,16 @@ def _normalized_input(x, kernel, gain, shift) -> tuple:
     return torch.native_layer_norm(xw, (xw.shape[2],), gain.float(), shift, reference.LN_EPSILON)
 
 
-def _normalized_input_grad(dz, x, kernel, gain, shift, mean, rstd, need) -> tuple:
+def _normalized_input_grad(dz, x, kernel, gain, shift, mean, rstd, need, dtypes) -> tuple:
     """d loss / d (x, W, γ_x, b) of `_normalized_input` from dz = d loss / d zx and the rows'
     mean and rstd it gave: torch's own layer-norm backward, half the batch at a time (x·W
-    formed again per half); None where ``need`` (four flags, in that order) is false. W's,
-    γ_x's and b's are fp32 sums."""
+    formed again per half); None where ``need`` (four flags, in that order) is false. x's and
+    W's gradients in ``dtypes``, their leaves'; W's, γ_x's and b's are fp32 sums."""
     G4 = dz.shape[2]
+    x_dtype, w_dtype = dtypes
     shift = None if shift is None else shift.float()
     mask = [True, need[2], need[3] and shift is not None]
-    d_x = torch.empty_like(x) if need[0] else None
+    d_x = torch.empty(x.shape, device=x.device, dtype=x_dtype) if need[0] else None
     d_w = d_gain = d_shift = None  # fp32 sums, from the first half on
 
     def add(total, term):
@@ -1611,14 +1646,15 @@ def _normalized_input_grad(dz, x, kernel, gain, shift, mean, rstd, need) -> tupl
         )
         del xw
         if d_x is not None:
-            d_x[rows] = d_xw.to(x.dtype) @ kernel.t()
+            d_xw_rows = d_xw.to(x.dtype).view(-1, G4)
+            d_x[rows] = _product(d_xw_rows, kernel.t(), x_dtype).view(d_x[rows].shape)
         if need[1]:
             x_t, d_rows = x[rows].reshape(-1, x.shape[2]).t().float(), d_xw.reshape(-1, G4)
             d_w = x_t @ d_rows if d_w is None else d_w.addmm_(x_t, d_rows)
         d_gain, d_shift = add(d_gain, d_g), add(d_shift, d_s)
     return (
         d_x,
-        None if d_w is None else d_w.to(kernel.dtype),
+        None if d_w is None else d_w.to(w_dtype),
         None if d_gain is None else d_gain.to(gain.dtype),
         None if d_shift is None else d_shift.to(shift.dtype),
     )
@@ -1659,14 +1695,6 @@ def lstm(
         return x.new_zeros(B, 0, P), h0, c0
     cdtype = _compute_dtype(x)
     w = weights
-    # (B, T, 4H): the input projection of all steps in one GEMM, in the compute dtype
-    x_in, kernel = x.to(cdtype), w.kernel.to(cdtype)
-    if spec.layer_norm:
-        bias, gain_x = w.bias, w.input_norm_gamma
-    else:
-        bias, gain_x = None if w.bias is None else w.bias.to(cdtype), None
-    with torch.no_grad():  # backward differentiates it itself, see `_Recurrence`
-        zx = _input_projection(x_in, kernel, gain_x, bias)
     real = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
     # each row's first real step (T where none): zeros are output before it
     first = None if real is None else (real.cumsum(1) == 0).sum(1)  # int64
@@ -1680,11 +1708,9 @@ def lstm(
         if spec.layer_norm
         else (None, None, None)
     )
+    gain_x = w.input_norm_gamma if spec.layer_norm else None
     cfg = config or default_config(B, H, P, x.device, cdtype)
-    # fmt: off
-    outputs, h_last, c_last = _Recurrence.apply(
-        zx, x_in, kernel, bias, gain_x, h0.to(cdtype).contiguous(), c0.float().contiguous(),
-        w.recurrent_kernel, peep, proj, *norms, rdrop, keep_c, keep_h, first, spec, cfg, cdtype,
-    )
-    # fmt: on
-    return outputs.to(cdtype), h_last.to(cdtype), c_last.to(cdtype)
+    return _Recurrence.apply(
+        x, w.kernel, w.bias, gain_x, h0, c0.float().contiguous(), w.recurrent_kernel, peep,
+        proj, *norms, rdrop, keep_c, keep_h, first, spec, cfg, cdtype,
+    )  # fmt: skip
