@@ -40,11 +40,12 @@ VARIANTS = {
 }
 OFF = dict.fromkeys(VARIANTS["everything"], False)
 INTS = {"B", "T", "H", "P", "T_BEGIN", "T_END", "S_BEGIN", "S_END"}
-INTS |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"} | {"s_d_b", "s_d_t"}
-ALIGNED = {"B", "H", "P", "T_BEGIN", "S_BEGIN", "s_d_b", "s_d_t"}
+INTS |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"} | {"s_d_b", "s_d_t", "s_dh_b", "s_dc_b"}
+ALIGNED = {"B", "H", "P", "T_BEGIN", "S_BEGIN", "s_d_b", "s_d_t", "s_dh_b", "s_dc_b"}
 ALIGNED |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"}
 LOW_PRECISION = (  # bf16 buffers under autocast (layer norm keeps its zx and dz in fp32)
-    "p_u", "p_wr", "p_h0", "p_hs", "p_dhs", "p_cs", "p_hd", "p_dzd", "p_dhd",
+    "p_u", "p_wr", "p_h0", "p_hs", "p_dhs", "p_cs", "p_hd", "p_dzd", "p_dhd", "p_dh_T",
+    "p_dc_T",
 )  # fmt: skip
 LOW_PRECISION_NO_LN = ("p_zx", "p_dz", "p_dzh", "p_gates")
 
@@ -143,7 +144,8 @@ def kernels(tl_mod, split, batch: int, units: int, dtype: str, variant: dict):
         held, block_k = split.k_chunk(cfg, units, itemsize, dot_u, direction)
         consts = dict(
             GATE_ACT=2, CELL_ACT=1, DOT=dot, DOT_U=dot_u, SYNC=True, PHASES=15, FINISH=True,
-            DHS=True, s_d_p=1,  # a contiguous gradient of the outputs: Triton specializes 1
+            # contiguous gradients of the outputs, h_T and c_T: Triton specializes strides of 1
+            DHS=True, s_d_p=1, START_H=True, s_dh_p=1, START_C=True, s_dc_h=1,
             RESIDENT=held, BLOCK_B=cfg.block_b, BLOCK_H=cfg.block_h, BLOCK_K=block_k,
             PROGRAMS=split._programs_block(-(-units // cfg.block_h), cfg.block_h),
             **{**OFF, **variant},

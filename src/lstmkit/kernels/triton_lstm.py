@@ -264,6 +264,7 @@ _JIT_FUNCTIONS = (
     "_recomputed_cell",
     "_cell_activation",
     "_cell_backward",
+    "_carry_in",
     "_peephole_terms",
     "_peephole_sums",
     "_add_blocks",
@@ -851,16 +852,30 @@ def _cell_activation(
     return _activation(b_x, CELL_ACT)
 
 
+def _carry_in(p_carry, p_start, m, START: tl.constexpr, at_start):
+    """A block of a reverse carry (fp32, at p_carry): at the first reverse step (``at_start``)
+    the gradient of h_T or c_T instead, read as it came (p_start: any strides, any float
+    dtype; zeros where that output was not used, START false), so that no copy of it starts
+    the carry."""
+    if at_start:
+        if START:
+            b = tl.load(p_start, mask=m, other=0.0).to(tl.float32)
+        else:
+            b = tl.where(m, 0.0, 0.0)
+    else:
+        b = tl.load(p_carry, mask=m, other=0.0)
+    return b
+
+
 def _cell_backward(
-    b_dch, b_do, b_i, b_f, b_g, b_o, b_c, p_dc_cur, p_dc_nxt, p_kc, p_peep, p_dz_t,
+    b_dch, b_do, b_i, b_f, b_g, b_o, b_c, b_dc, p_dc_nxt, p_kc, p_peep, p_dz_t,
     cols, m_h, m, H,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, PEEPHOLE: tl.constexpr, KEEP_C: tl.constexpr,
     DOT: tl.constexpr,
 ):  # fmt: skip
     """Gate gradients of one chunk from the gradient reaching c~ through h (b_dch) and the
-    output gate's (b_do), given `_cell_inputs`; stores dz (4 gate blocks) and the carried
-    dc_{t-1}."""
-    b_dc = tl.load(p_dc_cur[:, None] + cols[None, :], mask=m, other=0.0)
+    output gate's (b_do), given `_cell_inputs` and the carried d loss / d c_t (b_dc,
+    `_carry_in`); stores dz (4 gate blocks) and the carried dc_{t-1}."""
     if KEEP_C:
         b_keep = tl.load(p_kc, mask=m, other=1.0)
         b_dc_prev = b_keep * b_dc
@@ -915,11 +930,13 @@ def _lstm_bwd_kernel(
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
     p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms,  # outputs
     p_dh, p_dc, p_m,  # carries, scratch
+    p_dh_T, s_dh_b, s_dh_p, p_dc_T, s_dc_b, s_dc_h,  # the gradients of h_T and c_T, strided
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
     RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr,
-    DHS: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
+    DHS: tl.constexpr, START_H: tl.constexpr, START_C: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """Reverse recurrence of one program's BLOCK_B rows.
 
@@ -935,9 +952,10 @@ def _lstm_bwd_kernel(
     dcn = d loss / d (γ_c LN(c~) + β_c); with peepholes, in dpeep (B, 3H) each row's sums of
     `_peephole_terms` (added to); with a projection dhn (B, T, P) = d loss / d h_new and ms
     (B, T, H) every step's m = o ⊙ act(c~), for d loss / d W_hr.
-    dh (2, B, P) and dc (2, B, H) are ping-pong carries, slot 0 holding the gradients of h_T
-    and c_T to start (each step writes the other slot before reading it); after step 0 they
-    hold dh0 and dc0 in slot T % 2.
+    dh (2, B, P) and dc (2, B, H) are ping-pong carries (each step writes the other slot
+    before reading it): the first reverse step reads the gradients of h_T and c_T themselves
+    (dh_T (B, P), dc_T (B, H), strided, none where START_H / START_C is false), the others
+    slot s % 2; after step 0 they hold dh0 and dc0 in slot T % 2.
     Scratch: m (B, H) for d loss / d (o ⊙ act(c)), dcn (B, H) for the current step's dcn.
     """
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -960,6 +978,8 @@ def _lstm_bwd_kernel(
         p_dh_nxt = p_dh + (1 - cur) * B * P + r64 * P
         p_dc_cur = p_dc + cur * B * H + r64 * H
         p_dc_nxt = p_dc + (1 - cur) * B * H + r64 * H
+        p_dh_start = p_dh_T + r64 * s_dh_b
+        p_dc_start = p_dc_T + r64 * s_dc_b
         p_dhs_t = p_dhs + r64 * s_d_b + t * s_d_t
         p_dhn_t = p_dhn + o_p + t * P
         p_c_prev = p_cs + r64 * (T + 1) * H + t * H
@@ -975,7 +995,10 @@ def _lstm_bwd_kernel(
             for p0 in range(0, P, BLOCK_P):
                 pcols = p0 + tl.arange(0, BLOCK_P)
                 m = m_b[:, None] & (pcols < P)[None, :]
-                b_dh = tl.load(p_dh_cur[:, None] + pcols[None, :], mask=m, other=0.0)
+                b_dh = _carry_in(
+                    p_dh_cur[:, None] + pcols[None, :],
+                    p_dh_start[:, None] + pcols[None, :] * s_dh_p, m, START_H, s == 0,
+                )  # fmt: skip
                 p_d = p_dhs_t[:, None] + pcols[None, :] * s_d_p
                 b_dh += _outside_grad(p_d, m, seen, MASKED, DHS)
                 if KEEP_H:
@@ -1000,7 +1023,10 @@ def _lstm_bwd_kernel(
                     p_dhn_t, P, p_wr, 1, P, cols, m_h, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_P
                 )
             else:  # P == H: the hidden state's own chunk
-                b_dm = tl.load(p_dh_cur[:, None] + cols[None, :], mask=m, other=0.0)
+                b_dm = _carry_in(
+                    p_dh_cur[:, None] + cols[None, :],
+                    p_dh_start[:, None] + cols[None, :] * s_dh_p, m, START_H, s == 0,
+                )  # fmt: skip
                 p_d = p_dhs_t[:, None] + cols[None, :] * s_d_p
                 b_dm += _outside_grad(p_d, m, seen, MASKED, DHS)
                 if KEEP_H:
@@ -1026,8 +1052,12 @@ def _lstm_bwd_kernel(
                 s1 += _row_sum(b_dx)
                 s2 += _row_sum(b_dx * b_x)
             else:
+                b_dc = _carry_in(
+                    p_dc_cur[:, None] + cols[None, :],
+                    p_dc_start[:, None] + cols[None, :] * s_dc_h, m, START_C, s == 0,
+                )  # fmt: skip
                 dzi, dzf, dzg, dzo = _cell_backward(
-                    b_dcn, b_dm * b_a, b_i, b_f, b_g, b_o, b_c, p_dc_cur, p_dc_nxt, p_kc,
+                    b_dcn, b_dm * b_a, b_i, b_f, b_g, b_o, b_c, b_dc, p_dc_nxt, p_kc,
                     p_peep, p_dz_t, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
                 if PEEPHOLE:
@@ -1060,8 +1090,12 @@ def _lstm_bwd_kernel(
                     p_m_row[:, None] + cols[None, :], mask=m, other=0.0
                 ) * _cell_activation(b_x, p_gamma_c, p_beta_c, cols, m_h, CELL_ACT, LAYER_NORM)
                 p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
+                b_dc = _carry_in(
+                    p_dc_cur[:, None] + cols[None, :],
+                    p_dc_start[:, None] + cols[None, :] * s_dc_h, m, START_C, s == 0,
+                )  # fmt: skip
                 dzi, dzf, dzg, dzo = _cell_backward(
-                    b_dch, b_do, b_i, b_f, b_g, b_o, b_c, p_dc_cur, p_dc_nxt, p_kc, p_peep,
+                    b_dch, b_do, b_i, b_f, b_g, b_o, b_c, b_dc, p_dc_nxt, p_kc, p_peep,
                     p_dz_t, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
                 if PEEPHOLE:
@@ -1323,6 +1357,7 @@ class _Recurrence(torch.autograd.Function):
         wr_dot = u_dot if wr_dot is None else wr_dot
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
         consts["DHS"] = dhs is not None  # None where the outputs were not used
+        consts["START_H"], consts["START_C"] = dh_last is not None, dc_last is not None
         ln = spec.layer_norm
         # the gates, which the reverse kernel overwrites with dz as it reads them (in zx's
         # dtype; fp32 with layer norm); LN(h·U) likewise with d loss / d (h·U)
@@ -1348,9 +1383,10 @@ class _Recurrence(torch.autograd.Function):
             *_keep_args(keep_c, dz), *_keep_args(keep_h, dz),
             cs, _or(stats, dz), dz, dzh,
         )  # fmt: skip
-        if cfg.split:  # one carry each, starting from the gradients of h_T and c_T
-            d_h0 = _carry_start(torch.empty(B, P, **f32), dh_last)
-            d_c0 = _carry_start(torch.empty(B, H, **f32), dc_last)
+        # the kernels start the carries from the gradients of h_T and c_T as they came
+        starts = (*_start_args(dh_last, dz), *_start_args(dc_last, dz))
+        if cfg.split:  # one carry each
+            d_h0, d_c0 = torch.empty(B, P, **f32), torch.empty(B, H, **f32)
             u_parts = u_dot if u_parts is None else u_parts
             if ctx.counted:  # a second backward (retain_graph): the counters start again
                 ctx.counters[1].zero_()
@@ -1358,13 +1394,13 @@ class _Recurrence(torch.autograd.Function):
             triton_split.backward(
                 (*inputs[:4], u_parts, *inputs[5:], dz, dzh, dhn, dcn, dnorm, dpeep, ms, scratch),
                 (B, T, H, P),
-                _split_constexprs(consts), cfg, _INTERPRETED, d_h0, d_c0, ctx.counters[1],
+                _split_constexprs(consts), cfg, _INTERPRETED, (d_h0, d_c0, *starts),
+                ctx.counters[1],
             )  # fmt: skip
-        else:  # ping-pong carries, slot 0 first (slot 1 is written before it is read)
+        else:  # ping-pong carries (each slot is written before it is read)
             dh, dc = torch.empty(2, B, P, **f32), torch.empty(2, B, H, **f32)
-            _carry_start(dh[0], dh_last), _carry_start(dc[0], dc_last)
             _lstm_bwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                *inputs, dz, dzh, dhn, dcn, dnorm, dpeep, ms, dh, dc, scratch,
+                *inputs, dz, dzh, dhn, dcn, dnorm, dpeep, ms, dh, dc, scratch, *starts,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )  # fmt: skip
             d_h0, d_c0 = dh[T % 2], dc[T % 2]
@@ -1398,10 +1434,10 @@ class _Recurrence(torch.autograd.Function):
         )  # fmt: skip
 
 
-def _carry_start(carry: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
-    """A reverse carry at its start: the gradient of h_T or c_T (it may come strided, or in
-    bf16), zeros where that output was not used."""
-    return carry.zero_() if grad is None else carry.copy_(grad)
+def _start_args(grad: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
+    """The gradient of h_T or c_T (B, N) and its two strides as the reverse kernels take it
+    (`_carry_in`), a dummy where that output was not used."""
+    return (dummy, 0, 0) if grad is None else (grad, *grad.stride())
 
 
 def _recompute_gates(

@@ -49,9 +49,10 @@ _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _accumulate = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = None
 _outside_grad = _first_real_steps = _cell_stats = _round_tf32 = _add = None
-_peephole_sums = _add_blocks = None
+_peephole_sums = _add_blocks = _carry_in = None
 SHARED = (
     "_cell_backward",
+    "_carry_in",
     "_peephole_sums",
     "_add_blocks",
     "_activation",
@@ -597,13 +598,15 @@ def _split_bwd_kernel(
     p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
     p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms, p_m,  # outputs, scratch
-    p_dh, p_dc, p_part_a, p_part_b, p_count,  # carries, partial sums, tile counters
+    p_dh, p_dc, p_dh_T, s_dh_b, s_dh_p, p_dc_T, s_dc_b, s_dc_h,  # carries and their starts
+    p_part_a, p_part_b, p_count,  # partial sums, tile counters
     p_dzd,  # the dot operands (d loss / d (h·U)) of the last two steps
     p_dhd,  # with a projection, the dot operand d loss / d h of the current step
     B, T, H, P, S_BEGIN, S_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
     KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, DHS: tl.constexpr,
+    START_H: tl.constexpr, START_C: tl.constexpr,
     SYNC: tl.constexpr, PHASES: tl.constexpr, FINISH: tl.constexpr,
     RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
     PROGRAMS: tl.constexpr,
@@ -618,8 +621,9 @@ def _split_bwd_kernel(
     scratch for the current step; with peepholes dpeep (B, 3H) and with a projection dhn
     (B, T, P) and ms (B, T, H). U and dzd (parts, 2, B, 4H), dzh of the last two steps as
     `_store_operand` stores it for the dots with Uᵀ, as the forward's U and hd.
-    dh (B, P) carries keep·(d loss / d h_t) to step t − 1 (the gradient of h_T to start) and
-    ends as dh0; dc (B, H) carries d loss / d c_{t-1} (that of c_T to start) and ends as dc0;
+    dh (B, P) carries keep·(d loss / d h_t) to step t − 1 and ends as dh0; dc (B, H) carries
+    d loss / d c_{t-1} and ends as dc0; the first reverse step reads the gradients of h_T and
+    c_T instead, dh_T (B, P) and dc_T (B, H) strided (none where START_H / START_C is false);
     m (B, H) scratch for d loss / d (o ⊙ act(c)); part_a, part_b (B, programs, 2) partial
     row sums. Phases, as the forward's:
       0 d loss / d h_t for this program's output units, from all of dzh_{t+1};
@@ -648,6 +652,9 @@ def _split_bwd_kernel(
     p_dh_own = p_dh + r64[:, None] * P + cols[None, :]
     p_dhd_own = p_dhd + r64[:, None] * P + cols[None, :]
     p_dc_row = p_dc + r64 * H
+    p_dc_own = p_dc_row[:, None] + cols[None, :]
+    p_dh_start = p_dh_T + r64[:, None] * s_dh_b + cols[None, :] * s_dh_p
+    p_dc_start = p_dc_T + r64[:, None] * s_dc_b + cols[None, :] * s_dc_h
     p_m_own = p_m + r64[:, None] * H + cols[None, :]
     p_rd = p_rdrop + r64[:, None] * P + cols[None, :]
     p_pa = p_part_a + r64 * programs * 2
@@ -690,7 +697,7 @@ def _split_bwd_kernel(
         if PHASES & 1:  # phase 0: from outside, kept from step t + 1, through U
             p_dhs_t = p_dhs + r64[:, None] * s_d_b + t * s_d_t + cols[None, :] * s_d_p
             b_dh = _outside_grad(p_dhs_t, m_o, t >= first, MASKED, DHS)
-            b_dh += tl.load(p_dh_own, mask=m_o, other=0.0)
+            b_dh += _carry_in(p_dh_own, p_dh_start, m_o, START_H, s == 0)
             if t + 1 < T:
                 b_du = _gate_blocks_times(
                     p_dzd + ((t + 1) % 2) * B * G4 + r64 * G4, 2 * B * G4, p_u, u_t, u_t_rest,
@@ -737,7 +744,8 @@ def _split_bwd_kernel(
                 _store_pair(p_pa, _row_sum(b_dx), _row_sum(b_dx * b_x), m_b, BLOCK_H)
             else:
                 dzi, dzf, dzg, dzo = _cell_backward(
-                    b_dcn, b_dh * b_a, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc,
+                    b_dcn, b_dh * b_a, b_i, b_f, b_g, b_o, b_c,
+                    _carry_in(p_dc_own, p_dc_start, m, START_C, s == 0), p_dc_row, p_kc,
                     p_peep, p_dz_row + t * G4, cols, m_h, m, H,
                     GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
@@ -764,7 +772,8 @@ def _split_bwd_kernel(
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
                 b_dch = tl.where(m, _norm_grad(b_dx, b_x, rstd_c, s1 / H, s2 / H), 0.0)
                 dzi, dzf, dzg, dzo = _cell_backward(
-                    b_dch, b_dh * b_a, b_i, b_f, b_g, b_o, b_c, p_dc_row, p_dc_row, p_kc, p_peep,
+                    b_dch, b_dh * b_a, b_i, b_f, b_g, b_o, b_c,
+                    _carry_in(p_dc_own, p_dc_start, m, START_C, s == 0), p_dc_row, p_kc, p_peep,
                     p_dz_row + t * G4, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
                 if PEEPHOLE:
@@ -908,13 +917,15 @@ def forward(
 
 
 def backward(
-    buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool, dh: torch.Tensor,
-    dc: torch.Tensor, count: torch.Tensor,
+    buffers: tuple, shape: tuple, consts: dict, cfg, interpreted: bool, carries: tuple,
+    count: torch.Tensor,
 ) -> None:  # fmt: skip
     """The reverse recurrence of `triton_lstm._Recurrence.backward` in the split layout:
     buffers are `_split_bwd_kernel`'s arguments up to m (dhs and its three strides first,
-    then U, …, W_hr), shape (B, T, H, P); the carries dh (B, P) and dc (B, H) hold the
-    gradients of h_T and c_T, and end as dh0, dc0; count the tiles' barrier counters, zeros."""
+    then U, …, W_hr), shape (B, T, H, P); carries its arguments from dh to s_dc_h: the
+    carries dh (B, P) and dc (B, H), which end as dh0, dc0, then the gradients of h_T and
+    c_T that start them, each with its two strides; count the tiles' barrier counters,
+    zeros."""
     B, T, H, P = shape
     u, wr = buffers[4], buffers[6]
     device = u.device
@@ -935,7 +946,7 @@ def backward(
         dhd = torch.empty(B, P, device=device, dtype=operand_dtype(wr.dtype, consts["DOT"]))
     for begin, end, phases, finish in launches:
         _split_bwd_kernel[grid](
-            *buffers, dh, dc, part[0], part[1], count, dzd, dhd, B, T, H, P, begin, end,
+            *buffers, *carries, part[0], part[1], count, dzd, dhd, B, T, H, P, begin, end,
             **consts,
             SYNC=sync, PHASES=phases, FINISH=finish, RESIDENT=resident,
             num_warps=cfg.num_warps, num_stages=1,
