@@ -22,7 +22,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 import torch
 from rich.console import Console
 from rich.table import Table
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 import kernels as bench  # bench/kernels.py, beside this script
 from lstmkit.kernels import triton_lstm, triton_split
@@ -69,13 +69,22 @@ def as_on_cuda(assign=setattr) -> None:
 
 def stub_kernels(assign=setattr) -> list:
     """Replace every Triton kernel by a stub, with ``assign`` (a test's monkeypatch.setattr, so
-    that it is undone); the returned list grows by one per launch."""
+    that it is undone); the returned list grows by one per launch. A stub sets the int32
+    buffers it is given to 0, uncounted: the kernels' outputs that the host reads as indices
+    (each row's first real step) then hold valid ones."""
     triton_lstm._triton()
     launches: list = []
 
+    def launch(grid, *args, **kwargs):
+        launches.append(grid)
+        with _disable_current_modes():
+            for arg in args:
+                if isinstance(arg, torch.Tensor) and arg.dtype == torch.int32:
+                    arg.zero_()
+
     class Stub:
         def __getitem__(self, grid):
-            return lambda *args, **kwargs: launches.append(grid)
+            return lambda *args, **kwargs: launch(grid, *args, **kwargs)
 
     for module, names in (
         (triton_lstm, triton_lstm._JIT_FUNCTIONS),

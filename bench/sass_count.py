@@ -40,14 +40,15 @@ VARIANTS = {
 }
 OFF = dict.fromkeys(VARIANTS["everything"], False)
 INTS = {"B", "T", "H", "P", "T_BEGIN", "T_END", "S_BEGIN", "S_END"}
-INTS |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"} | {"s_d_b", "s_d_t", "s_dh_b", "s_dc_b"}
+INTS |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"}
+INTS |= {"s_d_b", "s_d_t", "s_dh_b", "s_dc_b", "s_r_b"}
 ALIGNED = {"B", "H", "P", "T_BEGIN", "S_BEGIN", "s_d_b", "s_d_t", "s_dh_b", "s_dc_b"}
 ALIGNED |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"}
 LOW_PRECISION = (  # bf16 buffers under autocast (layer norm keeps its zx and dz in fp32)
     "p_u", "p_wr", "p_h0", "p_hs", "p_dhs", "p_cs", "p_hd", "p_dzd", "p_dhd", "p_dh_T",
-    "p_dc_T",
+    "p_dc_T", "p_h_last",
 )  # fmt: skip
-LOW_PRECISION_NO_LN = ("p_zx", "p_dz", "p_dzh", "p_gates")
+LOW_PRECISION_NO_LN = ("p_zx", "p_dz", "p_dzh", "p_gates", "p_at_first")
 
 
 def compile_kernel(triton, fn, consts: dict, pointers: dict, warps: int):
@@ -136,6 +137,9 @@ def kernels(tl_mod, split, batch: int, units: int, dtype: str, variant: dict):
     if dot == "low":
         names = LOW_PRECISION + (() if layer_norm else LOW_PRECISION_NO_LN)
         pointers = dict.fromkeys(names, "*bf16")
+    pointers["p_real"] = "*i1"  # the mask: bool
+    if variant == VARIANTS["mask"]:  # a mask alone: its keeps are bool too (with zoneout fp32)
+        pointers.update(p_keep_c="*i1", p_keep_h="*i1")
     itemsize = 4 if dot == "tf32" else 2
     for direction, fn, k_width in (
         ("forward", split._split_fwd_kernel, units),
@@ -145,7 +149,7 @@ def kernels(tl_mod, split, batch: int, units: int, dtype: str, variant: dict):
         consts = dict(
             GATE_ACT=2, CELL_ACT=1, DOT=dot, DOT_U=dot_u, SYNC=True, PHASES=15, FINISH=True,
             # contiguous gradients of the outputs, h_T and c_T: Triton specializes strides of 1
-            DHS=True, s_d_p=1, START_H=True, s_dh_p=1, START_C=True, s_dc_h=1,
+            DHS=True, s_d_p=1, START_H=True, s_dh_p=1, START_C=True, s_dc_h=1, s_r_t=1,
             RESIDENT=held, BLOCK_B=cfg.block_b, BLOCK_H=cfg.block_h, BLOCK_K=block_k,
             PROGRAMS=split._programs_block(-(-units // cfg.block_h), cfg.block_h),
             **{**OFF, **variant},

@@ -256,6 +256,7 @@ _JIT_FUNCTIONS = (
     "_accumulate",
     "_gates_and_cell",
     "_outside_grad",
+    "_seen_through",
     "_first_real_steps",
     "_emit_hidden",
     "_finish_hidden",
@@ -265,6 +266,7 @@ _JIT_FUNCTIONS = (
     "_cell_activation",
     "_cell_backward",
     "_carry_in",
+    "_store_gates",
     "_peephole_terms",
     "_peephole_sums",
     "_add_blocks",
@@ -504,16 +506,19 @@ def _gates_and_cell(
 
 
 def _emit_hidden(
-    b_new, seen, p_h_prev, p_h_next, p_keep, cols, m,
+    b_new, seen, p_h_prev, p_h_next, p_h_last, last, p_keep, cols, m,
     KEEP_H: tl.constexpr, MASKED: tl.constexpr, DOT: tl.constexpr,
 ):  # fmt: skip
     """Store the next hidden state: keep·h_{t-1} + (1 − keep)·h_new (mask and zoneout), and
-    with a mask 0 in the rows that have not ``seen`` a real step yet (their state is h0)."""
+    with a mask 0 in the rows that have not ``seen`` a real step yet (their state is h0);
+    with a mask, at the ``last`` step the state itself as h_T too (p_h_last, row starts)."""
     if KEEP_H:
-        b_keep = tl.load(p_keep, mask=m, other=1.0)
+        b_keep = tl.load(p_keep, mask=m, other=1.0).to(tl.float32)
         b_old = tl.load(p_h_prev[:, None] + cols[None, :], mask=m, other=0.0).to(tl.float32)
         b_new = b_keep * b_old + (1.0 - b_keep) * b_new
     if MASKED:
+        if last:
+            _store(p_h_last[:, None] + cols[None, :], b_new, m, DOT)
         b_new = tl.where(seen[:, None], b_new, 0.0)
     _store(p_h_next[:, None] + cols[None, :], b_new, m, DOT)
 
@@ -531,6 +536,14 @@ def _outside_grad(p, m, seen, MASKED: tl.constexpr, DHS: tl.constexpr):
     return b
 
 
+def _seen_through(seen, n_before, p_real_row, s_r_t, t, m_b):
+    """With a mask (B, T) bool at p_real_row (row starts) + t·s_r_t: whether each row has had
+    a real step up to and including step t, and how many steps came before its first (T
+    where none: the rows' ``first``), from those up to step t − 1."""
+    seen = seen | (tl.load(p_real_row + t * s_r_t, mask=m_b, other=0) != 0)
+    return seen, n_before + tl.where(seen, 0, 1)
+
+
 def _first_real_steps(p_first, rows, m_b, MASKED: tl.constexpr):
     """Each row's first real step (T where none) with a mask; 0 without one."""
     first = 0
@@ -540,7 +553,7 @@ def _first_real_steps(p_first, rows, m_b, MASKED: tl.constexpr):
 
 
 def _finish_hidden(
-    b_cn, b_o, p_m, seen, p_h_prev, p_h_next, p_keep, cols, m,
+    b_cn, b_o, p_m, seen, p_h_prev, p_h_next, p_h_last, last, p_keep, cols, m,
     CELL_ACT: tl.constexpr, PROJ: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr,
     DOT: tl.constexpr,
 ):  # fmt: skip
@@ -550,12 +563,16 @@ def _finish_hidden(
     if PROJ:
         tl.store(p_m[:, None] + cols[None, :], b_o * b_a, mask=m)
     else:
-        _emit_hidden(b_o * b_a, seen, p_h_prev, p_h_next, p_keep, cols, m, KEEP_H, MASKED, DOT)
+        _emit_hidden(
+            b_o * b_a, seen, p_h_prev, p_h_next, p_h_last, last, p_keep, cols, m,
+            KEEP_H, MASKED, DOT,
+        )  # fmt: skip
 
 
 def _lstm_fwd_kernel(
     p_zx, p_h0, p_c0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
-    p_first, p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
+    p_real, s_r_b, s_r_t, p_first, p_h_last,  # the mask, each row's first real step, h_T
+    p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_hs, p_cs, p_carry, p_stats, p_o, p_zhn, p_cn, p_m,  # outputs, saved, scratch
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
@@ -567,8 +584,9 @@ def _lstm_fwd_kernel(
 
     In: zx (B, T, 4H) = x·W (+LN, +b); h0 (B, P); c0 (B, H) fp32; U (P, 4H);
     optional peep (3, H), W_hr (H, P), γ_h (4H), γ_c/β_c (H), dropout (B, P), keep_c /
-    keep_h strided (B, T, H / P); first (B,) int64, each row's first real step (T if none;
-    0 without a mask): up to it the carried state is h0, and the outputs are zeros.
+    keep_h strided (B, T, H / P), bool or fp32; with a mask (MASKED) real (B, T) bool,
+    strided: up to each row's first real step the carried state is h0 and the outputs are
+    zeros, and first (B,) int32 gets that step (T if none), h_last (B, P) the last state.
     Out: hs (B, T, P), the outputs; cs (B, T+1, H), c0 and every step's state, in hs's dtype
     (the state itself is carried in fp32, in carry, which ends as c_T); with layer norm stats
     (B, T, 4), the row mean and inverse deviation of h·U and of c~. Backward recomputes the
@@ -588,12 +606,18 @@ def _lstm_fwd_kernel(
     p_zhn_t = p_zhn + r64 * G4
     p_cn_t = p_cn + r64 * H
     p_c_own = p_carry + r64 * H
-    first = _first_real_steps(p_first, rows, m_b, MASKED)
+    p_real_row = p_real + r64 * s_r_b
+    p_h_last_row = p_h_last + r64 * P
+    seen = rows < 0  # with a mask: whether a row has had a real step
+    n_before = tl.full([BLOCK_B], 0, tl.int32)  # and how many steps came before it
     for t in range(T):
         p_c_in = tl.where(t == 0, p_c0 + r64 * H, p_c_own)  # c_{t-1}
         p_h_next = p_hs + r64 * T * P + t * P
-        p_h_prev = tl.where(t > first, p_h_next - P, p_h0 + r64 * P)  # h0 up to the first
-        seen = t >= first
+        seen_before = t > 0
+        if MASKED:
+            seen_before = seen
+            seen, n_before = _seen_through(seen, n_before, p_real_row, s_r_t, t, m_b)
+        p_h_prev = tl.where(seen_before, p_h_next - P, p_h0 + r64 * P)  # h0 up to the first
         p_c_next = p_cs + r64 * (T + 1) * H + (t + 1) * H
         p_zx_t = p_zx + o_z + t * G4
         p_stats_t = p_stats + (r64 * T + t) * 4
@@ -659,7 +683,7 @@ def _lstm_fwd_kernel(
             b_cstate = b_cnew
             if KEEP_C:
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
-                b_keep = tl.load(p_k, mask=m, other=1.0)
+                b_keep = tl.load(p_k, mask=m, other=1.0).to(tl.float32)
                 b_cstate = b_keep * b_c + (1.0 - b_keep) * b_cnew
             tl.store(p_c_own[:, None] + cols[None, :], b_cstate, mask=m)  # read before, here
             _store(p_c_next[:, None] + cols[None, :], b_cstate, m, DOT)
@@ -678,6 +702,8 @@ def _lstm_fwd_kernel(
                     seen,
                     p_h_prev,
                     p_h_next,
+                    p_h_last_row,
+                    t == T - 1,
                     p_kh,
                     cols,
                     m,
@@ -713,6 +739,8 @@ def _lstm_fwd_kernel(
                     seen,
                     p_h_prev,
                     p_h_next,
+                    p_h_last_row,
+                    t == T - 1,
                     p_kh,
                     cols,
                     m,
@@ -734,8 +762,13 @@ def _lstm_fwd_kernel(
                 )
                 m = m_b[:, None] & m_p[None, :]
                 p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
-                _emit_hidden(acc, seen, p_h_prev, p_h_next, p_kh, pcols, m, KEEP_H, MASKED, DOT)
+                _emit_hidden(
+                    acc, seen, p_h_prev, p_h_next, p_h_last_row, t == T - 1, p_kh, pcols, m,
+                    KEEP_H, MASKED, DOT,
+                )  # fmt: skip
         tl.debug_barrier()  # h_t and c_t are read by the whole program at the next step
+    if MASKED:  # each row's first real step, for backward
+        tl.store(p_first + rows, n_before, mask=m_b)
 
 
 def _gates_kernel(
@@ -877,7 +910,7 @@ def _cell_backward(
     output gate's (b_do), given `_cell_inputs` and the carried d loss / d c_t (b_dc,
     `_carry_in`); stores dz (4 gate blocks) and the carried dc_{t-1}."""
     if KEEP_C:
-        b_keep = tl.load(p_kc, mask=m, other=1.0)
+        b_keep = tl.load(p_kc, mask=m, other=1.0).to(tl.float32)
         b_dc_prev = b_keep * b_dc
         b_dcnew = (1.0 - b_keep) * b_dc + b_dch
     else:
@@ -893,13 +926,17 @@ def _cell_backward(
     if PEEPHOLE:
         b_dc_prev += dzi * tl.load(p_peep + cols, mask=m_h, other=0.0)[None, :]
         b_dc_prev += dzf * tl.load(p_peep + H + cols, mask=m_h, other=0.0)[None, :]
-    p_d = p_dz_t[:, None] + cols[None, :]
-    _store(p_d, dzi, m, DOT)
-    _store(p_d + H, dzf, m, DOT)
-    _store(p_d + 2 * H, dzg, m, DOT)
-    _store(p_d + 3 * H, dzo, m, DOT)
+    _store_gates(p_dz_t[:, None] + cols[None, :], dzi, dzf, dzg, dzo, m, H, DOT)
     tl.store(p_dc_nxt[:, None] + cols[None, :], b_dc_prev, mask=m)
     return dzi, dzf, dzg, dzo
+
+
+def _store_gates(p, x_i, x_f, x_g, x_o, m, H, DOT: tl.constexpr):
+    """Store four gate blocks at p (2-D), p + H, p + 2H, p + 3H (`_store`)."""
+    _store(p, x_i, m, DOT)
+    _store(p + H, x_f, m, DOT)
+    _store(p + 2 * H, x_g, m, DOT)
+    _store(p + 3 * H, x_o, m, DOT)
 
 
 def _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c):
@@ -928,7 +965,7 @@ def _lstm_bwd_kernel(
     p_rdrop, p_first, p_keep_c, s_kc_b, s_kc_t, s_kc_u,
     p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
-    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms,  # outputs
+    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms, p_at_first,  # outputs
     p_dh, p_dc, p_m,  # carries, scratch
     p_dh_T, s_dh_b, s_dh_p, p_dc_T, s_dc_b, s_dc_h,  # the gradients of h_T and c_T, strided
     B, T, H, P,
@@ -951,7 +988,9 @@ def _lstm_bwd_kernel(
     this program's sums of dz ⊙ x̂ (for γ_h), of dcn ⊙ LN(c~) and of dcn (for γ_c, β_c),
     dcn = d loss / d (γ_c LN(c~) + β_c); with peepholes, in dpeep (B, 3H) each row's sums of
     `_peephole_terms` (added to); with a projection dhn (B, T, P) = d loss / d h_new and ms
-    (B, T, H) every step's m = o ⊙ act(c~), for d loss / d W_hr.
+    (B, T, H) every step's m = o ⊙ act(c~), for d loss / d W_hr; with a mask at_first
+    (B, 4H), each row's dzh at its first real step (at T − 1 if none, where it is 0), which
+    meets h0 in d loss / d U.
     dh (2, B, P) and dc (2, B, H) are ping-pong carries (each step writes the other slot
     before reading it): the first reverse step reads the gradients of h_T and c_T themselves
     (dh_T (B, P), dc_T (B, H), strided, none where START_H / START_C is false), the others
@@ -970,9 +1009,11 @@ def _lstm_bwd_kernel(
     p_dpeep_row = p_dpeep + r64 * 3 * H
     p_dnorm_own = p_dnorm + tl.program_id(0) * 6 * H
     first = _first_real_steps(p_first, rows, m_b, MASKED)
+    p_at_row = p_at_first + r64 * G4
     for s in range(T):
         t = T - 1 - s
         seen = t >= first
+        at_first = t == tl.minimum(first, T - 1)  # with a mask: the rows whose dzh_t meets h0
         cur = s % 2
         p_dh_cur = p_dh + cur * B * P + r64 * P
         p_dh_nxt = p_dh + (1 - cur) * B * P + r64 * P
@@ -1003,7 +1044,7 @@ def _lstm_bwd_kernel(
                 b_dh += _outside_grad(p_d, m, seen, MASKED, DHS)
                 if KEEP_H:
                     p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
-                    b_keep = tl.load(p_k, mask=m, other=1.0)
+                    b_keep = tl.load(p_k, mask=m, other=1.0).to(tl.float32)
                     tl.store(p_dh_nxt[:, None] + pcols[None, :], b_keep * b_dh, mask=m)
                     b_dh = (1.0 - b_keep) * b_dh
                 else:
@@ -1031,7 +1072,7 @@ def _lstm_bwd_kernel(
                 b_dm += _outside_grad(p_d, m, seen, MASKED, DHS)
                 if KEEP_H:
                     p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
-                    b_keep = tl.load(p_k, mask=m, other=1.0)
+                    b_keep = tl.load(p_k, mask=m, other=1.0).to(tl.float32)
                     tl.store(p_dh_nxt[:, None] + cols[None, :], b_keep * b_dm, mask=m)
                     b_dm = (1.0 - b_keep) * b_dm
                 else:
@@ -1060,6 +1101,9 @@ def _lstm_bwd_kernel(
                     b_dcn, b_dm * b_a, b_i, b_f, b_g, b_o, b_c, b_dc, p_dc_nxt, p_kc,
                     p_peep, p_dz_t, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
+                if MASKED:
+                    p_at = p_at_row[:, None] + cols[None, :]
+                    _store_gates(p_at, dzi, dzf, dzg, dzo, m & at_first[:, None], H, DOT)
                 if PEEPHOLE:
                     d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
                     _add_blocks(p_dpeep_row[:, None] + cols[None, :], d_i, d_f, d_o, m, H)
@@ -1127,6 +1171,9 @@ def _lstm_bwd_kernel(
                 b_dx = b_dz * tl.load(p_gamma_h + cols, mask=m_g, other=0.0)[None, :]
                 b_dzh = rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None])
                 tl.store(p_dzh_t[:, None] + cols[None, :], b_dzh, mask=m)
+                if MASKED:
+                    p_at = p_at_row[:, None] + cols[None, :]
+                    tl.store(p_at, b_dzh, mask=m & at_first[:, None])
         tl.debug_barrier()
 
         # 4. dh_{t-1} += (dzh · Uᵀ) ⊙ dropout, chunk by chunk of output units.
@@ -1244,6 +1291,11 @@ def _split_operands(u, h0_dropped, hd, dot_dtype, dot_u) -> tuple:
     return (rounded, u_dot) if parts == 2 else (rounded[0], rounded[0])
 
 
+def _real_args(real: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
+    """The mask (B, T) bool (or a dummy) and its two strides, as the forward kernels take it."""
+    return (dummy, 0, 0) if real is None else (real, *real.stride())
+
+
 def _keep_args(keep: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
     """A keep tensor (or a dummy) and its three strides, as the kernels take them."""
     return (dummy, 0, 0, 0) if keep is None else (keep, *keep.stride())
@@ -1272,7 +1324,7 @@ class _Recurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, kernel, bias, gain_x, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c,
-                rdrop, keep_c, keep_h, first, spec, cfg, dot_dtype):  # fmt: skip
+                rdrop, keep_c, keep_h, real, spec, cfg, dot_dtype):  # fmt: skip
         triton = _triton()
         # the leaves' dtypes, which backward's gradients take without a cast of autograd's
         ctx.dtypes = (x.dtype, kernel.dtype, None if bias is None else bias.dtype, h0.dtype)
@@ -1288,6 +1340,11 @@ class _Recurrence(torch.autograd.Function):
         hs = torch.empty(B, T, P, device=zx.device, dtype=h0.dtype)
         cs = torch.empty(B, T + 1, H, device=zx.device, dtype=h0.dtype)  # the kernels store c0
         carry = torch.empty(B, H, **f32)  # the state itself, to c_T
+        # with a mask: each row's first real step (T where none; zeros are output before it)
+        # and h_T, which the kernels find and store
+        first = None if real is None else torch.empty(B, device=zx.device, dtype=torch.int32)
+        h_last = None if real is None else torch.empty(B, P, device=zx.device, dtype=h0.dtype)
+        masked = (*_real_args(real, zx), _or(first, zx), _or(h_last, zx))
         ln = spec.layer_norm
         stats = torch.empty(B, T, 4, **f32) if ln else None
         o = torch.empty(B, H, **f32) if ln else None  # scratch rows of one step
@@ -1308,7 +1365,7 @@ class _Recurrence(torch.autograd.Function):
             triton_split.forward(
                 (
                     zx, h0, c0, u_parts, _or(peep, zx), wr_dot, _or(gamma_h, zx),
-                    _or(gamma_c, zx), _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
+                    _or(gamma_c, zx), _or(beta_c, zx), _or(rdrop, zx), *masked,
                     *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 ),
                 (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED, hd, ctx.counters[0],
@@ -1317,7 +1374,7 @@ class _Recurrence(torch.autograd.Function):
             u_dot = u_parts = _dot_operand(u, dot_dtype, dot_u)
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
                 zx, h0, c0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
-                _or(beta_c, zx), _or(rdrop, zx), _or(first, zx),
+                _or(beta_c, zx), _or(rdrop, zx), *masked,
                 *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )
@@ -1330,9 +1387,8 @@ class _Recurrence(torch.autograd.Function):
         ctx.save_for_backward(
             *saved, *operands, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h, first
         )
-        h_last = hs[:, T - 1]  # zeros in a row with no real step, whose state is still h0
-        if first is not None:
-            h_last = torch.where((first == T)[:, None], h0, h_last)
+        if h_last is None:  # without a mask h_T is the last output
+            h_last = hs[:, T - 1]
         return hs, h_last, cs[:, T]  # c_T as the kernels stored it, in hs's dtype
 
     @staticmethod
@@ -1373,6 +1429,8 @@ class _Recurrence(torch.autograd.Function):
         dhn = torch.empty(B, T, P, **f32) if wr is not None else dz
         ms = torch.empty(B, T, H, **f32) if wr is not None else dz
         dpeep = torch.zeros(B, 3 * H, **f32) if peep is not None else dz
+        # with a mask each row's dzh at its first real step, for d loss / d U
+        at_first = None if first is None else torch.empty(B, 4 * H, **{**f32, "dtype": dzh.dtype})
         dcn = torch.empty(B, H, **f32) if ln else dz  # scratch
         scratch = torch.empty(B, H, **f32) if ln else dz
         dnorm = torch.zeros(triton.cdiv(B, cfg.block_b), 6 * H, **f32) if ln else dz
@@ -1392,7 +1450,10 @@ class _Recurrence(torch.autograd.Function):
                 ctx.counters[1].zero_()
             ctx.counted = True
             triton_split.backward(
-                (*inputs[:4], u_parts, *inputs[5:], dz, dzh, dhn, dcn, dnorm, dpeep, ms, scratch),
+                (
+                    *inputs[:4], u_parts, *inputs[5:], dz, dzh, dhn, dcn, dnorm, dpeep, ms,
+                    _or(at_first, dz), scratch,
+                ),
                 (B, T, H, P),
                 _split_constexprs(consts), cfg, _INTERPRETED, (d_h0, d_c0, *starts),
                 ctx.counters[1],
@@ -1400,7 +1461,8 @@ class _Recurrence(torch.autograd.Function):
         else:  # ping-pong carries (each slot is written before it is read)
             dh, dc = torch.empty(2, B, P, **f32), torch.empty(2, B, H, **f32)
             _lstm_bwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                *inputs, dz, dzh, dhn, dcn, dnorm, dpeep, ms, dh, dc, scratch, *starts,
+                *inputs, dz, dzh, dhn, dcn, dnorm, dpeep, ms, _or(at_first, dz), dh, dc, scratch,
+                *starts,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )  # fmt: skip
             d_h0, d_c0 = dh[T % 2], dc[T % 2]
@@ -1412,8 +1474,8 @@ class _Recurrence(torch.autograd.Function):
             d_wr = (ms.view(-1, H).t() @ dhn.view(-1, P)).to(wr.dtype)
         del inputs, dpeep, ms, dhn  # before d loss / d U's operands are formed
         if need[6]:
-            d_u = _recurrent_kernel_grad(h0, hs, rdrop, first, dzh).to(u.dtype)
-        del dzh, zhn  # d loss / d (h·U), with layer norm a buffer of its own
+            d_u = _recurrent_kernel_grad(h0, hs, rdrop, first, dzh, at_first).to(u.dtype)
+        del dzh, zhn, at_first  # d loss / d (h·U), with layer norm a buffer of its own
         x_dtype, w_dtype, b_dtype, h0_dtype = ctx.dtypes
         if ln:
             d_gh, d_gc, d_bc = dnorm.sum(0).split([4 * H, H, H])
@@ -1472,23 +1534,25 @@ def _recurrent_kernel_grad(
     rdrop: torch.Tensor | None,
     first: torch.Tensor | None,
     dzh: torch.Tensor,
+    at_first: torch.Tensor | None,
 ) -> torch.Tensor:
     """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t in fp32, h_{t-1} being h0 then hs[:, :-1]
     (h0 again at a row's ``first`` real step, where hs holds zeros before it; dzh is 0 at the
-    masked steps before). Without dropout, from hs and dzh as they are
+    masked steps before). Without dropout, from hs and dzh as they are and, with a mask, each
+    row's dzh at its first real step (``at_first``, as the reverse kernels stored it)
     (`_shifted_rows_grad`); with it (or an fp32 dzh beside bf16 states) from h_{t-1}'s copy, a
     quarter of the batch at a time, or halves where dzh is bf16/fp16. Products are taken in
     dzh's dtype with fp32 accumulation and summed in fp32 (`_add_product`)."""
     B, T, P = hs.shape
     G4 = dzh.shape[2]
     if rdrop is None and hs.dtype == dzh.dtype:
-        return _shifted_rows_grad(h0, hs, first, dzh)
+        return _shifted_rows_grad(h0, hs, at_first, dzh)
     low = dzh.dtype != torch.float32
     total = torch.zeros(P, G4, device=dzh.device, dtype=torch.float32)
     for b in _batch_slices(B, 2 if low else 4):
         h_in = torch.cat([h0[b, None], hs[b, :-1]], dim=1)
         if first is not None:  # rows with no real step: every dzh is 0
-            steps = first[b].clamp(max=T - 1).long()
+            steps = first[b].clamp(max=T - 1)
             h_in[torch.arange(len(steps), device=h_in.device), steps] = h0[b]
         if rdrop is not None:  # as the forward dropped it: in fp32, then the dot's dtype
             h_in = h_in.float() * rdrop[b, None, :]
@@ -1498,19 +1562,17 @@ def _recurrent_kernel_grad(
     return total
 
 
-def _shifted_rows_grad(h0, hs, first, dzh) -> torch.Tensor:
+def _shifted_rows_grad(h0, hs, at_first, dzh) -> torch.Tensor:
     """`_recurrent_kernel_grad` without dropout, with no copy of h_{t-1}: over the (B·T) rows
     of hs and dzh taken flat, row r of hs meets row r + 1 of dzh, which pairs hs[b, t-1] with
     dzh[b, t]; the pairs across rows (hs[b, T-1], dzh[b+1, 0]) are taken out again, and h0
-    meets dzh at each row's first real step (hs holds zeros before it, dzh at the masked
-    steps before). Three products, summed in fp32 (`_add_product`)."""
+    meets dzh at each row's first real step, ``at_first`` (B, 4H) (hs holds zeros before it,
+    dzh at the masked steps before; dzh[:, 0] without a mask). Three products, summed in fp32
+    (`_add_product`)."""
     B, T, P = hs.shape
     hs_rows, dzh_rows = hs.view(-1, P), dzh.view(-1, dzh.shape[2])
-    if first is None:
+    if at_first is None:
         at_first = dzh[:, 0]
-    else:  # rows with no real step: every dzh is 0
-        steps = first.clamp(max=T - 1)[:, None, None].expand(B, 1, dzh.shape[2])
-        at_first = dzh.gather(1, steps)[:, 0]
     total = _product(hs_rows[:-1].t(), dzh_rows[1:], torch.float32)
     total = _add_product(total, hs[:-1, T - 1].t(), dzh[1:, 0], alpha=-1)
     return _add_product(total, h0.t(), at_first)
@@ -1581,17 +1643,21 @@ def _keeps(
     device: torch.device,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """keep_c, keep_h: the weights of the old cell and hidden state, (B, T, H) and (B, T, P)
-    fp32 views, broadcast with zero strides where they do not vary; None where every weight
-    is 0. keep = 1 − real·(1 − z), mask and zoneout together: z is the training mask (B, T, N),
-    the rate at inference, 0 without zoneout; a mask alone gives both states one tensor."""
+    views, broadcast with zero strides where they do not vary; None where every weight is 0.
+    keep = 1 − real·(1 − z), mask and zoneout together: z is the training mask (B, T, N), the
+    rate at inference, 0 without zoneout, fp32; a mask alone gives both states one tensor,
+    not real, in bool (the kernels read either as fp32)."""
     B, T, H = shape
     P = spec.output_size
+    if not (spec.zoneout_cell or spec.zoneout_hidden):
+        keep = None if real is None else (~real)[:, :, None]
+        return (
+            None if keep is None else keep.expand(B, T, H),
+            None if keep is None else keep.expand(B, T, P),
+        )
     real_rows = None if real is None else real[:, :, None].float()  # (B, T, 1)
     keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real_rows, device)
-    if spec.zoneout_cell or spec.zoneout_hidden:
-        keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real_rows, device)
-    else:
-        keep_h = keep_c  # the mask's alone (or None)
+    keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real_rows, device)
     return (
         None if keep_c is None else keep_c.expand(B, T, H),
         None if keep_h is None else keep_h.expand(B, T, P),
@@ -1732,8 +1798,6 @@ def lstm(
     cdtype = _compute_dtype(x)
     w = weights
     real = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
-    # each row's first real step (T where none): zeros are output before it
-    first = None if real is None else (real.cumsum(1) == 0).sum(1)  # int64
     noise = noise or LSTMNoise()
     keep_c, keep_h = _keeps(spec, noise, real, (B, T, H), x.device)
     rdrop = None if noise.recurrent_mask is None else noise.recurrent_mask.float().contiguous()
@@ -1748,5 +1812,5 @@ def lstm(
     cfg = config or default_config(B, H, P, x.device, cdtype)
     return _Recurrence.apply(
         x, w.kernel, w.bias, gain_x, h0, c0.float().contiguous(), w.recurrent_kernel, peep,
-        proj, *norms, rdrop, keep_c, keep_h, first, spec, cfg, cdtype,
+        proj, *norms, rdrop, keep_c, keep_h, real, spec, cfg, cdtype,
     )  # fmt: skip

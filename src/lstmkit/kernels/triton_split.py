@@ -48,11 +48,12 @@ tl = None
 _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _accumulate = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = None
-_outside_grad = _first_real_steps = _cell_stats = _round_tf32 = _add = None
-_peephole_sums = _add_blocks = _carry_in = None
+_outside_grad = _first_real_steps = _seen_through = _cell_stats = _round_tf32 = _add = None
+_peephole_sums = _add_blocks = _carry_in = _store_gates = None
 SHARED = (
     "_cell_backward",
     "_carry_in",
+    "_store_gates",
     "_peephole_sums",
     "_add_blocks",
     "_activation",
@@ -70,6 +71,7 @@ SHARED = (
     "_recomputed_cell",
     "_outside_grad",
     "_first_real_steps",
+    "_seen_through",
     "_cell_stats",
     "_round_tf32",
     "_add",
@@ -369,7 +371,8 @@ def _gate_stats(zi, zf, zg, zo, m, n):
 
 def _split_fwd_kernel(
     p_zx, p_h0, p_c0, p_u, p_peep, p_wr, p_gamma_h, p_gamma_c, p_beta_c, p_rdrop,  # inputs
-    p_first, p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
+    p_real, s_r_b, s_r_t, p_first, p_h_last,  # the mask, each row's first real step, h_T
+    p_keep_c, s_kc_b, s_kc_t, s_kc_u, p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_hs, p_cs, p_carry, p_stats,  # outputs and saved
     p_o, p_zhn, p_cn, p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
     p_hd,  # the dot operands (h ⊙ dropout) of the last two steps and of h0
@@ -384,9 +387,10 @@ def _split_fwd_kernel(
     """Steps T_BEGIN … T_END − 1 of BLOCK_B rows: program (slice, tile).
 
     Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); c0 (B, H) fp32;
-    first (B,); hs (B, T, P); cs (B, T+1, H) in hs's dtype (c0 stored in cs[:, 0] here); carry
-    (B, H) fp32, the state between launches (c_T on exit; c0 is read from its own buffer; a
-    program keeps its columns in registers between); U (parts, P, 4H), parts = 2
+    real (B, T), first (B,) and h_last (B, P) with a mask; hs (B, T, P); cs (B, T+1, H) in
+    hs's dtype (c0 stored in cs[:, 0] here); carry (B, H) fp32, the state between launches
+    (c_T on exit; c0 is read from its own buffer; a program keeps its columns in registers
+    between); U (parts, P, 4H), parts = 2
     for "tf32x3" dots, else 1 (`triton_lstm._split_operands`); W_hr (H, P); γ_h (4H), γ_c, β_c
     (H); with layer norm stats (B, T, 4) and, where the phases of a step are separate
     launches, scratch rows that carry a program's own columns from one to the next: o (B,
@@ -424,7 +428,12 @@ def _split_fwd_kernel(
     p_pa = p_part_a + r64 * programs * 2
     p_pb = p_part_b + r64 * programs * 2
     n_sync = 1 + 2 * LAYER_NORM + PROJ  # barriers per step
-    first = _first_real_steps(p_first, rows, m_b, MASKED)
+    p_real_row = p_real + r64 * s_r_b
+    seen = rows < 0  # with a mask: whether a row has had a real step
+    n_before = tl.full([BLOCK_B], 0, tl.int32)  # and how many steps came before it
+    if MASKED:  # the steps of earlier launches
+        for t in range(0, T_BEGIN):
+            seen, n_before = _seen_through(seen, n_before, p_real_row, s_r_t, t, m_b)
     p_c_own = p_carry + r64[:, None] * H + cols[None, :]  # the state, fp32, between launches
     p_c_start = p_c_own
     if PHASES & 2:  # the launch with the cell of the first step starts from c0
@@ -453,7 +462,11 @@ def _split_fwd_kernel(
         if PROJ:
             w_r = _four_blocks(p_wr, QUARTER, P, 1, QUARTER, H, cols, cols < P, QUARTER)
     for t in range(T_BEGIN, T_END):
-        slot = tl.where(t > first, (t + 1) % 2, 2)  # h_{t−1}'s, or h0's up to the first step
+        seen_before = t > 0
+        if MASKED:
+            seen_before = seen
+            seen, n_before = _seen_through(seen, n_before, p_real_row, s_r_t, t, m_b)
+        slot = tl.where(seen_before, (t + 1) % 2, 2)  # h_{t−1}'s, or h0's up to the first step
         p_hd_prev = p_hd + slot.to(tl.int64) * B * P + r64 * P
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_s = rows[:, None] * G4 + cols[None, :]  # (B, 4H) scratch offsets (int32), gate i
@@ -500,7 +513,7 @@ def _split_fwd_kernel(
             )  # fmt: skip
             if KEEP_C:  # masks and zoneout: keep·old + (1 − keep)·new
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
-                b_keep = tl.load(p_k, mask=m, other=1.0)
+                b_keep = tl.load(p_k, mask=m, other=1.0).to(tl.float32)
                 b_c = b_keep * b_c + (1.0 - b_keep) * b_cnew
             else:
                 b_c = b_cnew
@@ -547,9 +560,9 @@ def _split_fwd_kernel(
         if PHASES & H_PHASE:
             if KEEP_H:
                 p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
-                b_keep = tl.load(p_k, mask=m_o, other=1.0)
+                b_keep = tl.load(p_k, mask=m_o, other=1.0).to(tl.float32)
                 if H_CARRIED == 0:  # h_{t−1} from hs (h0 up to the first step)
-                    p_h_prev = tl.where(t > first, p_h_row + (t - 1) * P, p_h0 + r64 * P)
+                    p_h_prev = tl.where(seen_before, p_h_row + (t - 1) * P, p_h0 + r64 * P)
                     p_old = p_h_prev[:, None] + cols[None, :]
                     b_h_old = tl.load(p_old, mask=m_o, other=0.0, cache_modifier=".cg")
                 b_h = b_keep * b_h_old.to(tl.float32) + (1.0 - b_keep) * b_h
@@ -559,13 +572,19 @@ def _split_fwd_kernel(
                 b_hd = b_hd * tl.load(p_rd[:, None] + cols[None, :], mask=m_o, other=0.0)
             p_hd_t = p_hd + (t % 2) * B * P + r64[:, None] * P + cols[None, :]
             _store_operand(p_hd_t, b_hd, m_o, 3 * B * P, DOT_U)  # for the next step's h·U
-            if MASKED:  # zeros where no real step has been seen yet
-                b_h = tl.where((t >= first)[:, None], b_h, 0.0)
+            if MASKED:  # h_T, the state; zeros where no real step has been seen yet
+                if t == T - 1:
+                    _store(p_h_last + r64[:, None] * P + cols[None, :], b_h, m_o, DOT)
+                b_h = tl.where(seen[:, None], b_h, 0.0)
             _store(p_h_row[:, None] + t * P + cols[None, :], b_h, m_o, DOT)
         if SYNC:
             _tile_barrier(p_count + tile, (done + n_sync) * programs)
     if PHASES & 2:  # c_T, or the state the next launch starts from
         tl.store(p_c_own, b_c, mask=m)
+    if MASKED:  # each row's first real step, for backward (every launch that ends at T)
+        if T_END == T:
+            if tl.program_id(0) == 0:
+                tl.store(p_first + rows, n_before, mask=m_b)
 
 
 def _norm_grad(dx, x, rstd, t1, t2):
@@ -597,7 +616,7 @@ def _split_bwd_kernel(
     p_rdrop, p_first, p_keep_c, s_kc_b, s_kc_t, s_kc_u,
     p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
-    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms, p_m,  # outputs, scratch
+    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms, p_at_first, p_m,  # outputs, scratch
     p_dh, p_dc, p_dh_T, s_dh_b, s_dh_p, p_dc_T, s_dc_b, s_dc_h,  # carries and their starts
     p_part_a, p_part_b, p_count,  # partial sums, tile counters
     p_dzd,  # the dot operands (d loss / d (h·U)) of the last two steps
@@ -618,9 +637,10 @@ def _split_bwd_kernel(
     `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H), which may be the gates' buffer; with
     layer norm dzh (B, T, 4H) = d loss / d (h·U) (else dzh is dz), which may be zhn's, and
     dnorm (tiles, 6H), where the programs of a tile add their columns' sums; dcn (B, H) is
-    scratch for the current step; with peepholes dpeep (B, 3H) and with a projection dhn
-    (B, T, P) and ms (B, T, H). U and dzd (parts, 2, B, 4H), dzh of the last two steps as
-    `_store_operand` stores it for the dots with Uᵀ, as the forward's U and hd.
+    scratch for the current step; with peepholes dpeep (B, 3H), with a projection dhn
+    (B, T, P) and ms (B, T, H), with a mask at_first (B, 4H). U and dzd (parts, 2, B, 4H),
+    dzh of the last two steps as `_store_operand` stores it for the dots with Uᵀ, as the
+    forward's U and hd.
     dh (B, P) carries keep·(d loss / d h_t) to step t − 1 and ends as dh0; dc (B, H) carries
     d loss / d c_{t-1} and ends as dc0; the first reverse step reads the gradients of h_T and
     c_T instead, dh_T (B, P) and dc_T (B, H) strided (none where START_H / START_C is false);
@@ -661,6 +681,7 @@ def _split_bwd_kernel(
     p_pb = p_part_b + r64 * programs * 2
     n_sync = 1 + PROJ + 2 * LAYER_NORM  # barriers per step
     first = _first_real_steps(p_first, rows, m_b, MASKED)
+    p_at_own = p_at_first + r64[:, None] * G4 + cols[None, :]  # gate i
     QUARTER: tl.constexpr = BLOCK_K // 4
     CARRY: tl.constexpr = PHASES if BLOCK_B == 16 else 0  # hand on in registers
     # the norms' gain and shift gradients, summed over the rows once the steps are done
@@ -684,6 +705,9 @@ def _split_bwd_kernel(
             w_rt = _four_blocks(p_wr, QUARTER, 1, P, QUARTER, P, cols, m_h, QUARTER)
     for s in range(S_BEGIN, S_END):
         t = T - 1 - s
+        m_at = m
+        if MASKED:  # the rows whose dzh_t meets h0
+            m_at = m & (t == tl.minimum(first, T - 1))[:, None]
         done = n_sync * (s - S_BEGIN)  # barriers passed before this step
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_c = r64[:, None] * H + cols[None, :]  # (B, H) scratch offsets
@@ -708,7 +732,7 @@ def _split_bwd_kernel(
                 b_dh += b_du
             if KEEP_H:
                 p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
-                b_keep = tl.load(p_k, mask=m_o, other=1.0)
+                b_keep = tl.load(p_k, mask=m_o, other=1.0).to(tl.float32)
                 tl.store(p_dh_own, b_keep * b_dh, mask=m_o)
                 b_dh = (1.0 - b_keep) * b_dh
             elif s == 0:  # the carry started as the gradient of h_T: taken, nothing kept
@@ -750,6 +774,8 @@ def _split_bwd_kernel(
                     GATE_ACT, CELL_ACT, PEEPHOLE, KEEP_C, DOT,
                 )  # fmt: skip
                 _store_operand_blocks(p_dzd_t, dzi, dzf, dzg, dzo, m, H, 2 * B * G4, DOT_U)
+                if MASKED:
+                    _store_gates(p_at_own, dzi, dzf, dzg, dzo, m_at, H, DOT)
                 if PEEPHOLE:
                     d_peep_i, d_peep_f, d_peep_o = _peephole_sums(
                         d_peep_i, d_peep_f, d_peep_o, dzi, dzf, dzo, b_i, b_f, b_g, b_c
@@ -808,6 +834,8 @@ def _split_bwd_kernel(
                 tl.store(p_dzh_t + H, dzhf, mask=m)
                 tl.store(p_dzh_t + 2 * H, dzhg, mask=m)
                 tl.store(p_dzh_t + 3 * H, dzho, mask=m)
+                if MASKED:
+                    _store_gates(p_at_own, dzhi, dzhf, dzhg, dzho, m_at, H, DOT)
                 _store_operand_blocks(p_dzd_t, dzhi, dzhf, dzhg, dzho, m, H, 2 * B * G4, DOT_U)
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 3 + PROJ) * programs)
