@@ -572,24 +572,37 @@ def test_a_second_backward_gives_the_same_gradients(config, layer_norm, no_tf32)
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
 
 
-def test_every_backward_of_the_split_layout_starts_its_tile_counters_at_zero(monkeypatch):
-    """The forward zeroes the barrier counters of both passes in one op; a second backward of
-    the same graph (``retain_graph``) zeroes its own again: a counter left at the last
-    target would let a GPU's programs pass their barriers without waiting."""
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16], ids=["fp32", "bf16"])
+def test_every_pass_of_the_split_layout_starts_its_tile_counters_at_zero(monkeypatch, autocast):
+    """The forward's launch that prepares U's and h0's operands zeroes the barrier counters of
+    both passes (fp32 TF32 rounding and bf16 casts alike); a second backward of the same graph
+    (``retain_graph``) zeroes its own again: a counter left at the last target would let a
+    GPU's programs pass their barriers without waiting."""
+    monkeypatch.setattr(
+        triton_lstm,
+        "_dot_mode",
+        lambda dtype, device: "tf32" if dtype == torch.float32 else "emulate",
+    )
     starts = []
-    backward = triton_split.backward
 
-    def recorded(*args):
-        starts.append(args[-1].clone())
-        return backward(*args)
+    def recorded(launcher):
+        def launch(*args):
+            starts.append(args[-1].clone())  # the counters, before the launch
+            return launcher(*args)
 
-    monkeypatch.setattr(triton_split, "backward", recorded)
+        return launch
+
+    for name in ("forward", "backward"):
+        monkeypatch.setattr(triton_split, name, recorded(getattr(triton_split, name)))
+    counters = triton_split.tile_counters  # made with garbage in them, here 7s
+    monkeypatch.setattr(triton_split, "tile_counters", lambda *args: counters(*args).fill_(7))
     spec = LSTMSpec(16)  # one program per tile: the interpreter runs the barriers too
     x, h0, c0, w, _ = problem(spec)
-    outs = triton_lstm.lstm(x, h0, c0, w, spec, config=SPLIT)
+    with torch.autocast(DEVICE, dtype=autocast or torch.float32, enabled=bool(autocast)):
+        outs = triton_lstm.lstm(x, h0, c0, w, spec, config=SPLIT)
     for _ in range(2):
-        torch.autograd.grad(outs[0].sum(), [x], retain_graph=True)
-    assert len(starts) == 2 and not any(count.any() for count in starts)
+        torch.autograd.grad(outs[0].float().sum(), [x], retain_graph=True)
+    assert len(starts) == 3 and not any(count.any() for count in starts)
 
 
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
@@ -636,12 +649,12 @@ def test_a_fwd_bwd_takes_few_host_ops(monkeypatch, config, masked, autocast):
     torch ops (fp32 with TF32 dots, split layout; ten for each rounding of U or h0 to TF32,
     done twice for U). Counted with the Triton kernels stubbed out, on the paths taken on
     CUDA: U and h0 rounded to TF32 in one launch, U's operand kept for backward, c0 stored by
-    the kernels, both passes' barrier counters zeroed at once, the reverse carries started
-    by the kernels from the gradients of h_T and c_T: at most 10 torch ops and 4 launches.
-    With a mask (21 ops before) the kernels find each row's first real step from the mask
-    itself and hand on h_T and the gradient at that step: 11. Under bf16 autocast (31 ops
-    before, 40 with a mask) the leaves are cast inside the layer and their gradients come
-    from GEMMs with fp32 outputs, with no cast after: 18 (19 with a mask).
+    the kernels, both passes' barrier counters zeroed in the same launch, the reverse
+    carries started by the kernels from the gradients of h_T and c_T: at most 9 torch ops
+    and 4 launches. With a mask (21 ops before) the kernels find each row's first real step
+    from the mask itself and hand on h_T and the gradient at that step: 10. Under bf16
+    autocast (30 ops before, 39 with a mask) the leaves are cast inside the layer and their
+    gradients come from GEMMs with fp32 outputs, with no cast after: 16 (17 with a mask).
     (`bench/host_ops.py` counts every variant so.)"""
     host_ops = _bench_module("host_ops")
     host_ops.as_on_cuda(monkeypatch.setattr)
@@ -657,7 +670,7 @@ def test_a_fwd_bwd_takes_few_host_ops(monkeypatch, config, masked, autocast):
     with host_ops.KernelOps() as backward:
         torch.autograd.grad(outs, leaves, grads)
     ops = forward.names + backward.names
-    budget = {(False, False): 10, (True, False): 11, (False, True): 18, (True, True): 19}
+    budget = {(False, False): 9, (True, False): 10, (False, True): 16, (True, True): 17}
     assert len(ops) <= budget[masked, autocast is not None], ops
     assert len(launches) <= 4
 

@@ -42,7 +42,7 @@ half its fp32 memory); the state itself is carried from step to step in fp32 (la
 zx, gates and dz stay fp32 too). The dots take fp32 operands with TF32 on CUDA when
 ``torch.backends.cudnn.rnn.fp32_precision == "tf32"`` (torch's default, the rule cuDNN's LSTM
 follows), true fp32 otherwise. TF32 operands are rounded to nearest (weights once per
-forward, in one launch of `_tf32_kernel`, kept for backward; activations in the kernels): the
+forward, in one launch of `_operands_kernel`, kept for backward; activations in the kernels): the
 tensor cores would drop their low 13 bits, a bias that adds up over the steps. Under
 autocast (bf16 / fp16) or with low-precision inputs the operands of the dots are in that
 dtype, the accumulation fp32, and outputs are returned in that dtype as cuDNN does.
@@ -273,8 +273,8 @@ _JIT_FUNCTIONS = (
     "_lstm_fwd_kernel",
     "_gates_kernel",
     "_lstm_bwd_kernel",
-    "_tf32_block",
-    "_tf32_kernel",
+    "_operand_block",
+    "_operands_kernel",
 )
 _TRITON = None  # the triton module once `_triton()` has run
 _INTERPRETED = None  # whether `_triton()` wrapped the kernels for the interpreter
@@ -820,30 +820,42 @@ def _gates_kernel(
     _store(p_z + o_g + 3 * H, b_o, m, DOT)
 
 
-def _tf32_block(p_x, p_out, N, REST, start, BLOCK: tl.constexpr, PARTS: tl.constexpr):
-    """Elements start … start + BLOCK − 1 of `_tf32_kernel`'s job on x (N) into out."""
+def _operand_block(
+    p_x, p_out, N, REST, start, BLOCK: tl.constexpr, PARTS: tl.constexpr, TF32: tl.constexpr,
+    DOT: tl.constexpr,
+):  # fmt: skip
+    """Elements start … start + BLOCK − 1 of `_operands_kernel`'s job on x (N) into out."""
     offs = start + tl.arange(0, BLOCK)
     m = offs < N
-    x = tl.load(p_x + offs, mask=m)
-    hi = _round_tf32(x)
-    tl.store(p_out + offs, hi, mask=m)
-    if PARTS == 2:
-        tl.store(p_out + REST + offs, _round_tf32(x - hi), mask=m)
+    x = tl.load(p_x + offs, mask=m).to(tl.float32)
+    if TF32:
+        hi = _round_tf32(x)
+        tl.store(p_out + offs, hi, mask=m)
+        if PARTS == 2:
+            tl.store(p_out + REST + offs, _round_tf32(x - hi), mask=m)
+    else:
+        _store(p_out + offs, x, m, DOT)
 
 
-def _tf32_kernel(
-    p_x, p_out, N, REST, p_x2, p_out2, N2, REST2, BLOCK: tl.constexpr, PARTS: tl.constexpr
+def _operands_kernel(
+    p_x, p_out, N, REST, p_x2, p_out2, N2, REST2, p_zero, N_ZERO,
+    BLOCK: tl.constexpr, PARTS: tl.constexpr, TF32: tl.constexpr, DOT: tl.constexpr,
 ):  # fmt: skip
-    """out = x (N fp32 elements) rounded to TF32 (`_round_tf32`), and out2 = x2 (N2) so, by
-    the first cdiv(N, BLOCK) programs and the rest. With PARTS == 2 also, REST (REST2)
-    elements past out (out2), the TF32 part of the rest x − out: the two parts that
-    three-product TF32 dots take (`triton_split._operand_dot`)."""
+    """out = x (N elements) as the dots take it, and out2 = x2 (N2) so, by the first
+    cdiv(N, BLOCK) programs and the rest: with TF32 rounded to TF32 (`_round_tf32`; with
+    PARTS == 2 also, REST (REST2) elements past out (out2), the TF32 part of the rest
+    x − out: the two parts that three-product TF32 dots take, `triton_split._operand_dot`),
+    else in out's dtype (`_store`). Program 0 also sets N_ZERO ≤ BLOCK int32 at p_zero to 0
+    (the split layout's barrier counters)."""
     blocks = (N + BLOCK - 1) // BLOCK  # not tl.cdiv, a jitted helper (see above)
     pid = tl.program_id(0)
     if pid < blocks:
-        _tf32_block(p_x, p_out, N, REST, pid * BLOCK, BLOCK, PARTS)
+        _operand_block(p_x, p_out, N, REST, pid * BLOCK, BLOCK, PARTS, TF32, DOT)
     else:
-        _tf32_block(p_x2, p_out2, N2, REST2, (pid - blocks) * BLOCK, BLOCK, PARTS)
+        _operand_block(p_x2, p_out2, N2, REST2, (pid - blocks) * BLOCK, BLOCK, PARTS, TF32, DOT)
+    if pid == 0:
+        offs = tl.arange(0, BLOCK)
+        tl.store(p_zero + offs, tl.full([BLOCK], 0, tl.int32), mask=offs < N_ZERO)
 
 
 def _cell_inputs(p_g, p_c, m, H):
@@ -1240,19 +1252,30 @@ def _dot_mode(dtype: torch.dtype, device: torch.device) -> str:
     return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
 
 
-def _tf32_into(
-    x: torch.Tensor, out: torch.Tensor, parts: int, also: tuple | None = None
-) -> None:  # fmt: skip
-    """Write fp32 x rounded to TF32 (10 mantissa bits, to nearest even, as `_round_tf32`)
-    into out (parts, …), out[0] contiguous; with ``parts`` 2 the TF32 part of the rest into
-    out[1]. ``also``: a second (x, out) done likewise in the same launch of `_tf32_kernel`."""
+def _operands_into(
+    x: torch.Tensor,
+    out: torch.Tensor,
+    parts: int,
+    dot: str = "tf32",
+    also: tuple | None = None,
+    zero: torch.Tensor | None = None,
+) -> None:
+    """Write x into out (parts, …), out[0] contiguous, as the dots take it: for "tf32" dots
+    rounded to TF32 (10 mantissa bits, to nearest even, as `_round_tf32`), with ``parts`` 2
+    the TF32 part of the rest into out[1]; else in out's dtype. ``also``: a second (x, out)
+    done likewise, ``zero``: int32 counters (at most 1024) set to 0, both in the same launch
+    of `_operands_kernel`."""
     x2, out2 = also if also is not None else (x[:0], out)  # else an empty second job
     x, x2 = x.contiguous(), x2.contiguous()
     block, rest = 1024, [o.stride(0) if parts == 2 else 0 for o in (out, out2)]
-    grid = (-(-x.numel() // block) + -(-x2.numel() // block),)
-    _tf32_kernel[grid](
-        x, out[0], x.numel(), rest[0], x2, out2[0], x2.numel(), rest[1], BLOCK=block, PARTS=parts
-    )
+    grid = (max(-(-x.numel() // block) + -(-x2.numel() // block), 1),)
+    n_zero = 0 if zero is None else zero.numel()
+    assert n_zero <= block, n_zero
+    _operands_kernel[grid](
+        x, out[0], x.numel(), rest[0], x2, out2[0], x2.numel(), rest[1],
+        out if zero is None else zero, n_zero,
+        BLOCK=block, PARTS=parts, TF32=dot == "tf32", DOT=dot,
+    )  # fmt: skip
 
 
 def _tf32(x: torch.Tensor, parts: int = 1) -> torch.Tensor:
@@ -1260,7 +1283,7 @@ def _tf32(x: torch.Tensor, parts: int = 1) -> torch.Tensor:
     rest, which three-product TF32 dots take as they are (`triton_split._store_operand`)."""
     _triton()
     out = torch.empty((parts, *x.shape), device=x.device, dtype=torch.float32)
-    _tf32_into(x, out, parts)
+    _operands_into(x, out, parts)
     return out if parts == 2 else out[0]
 
 
@@ -1277,18 +1300,22 @@ def _dot_operand(w: torch.Tensor, dtype: torch.dtype, dot: str) -> torch.Tensor:
     return _tf32(w) if dot == "tf32" else w
 
 
-def _split_operands(u, h0_dropped, hd, dot_dtype, dot_u) -> tuple:
+def _split_operands(u, h0_dropped, hd, counters, dot_dtype, dot_u) -> tuple:
     """U as the split kernels take it, (parts, P, 4H) for "tf32x3" dots, else (P, 4H), and U
     as `_dot_operand` gives it (for the gates kernel); h0 ⊙ dropout written into hd[:, 2]
-    likewise. TF32 operands are rounded together, in one launch."""
-    u_dot = u.detach().to(dot_dtype).contiguous()  # unrounded, as `_dot_operand` starts
-    if dot_u not in ("tf32", "tf32x3"):
-        hd[0, 2].copy_(h0_dropped)
-        return u_dot, u_dot
+    likewise, and the barrier counters zeroed: all in one launch of `_operands_kernel`."""
+    u_dot = u.detach().contiguous()  # unrounded, as `_dot_operand` starts, where it is fp32
+    dot = "tf32" if dot_u in ("tf32", "tf32x3") else dot_u
     parts = triton_split.operand_parts(dot_u)
-    rounded = torch.empty(parts, *u.shape, device=u.device, dtype=torch.float32)
-    _tf32_into(u_dot, rounded, parts, also=(h0_dropped, hd[:, 2]))
-    return (rounded, u_dot) if parts == 2 else (rounded[0], rounded[0])
+    if dot == "tf32" or u_dot.dtype != dot_dtype:  # rounded, or cast to the dots' dtype
+        out = torch.empty(parts, *u.shape, device=u.device, dtype=dot_dtype)
+        _operands_into(u_dot, out, parts, dot, also=(h0_dropped, hd[:, 2]), zero=counters)
+    else:  # U as it is: h0 and the counters alone
+        out = u_dot[None]
+        _operands_into(h0_dropped, hd[:, 2], parts, dot, zero=counters)
+    if dot_u == "tf32x3":
+        return out, u_dot.to(dot_dtype)
+    return out[0], out[0]
 
 
 def _real_args(real: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
@@ -1359,9 +1386,10 @@ class _Recurrence(torch.autograd.Function):
             h0_dropped = h0 if rdrop is None else h0 * rdrop
             dtype = triton_split.operand_dtype(dot_dtype, dot_u)
             hd = triton_split.h_operands(B, P, zx.device, dtype, dot_u)
-            u_parts, u_dot = _split_operands(u, h0_dropped, hd, dot_dtype, dot_u)
-            # zeroed once for both passes; a scratch buffer, kept out of the saved tensors
+            # the counters of both passes, zeroed with the operands; a scratch buffer, kept out
+            # of the saved tensors
             ctx.counters, ctx.counted = triton_split.tile_counters(B, H, cfg, zx.device), False
+            u_parts, u_dot = _split_operands(u, h0_dropped, hd, ctx.counters, dot_dtype, dot_u)
             triton_split.forward(
                 (
                     zx, h0, c0, u_parts, _or(peep, zx), wr_dot, _or(gamma_h, zx),

@@ -914,9 +914,9 @@ def h_operands(
 
 
 def tile_counters(batch: int, units: int, cfg, device: torch.device) -> torch.Tensor:
-    """The barrier counters of each batch tile, zeroed in one op for both passes: (2, tiles)
-    int32, row 0 the forward's, row 1 the backward's (`_tile_barrier`)."""
-    return torch.zeros(2, _grid(batch, units, cfg)[1], dtype=torch.int32, device=device)
+    """The barrier counters of each batch tile for both passes, (2, tiles) int32, row 0 the
+    forward's, row 1 the backward's (`_tile_barrier`); the caller zeroes them."""
+    return torch.empty(2, _grid(batch, units, cfg)[1], dtype=torch.int32, device=device)
 
 
 def forward(
