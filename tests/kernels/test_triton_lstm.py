@@ -731,9 +731,9 @@ def test_recurrent_kernel_gradient_over_flat_rows_matches_every_step_summed(T):
             h_in = h0[b] if t <= first[b] else hs[b, t - 1]
             expected += torch.outer(h_in, dzh[b, t])
     at_first = dzh[torch.arange(B), first.clamp(max=T - 1)]
-    ours = triton_lstm._recurrent_kernel_grad(h0, hs, None, first, dzh, at_first)
+    ours = triton_lstm._recurrent_kernel_grad(h0, hs, None, dzh, at_first)
     torch.testing.assert_close(ours.double(), expected, rtol=1e-6, atol=1e-6)
-    unmasked = triton_lstm._recurrent_kernel_grad(h0, hs, None, None, dzh, None)
+    unmasked = triton_lstm._recurrent_kernel_grad(h0, hs, None, dzh, None)
     pairs = [(h0[b] if t == 0 else hs[b, t - 1], dzh[b, t]) for b in range(B) for t in range(T)]
     expected = sum(torch.outer(h, d) for h, d in pairs)
     torch.testing.assert_close(unmasked.double(), expected, rtol=1e-6, atol=1e-6)

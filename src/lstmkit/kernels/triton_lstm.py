@@ -1502,7 +1502,7 @@ class _Recurrence(torch.autograd.Function):
             d_wr = (ms.view(-1, H).t() @ dhn.view(-1, P)).to(wr.dtype)
         del inputs, dpeep, ms, dhn  # before d loss / d U's operands are formed
         if need[6]:
-            d_u = _recurrent_kernel_grad(h0, hs, rdrop, first, dzh, at_first).to(u.dtype)
+            d_u = _recurrent_kernel_grad(h0, hs, rdrop, dzh, at_first).to(u.dtype)
         del dzh, zhn, at_first  # d loss / d (h·U), with layer norm a buffer of its own
         x_dtype, w_dtype, b_dtype, h0_dtype = ctx.dtypes
         if ln:
@@ -1560,34 +1560,20 @@ def _recurrent_kernel_grad(
     h0: torch.Tensor,
     hs: torch.Tensor,
     rdrop: torch.Tensor | None,
-    first: torch.Tensor | None,
     dzh: torch.Tensor,
     at_first: torch.Tensor | None,
 ) -> torch.Tensor:
     """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t in fp32, h_{t-1} being h0 then hs[:, :-1]
-    (h0 again at a row's ``first`` real step, where hs holds zeros before it; dzh is 0 at the
-    masked steps before). Without dropout, from hs and dzh as they are and, with a mask, each
-    row's dzh at its first real step (``at_first``, as the reverse kernels stored it)
-    (`_shifted_rows_grad`); with it (or an fp32 dzh beside bf16 states) from h_{t-1}'s copy, a
-    quarter of the batch at a time, or halves where dzh is bf16/fp16. Products are taken in
-    dzh's dtype with fp32 accumulation and summed in fp32 (`_add_product`)."""
-    B, T, P = hs.shape
-    G4 = dzh.shape[2]
-    if rdrop is None and hs.dtype == dzh.dtype:
-        return _shifted_rows_grad(h0, hs, at_first, dzh)
-    low = dzh.dtype != torch.float32
-    total = torch.zeros(P, G4, device=dzh.device, dtype=torch.float32)
-    for b in _batch_slices(B, 2 if low else 4):
-        h_in = torch.cat([h0[b, None], hs[b, :-1]], dim=1)
-        if first is not None:  # rows with no real step: every dzh is 0
-            steps = first[b].clamp(max=T - 1)
-            h_in[torch.arange(len(steps), device=h_in.device), steps] = h0[b]
-        if rdrop is not None:  # as the forward dropped it: in fp32, then the dot's dtype
-            h_in = h_in.float() * rdrop[b, None, :]
-        a, m = h_in.to(dzh.dtype).reshape(-1, P), dzh[b].reshape(-1, G4)
-        total = _add_product(total, a.t(), m)
-        del h_in, a  # before the next slice's copy is made
-    return total
+    (h0 again at a row's first real step, where hs holds zeros before it; dzh is 0 at the
+    masked steps before), over the rows taken flat (`_shifted_rows_grad`), with a mask from
+    each row's dzh at its first real step (``at_first``, as the reverse kernels stored it).
+    With dropout, hs and h0 dropped again as the forward dropped them (in fp32, then dzh's
+    dtype), and where dzh is fp32 beside bf16 states (layer norm), hs in fp32: one copy of
+    every state, one op, where a quarter of the batch at a time took a dozen."""
+    if rdrop is not None:
+        hs, h0 = hs * rdrop[:, None, :], h0 * rdrop
+    hs, h0 = hs.to(dzh.dtype), h0.to(dzh.dtype)
+    return _shifted_rows_grad(h0, hs, at_first, dzh)
 
 
 def _shifted_rows_grad(h0, hs, at_first, dzh) -> torch.Tensor:
