@@ -689,9 +689,10 @@ def test_under_autocast_fp32_leaves_take_gradients_from_gemms_with_fp32_outputs(
     monkeypatch, config, spec, masked, training
 ):  # fmt: skip
     """Where torch has them (CUDA, torch ≥ 2.8), the gradients of fp32 leaves under bf16
-    autocast are bf16 GEMMs with fp32 outputs (`triton_lstm._product`): no cast of x, W, b,
-    h0 or U's gradient after backward's products. Here on the CPU, those GEMMs computed from
-    the operands in fp32 (bench/host_ops.py), against the reference."""
+    autocast are bf16 GEMMs with fp32 outputs (`triton_lstm._product`), with no cast after
+    them (`test_a_fwd_bwd_takes_few_host_ops` counts the ops). That path taken here on the
+    CPU, those GEMMs computed from the operands in fp32 (bench/host_ops.py): it runs, and
+    its gradients match the reference's."""
     host_ops = _bench_module("host_ops")
     monkeypatch.setattr(triton_lstm, "_fp32_out", lambda t: True)
     x, h0, c0, w, noise = problem(spec, training=training)
