@@ -676,15 +676,14 @@ def test_a_fwd_bwd_takes_few_host_ops(monkeypatch, config, masked, autocast):
 
 
 @pytest.mark.parametrize(
-    "spec, masked, training",
-    [
-        (LSTMSpec(20), True, False),
-        (LSTMSpec(20, layer_norm=True), False, False),
-        (LSTMSpec(20, recurrent_dropout=0.3, proj_size=9), False, True),
+    "spec, masked, training, config",
+    [  # the products are the host's: one layout each
+        (LSTMSpec(20), True, False, SPLIT),
+        (LSTMSpec(20, layer_norm=True), False, False, SMALL),
+        (LSTMSpec(20, recurrent_dropout=0.3, proj_size=9), False, True, SPLIT),
     ],
-    ids=["masked", "layer_norm", "dropout_projection"],
+    ids=["masked-split", "layer_norm-persistent", "dropout_projection-split"],
 )
-@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
 def test_under_autocast_fp32_leaves_take_gradients_from_gemms_with_fp32_outputs(
     monkeypatch, config, spec, masked, training
 ):  # fmt: skip
