@@ -1315,7 +1315,8 @@ def _split_operands(u, h0_dropped, hd, counters, dot_dtype, dot_u) -> tuple:
         _operands_into(h0_dropped, hd[:, 2], parts, dot, zero=counters)
     if dot_u == "tf32x3":
         return out, u_dot.to(dot_dtype)
-    return out[0], out[0]
+    u_out = out[0]
+    return u_out, u_out
 
 
 def _real_args(real: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
@@ -1663,15 +1664,12 @@ def _keeps(
     not real, in bool (the kernels read either as fp32)."""
     B, T, H = shape
     P = spec.output_size
-    if not (spec.zoneout_cell or spec.zoneout_hidden):
-        keep = None if real is None else (~real)[:, :, None]
-        return (
-            None if keep is None else keep.expand(B, T, H),
-            None if keep is None else keep.expand(B, T, P),
-        )
-    real_rows = None if real is None else real[:, :, None].float()  # (B, T, 1)
-    keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real_rows, device)
-    keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real_rows, device)
+    if spec.zoneout_cell or spec.zoneout_hidden:
+        real_rows = None if real is None else real[:, :, None].float()  # (B, T, 1)
+        keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real_rows, device)
+        keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real_rows, device)
+    else:  # a mask alone (or none): 1 at the masked steps
+        keep_c = keep_h = None if real is None else (~real)[:, :, None]
     return (
         None if keep_c is None else keep_c.expand(B, T, H),
         None if keep_h is None else keep_h.expand(B, T, P),
