@@ -266,6 +266,7 @@ _JIT_FUNCTIONS = (
     "_cell_activation",
     "_cell_backward",
     "_carry_in",
+    "_hidden_grad",
     "_store_gates",
     "_peephole_terms",
     "_peephole_sums",
@@ -912,6 +913,29 @@ def _carry_in(p_carry, p_start, m, START: tl.constexpr, at_start):
     return b
 
 
+def _hidden_grad(
+    p_cur, p_start, s_start, p_next, p_dhs, s_d_p, p_keep, cols, m, seen, at_start,
+    START_H: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, DHS: tl.constexpr,
+):  # fmt: skip
+    """d loss / d h_t of the chunk ``cols`` (row starts p_…): what step t + 1 handed on
+    (`_carry_in`, from p_cur, or at the start p_start with its column stride) and what came
+    from outside (`_outside_grad`). Stores at p_next what the carry keeps for step t − 1
+    (keep·it with masks and zoneout, else 0) and returns the rest, which reached h_new."""
+    b = _carry_in(
+        p_cur[:, None] + cols[None, :], p_start[:, None] + cols[None, :] * s_start, m, START_H,
+        at_start,
+    )  # fmt: skip
+    b += _outside_grad(p_dhs[:, None] + cols[None, :] * s_d_p, m, seen, MASKED, DHS)
+    p_n = p_next[:, None] + cols[None, :]
+    if KEEP_H:
+        b_keep = tl.load(p_keep, mask=m, other=1.0).to(tl.float32)
+        tl.store(p_n, b_keep * b, mask=m)
+        b = (1.0 - b_keep) * b
+    else:
+        tl.store(p_n, b * 0.0, mask=m)
+    return b
+
+
 def _cell_backward(
     b_dch, b_do, b_i, b_f, b_g, b_o, b_c, b_dc, p_dc_nxt, p_kc, p_peep, p_dz_t,
     cols, m_h, m, H,
@@ -1048,19 +1072,11 @@ def _lstm_bwd_kernel(
             for p0 in range(0, P, BLOCK_P):
                 pcols = p0 + tl.arange(0, BLOCK_P)
                 m = m_b[:, None] & (pcols < P)[None, :]
-                b_dh = _carry_in(
-                    p_dh_cur[:, None] + pcols[None, :],
-                    p_dh_start[:, None] + pcols[None, :] * s_dh_p, m, START_H, s == 0,
+                p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
+                b_dh = _hidden_grad(
+                    p_dh_cur, p_dh_start, s_dh_p, p_dh_nxt, p_dhs_t, s_d_p, p_k, pcols, m, seen,
+                    s == 0, START_H, KEEP_H, MASKED, DHS,
                 )  # fmt: skip
-                p_d = p_dhs_t[:, None] + pcols[None, :] * s_d_p
-                b_dh += _outside_grad(p_d, m, seen, MASKED, DHS)
-                if KEEP_H:
-                    p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
-                    b_keep = tl.load(p_k, mask=m, other=1.0).to(tl.float32)
-                    tl.store(p_dh_nxt[:, None] + pcols[None, :], b_keep * b_dh, mask=m)
-                    b_dh = (1.0 - b_keep) * b_dh
-                else:
-                    tl.store(p_dh_nxt[:, None] + pcols[None, :], b_dh * 0.0, mask=m)
                 tl.store(p_dhn_t[:, None] + pcols[None, :], b_dh, mask=m)
             tl.debug_barrier()
 
@@ -1076,19 +1092,11 @@ def _lstm_bwd_kernel(
                     p_dhn_t, P, p_wr, 1, P, cols, m_h, m_b, DOT, BLOCK_B, BLOCK_H, BLOCK_P
                 )
             else:  # P == H: the hidden state's own chunk
-                b_dm = _carry_in(
-                    p_dh_cur[:, None] + cols[None, :],
-                    p_dh_start[:, None] + cols[None, :] * s_dh_p, m, START_H, s == 0,
+                p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
+                b_dm = _hidden_grad(
+                    p_dh_cur, p_dh_start, s_dh_p, p_dh_nxt, p_dhs_t, s_d_p, p_k, cols, m, seen,
+                    s == 0, START_H, KEEP_H, MASKED, DHS,
                 )  # fmt: skip
-                p_d = p_dhs_t[:, None] + cols[None, :] * s_d_p
-                b_dm += _outside_grad(p_d, m, seen, MASKED, DHS)
-                if KEEP_H:
-                    p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
-                    b_keep = tl.load(p_k, mask=m, other=1.0).to(tl.float32)
-                    tl.store(p_dh_nxt[:, None] + cols[None, :], b_keep * b_dm, mask=m)
-                    b_dm = (1.0 - b_keep) * b_dm
-                else:
-                    tl.store(p_dh_nxt[:, None] + cols[None, :], b_dm * 0.0, mask=m)
             b_i, b_f, b_g, b_o, b_c = _cell_inputs(
                 p_g_t[:, None] + cols[None, :], p_c_prev[:, None] + cols[None, :], m, H
             )
