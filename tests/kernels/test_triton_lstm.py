@@ -847,8 +847,8 @@ def test_with_layer_norm_backward_builds_two_buffers_larger_than_the_states(conf
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
 def test_under_bf16_autocast_backward_builds_bf16_gate_gradients_alone(config):
     """Under autocast, of the buffers at least as large as one fp32 buffer of every cell state,
-    backward creates the gates-then-dz buffer alone, in bf16: d loss / d U converts dz to fp32
-    an eighth of the batch at a time."""
+    backward creates the gates-then-dz buffer alone, in bf16: d loss / d U takes products of
+    the bf16 states and dz as they are, with no fp32 copy of either."""
     B, T, D, H = 8, 12, 4, 20
     spec = LSTMSpec(H)
     x, h0, c0, w, _ = problem(spec, B=B, T=T, D=D)

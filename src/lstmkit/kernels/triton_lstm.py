@@ -1578,7 +1578,7 @@ def _recurrent_kernel_grad(
     each row's dzh at its first real step (``at_first``, as the reverse kernels stored it).
     With dropout, hs and h0 dropped again as the forward dropped them (in fp32, then dzh's
     dtype), and where dzh is fp32 beside bf16 states (layer norm), hs in fp32: one copy of
-    every state, one op, where a quarter of the batch at a time took a dozen."""
+    every state, made in one op."""
     if rdrop is not None:
         hs, h0 = hs * rdrop[:, None, :], h0 * rdrop
     hs, h0 = hs.to(dzh.dtype), h0.to(dzh.dtype)
@@ -1586,12 +1586,12 @@ def _recurrent_kernel_grad(
 
 
 def _shifted_rows_grad(h0, hs, at_first, dzh) -> torch.Tensor:
-    """`_recurrent_kernel_grad` without dropout, with no copy of h_{t-1}: over the (B·T) rows
-    of hs and dzh taken flat, row r of hs meets row r + 1 of dzh, which pairs hs[b, t-1] with
-    dzh[b, t]; the pairs across rows (hs[b, T-1], dzh[b+1, 0]) are taken out again, and h0
-    meets dzh at each row's first real step, ``at_first`` (B, 4H) (hs holds zeros before it,
-    dzh at the masked steps before; dzh[:, 0] without a mask). Three products, summed in fp32
-    (`_add_product`)."""
+    """`_recurrent_kernel_grad` from hs and h0 as the dots took them, with no copy of h_{t-1}
+    shifted by a step: over the (B·T) rows of hs and dzh taken flat, row r of hs meets row
+    r + 1 of dzh, which pairs hs[b, t-1] with dzh[b, t]; the pairs across rows (hs[b, T-1],
+    dzh[b+1, 0]) are taken out again, and h0 meets dzh at each row's first real step,
+    ``at_first`` (B, 4H) (hs holds zeros before it, dzh at the masked steps before; dzh[:, 0]
+    without a mask). Three products, summed in fp32 (`_add_product`)."""
     B, T, P = hs.shape
     hs_rows, dzh_rows = hs.view(-1, P), dzh.view(-1, dzh.shape[2])
     if at_first is None:
