@@ -41,8 +41,8 @@ VARIANTS = {
 OFF = dict.fromkeys(VARIANTS["everything"], False)
 INTS = {"B", "T", "H", "P", "T_BEGIN", "T_END", "S_BEGIN", "S_END"}
 INTS |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"}
-INTS |= {"s_d_b", "s_d_t", "s_dh_b", "s_dc_b", "s_r_b"}
-ALIGNED = {"B", "H", "P", "T_BEGIN", "S_BEGIN", "s_d_b", "s_d_t", "s_dh_b", "s_dc_b"}
+INTS |= {"s_d_b", "s_d_t", "s_dh_b", "s_dc_b", "s_r_b", "s_sums"}
+ALIGNED = {"B", "H", "P", "T_BEGIN", "S_BEGIN", "s_d_b", "s_d_t", "s_dh_b", "s_dc_b", "s_sums"}
 ALIGNED |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"}
 LOW_PRECISION = (  # bf16 buffers under autocast (layer norm keeps its zx and dz in fp32)
     "p_u", "p_wr", "p_h0", "p_hs", "p_dhs", "p_cs", "p_hd", "p_dzd", "p_dhd", "p_dh_T",
@@ -154,6 +154,7 @@ def kernels(tl_mod, split, batch: int, units: int, dtype: str, variant: dict):
             PROGRAMS=split._programs_block(-(-units // cfg.block_h), cfg.block_h),
             **{**OFF, **variant},
         )  # fmt: skip
+        consts["BIAS_SUMS"] = not consts["LAYER_NORM"]  # a bias, summed by the kernel
         trips = 1 if held else -(-k_width // block_k)
         label = "held" if held else f"k{block_k} x{trips}"
         yield direction, fn, consts, pointers, cfg.num_warps, trips, label

@@ -650,12 +650,13 @@ def test_a_fwd_bwd_takes_few_host_ops(monkeypatch, config, masked, autocast):
     done twice for U). Counted with the Triton kernels stubbed out, on the paths taken on
     CUDA: U and h0 rounded to TF32 in one launch, U's operand kept for backward, c0 stored by
     the kernels, both passes' barrier counters zeroed in the same launch, the reverse
-    carries started by the kernels from the gradients of h_T and c_T: at most 9 torch ops
-    and 4 launches. With a mask (21 ops before) the kernels find each row's first real step
-    from the mask itself and hand on h_T and the gradient at that step: 10. Under bf16
-    autocast (30 ops before, 39 with a mask) the leaves are cast inside the layer and their
-    gradients come from GEMMs with fp32 outputs, with no cast after: 16 (17 with a mask).
-    (`bench/host_ops.py` counts every variant so.)"""
+    carries started by the kernels from the gradients of h_T and c_T, the bias gradient
+    the sum of the reverse kernels' per-row sums (9 ops with a ones vector and its GEMM): at
+    most 8 torch ops and 4 launches. With a mask (21 ops before) the kernels find each row's
+    first real step from the mask itself and hand on h_T and the gradient at that step: 9.
+    Under bf16 autocast (30 ops before, 39 with a mask) the leaves are cast inside the layer
+    and their gradients come from GEMMs with fp32 outputs, with no cast after: 15 (16 with a
+    mask). (`bench/host_ops.py` counts every variant so.)"""
     host_ops = _bench_module("host_ops")
     host_ops.as_on_cuda(monkeypatch.setattr)
     launches = host_ops.stub_kernels(monkeypatch.setattr)
@@ -670,7 +671,7 @@ def test_a_fwd_bwd_takes_few_host_ops(monkeypatch, config, masked, autocast):
     with host_ops.KernelOps() as backward:
         torch.autograd.grad(outs, leaves, grads)
     ops = forward.names + backward.names
-    budget = {(False, False): 9, (True, False): 10, (False, True): 16, (True, True): 17}
+    budget = {(False, False): 8, (True, False): 9, (False, True): 15, (True, True): 16}
     assert len(ops) <= budget[masked, autocast is not None], ops
     assert len(launches) <= 4
 

@@ -270,7 +270,9 @@ _JIT_FUNCTIONS = (
     "_store_gates",
     "_peephole_terms",
     "_peephole_sums",
+    "_sum_into",
     "_add_blocks",
+    "_add_gates",
     "_lstm_fwd_kernel",
     "_gates_kernel",
     "_lstm_bwd_kernel",
@@ -988,12 +990,25 @@ def _peephole_sums(s_i, s_f, s_o, dzi, dzf, dzo, b_i, b_f, b_g, b_c):
     return s_i + d_i, s_f + d_f, s_o + d_o
 
 
-def _add_blocks(p, x_i, x_f, x_o, m, H):
-    """Add three (BLOCK_B, BLOCK_H) blocks to p (2-D), p + H and p + 2H, which this program
-    alone updates."""
-    tl.store(p, tl.load(p, mask=m, other=0.0) + x_i, mask=m)
-    tl.store(p + H, tl.load(p + H, mask=m, other=0.0) + x_f, mask=m)
-    tl.store(p + 2 * H, tl.load(p + 2 * H, mask=m, other=0.0) + x_o, mask=m)
+def _sum_into(p, x, m, added):
+    """Store x at p (2-D) plus, where ``added``, what p holds: a running sum that this program
+    alone updates and whose first term is stored, so that p needs no zeros first."""
+    if added:
+        x += tl.load(p, mask=m, other=0.0)
+    tl.store(p, x, mask=m)
+
+
+def _add_blocks(p, x_i, x_f, x_o, m, H, added):
+    """`_sum_into` for three (BLOCK_B, BLOCK_H) blocks at p (2-D), p + H and p + 2H."""
+    _sum_into(p, x_i, m, added)
+    _sum_into(p + H, x_f, m, added)
+    _sum_into(p + 2 * H, x_o, m, added)
+
+
+def _add_gates(p, x_i, x_f, x_g, x_o, m, H, added):
+    """`_sum_into` for four gate blocks at p (2-D), …, p + 3H."""
+    _add_blocks(p, x_i, x_f, x_g, m, H, added)
+    _sum_into(p + 3 * H, x_o, m, added)
 
 
 def _lstm_bwd_kernel(
@@ -1001,14 +1016,14 @@ def _lstm_bwd_kernel(
     p_rdrop, p_first, p_keep_c, s_kc_b, s_kc_t, s_kc_u,
     p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
-    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms, p_at_first,  # outputs
+    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_sums, s_sums, p_ms, p_at_first,  # outputs
     p_dh, p_dc, p_m,  # carries, scratch
     p_dh_T, s_dh_b, s_dh_p, p_dc_T, s_dc_b, s_dc_h,  # the gradients of h_T and c_T, strided
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
     RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr,
-    DHS: tl.constexpr, START_H: tl.constexpr, START_C: tl.constexpr,
+    DHS: tl.constexpr, START_H: tl.constexpr, START_C: tl.constexpr, BIAS_SUMS: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """Reverse recurrence of one program's BLOCK_B rows.
@@ -1022,8 +1037,9 @@ def _lstm_bwd_kernel(
     its dz is stored over them, by the same program); with layer norm dzh (B, T, 4H) =
     d loss / d (h·U), which may be zhn's buffer (the same holds), and in dnorm (programs, 6H)
     this program's sums of dz ⊙ x̂ (for γ_h), of dcn ⊙ LN(c~) and of dcn (for γ_c, β_c),
-    dcn = d loss / d (γ_c LN(c~) + β_c); with peepholes, in dpeep (B, 3H) each row's sums of
-    `_peephole_terms` (added to); with a projection dhn (B, T, P) = d loss / d h_new and ms
+    dcn = d loss / d (γ_c LN(c~) + β_c); in sums (B, s_sums) each row's sums over its steps:
+    with BIAS_SUMS (not with layer norm) of dz (4H, for the bias), then with peepholes of
+    `_peephole_terms` (3H); with a projection dhn (B, T, P) = d loss / d h_new and ms
     (B, T, H) every step's m = o ⊙ act(c~), for d loss / d W_hr; with a mask at_first
     (B, 4H), each row's dzh at its first real step (at T − 1 if none, where it is 0), which
     meets h0 in d loss / d U.
@@ -1042,7 +1058,10 @@ def _lstm_bwd_kernel(
     p_rd = p_rdrop + r64 * P
     p_m_row = p_m + r64 * H
     p_dcn_t = p_dcn + r64 * H  # scratch row
-    p_dpeep_row = p_dpeep + r64 * 3 * H
+    p_sums_row = p_sums + r64 * s_sums  # dz's sums, then the peepholes'
+    p_peep_sums = p_sums_row
+    if BIAS_SUMS:
+        p_peep_sums = p_sums_row + G4
     p_dnorm_own = p_dnorm + tl.program_id(0) * 6 * H
     first = _first_real_steps(p_first, rows, m_b, MASKED)
     p_at_row = p_at_first + r64 * G4
@@ -1124,9 +1143,13 @@ def _lstm_bwd_kernel(
                 if MASKED:
                     p_at = p_at_row[:, None] + cols[None, :]
                     _store_gates(p_at, dzi, dzf, dzg, dzo, m & at_first[:, None], H, DOT)
+                if BIAS_SUMS:
+                    p_sum = p_sums_row[:, None] + cols[None, :]
+                    _add_gates(p_sum, dzi, dzf, dzg, dzo, m, H, s > 0)
                 if PEEPHOLE:
                     d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
-                    _add_blocks(p_dpeep_row[:, None] + cols[None, :], d_i, d_f, d_o, m, H)
+                    p_sum = p_peep_sums[:, None] + cols[None, :]
+                    _add_blocks(p_sum, d_i, d_f, d_o, m, H, s > 0)
 
         # 3. layer norm: finish LN(c)'s backward, then LN(h·U)'s.
         if LAYER_NORM:
@@ -1164,7 +1187,8 @@ def _lstm_bwd_kernel(
                 )  # fmt: skip
                 if PEEPHOLE:
                     d_i, d_f, d_o = _peephole_terms(dzi, dzf, dzo, b_i, b_f, b_g, b_c)
-                    _add_blocks(p_dpeep_row[:, None] + cols[None, :], d_i, d_f, d_o, m, H)
+                    p_sum = p_peep_sums[:, None] + cols[None, :]
+                    _add_blocks(p_sum, d_i, d_f, d_o, m, H, s > 0)
                 p_x = p_zhn_t[:, None] + cols[None, :]
                 p_gh = p_gamma_h + cols
                 dxi = dzi * tl.load(p_gh, mask=m_h, other=0.0)[None, :]
@@ -1356,7 +1380,8 @@ class _Recurrence(torch.autograd.Function):
     backward gives the gradients of x, W, b (and γ_x) from dz itself (`_input_projection_grad`,
     `_normalized_input_grad`), so that LN(x·W) is never kept and the bias gradient is not
     torch's sum over (batch, time), whose scratch took 8 more units of (B, T, H) fp32 at
-    backward's peak (B=64 T=100 H=256, H200)."""
+    backward's peak (B=64 T=100 H=256, H200): the reverse kernels sum dz over each row's
+    steps as they form it, and backward sums those rows."""
 
     @staticmethod
     def forward(ctx, x, kernel, bias, gain_x, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c,
@@ -1452,6 +1477,10 @@ class _Recurrence(torch.autograd.Function):
         consts["DHS"] = dhs is not None  # None where the outputs were not used
         consts["START_H"], consts["START_C"] = dh_last is not None, dc_last is not None
         ln = spec.layer_norm
+        need = ctx.needs_input_grad
+        # the bias gradient as the kernels' sums of dz over each row's steps (with layer norm
+        # of x·W it comes from that norm's backward, which takes dz anyway)
+        consts["BIAS_SUMS"] = bias_sums = bias is not None and need[2] and not ln
         # the gates, which the reverse kernel overwrites with dz as it reads them (in zx's
         # dtype; fp32 with layer norm); LN(h·U) likewise with d loss / d (h·U)
         if ln:  # with the rows' statistics of x·W, for its gradient below
@@ -1465,7 +1494,9 @@ class _Recurrence(torch.autograd.Function):
         dzh = dz if zhn is None else zhn
         dhn = torch.empty(B, T, P, **f32) if wr is not None else dz
         ms = torch.empty(B, T, H, **f32) if wr is not None else dz
-        dpeep = torch.zeros(B, 3 * H, **f32) if peep is not None else dz
+        # each row's sums over its steps: of dz (4H), then of the peepholes' terms (3H)
+        n_sums = 4 * H * bias_sums + 3 * H * (peep is not None)
+        sums = torch.empty(B, n_sums, **f32) if n_sums else dz
         # with a mask each row's dzh at its first real step, for d loss / d U
         at_first = None if first is None else torch.empty(B, 4 * H, **{**f32, "dtype": dzh.dtype})
         dcn = torch.empty(B, H, **f32) if ln else dz  # scratch
@@ -1488,7 +1519,7 @@ class _Recurrence(torch.autograd.Function):
             ctx.counted = True
             triton_split.backward(
                 (
-                    *inputs[:4], u_parts, *inputs[5:], dz, dzh, dhn, dcn, dnorm, dpeep, ms,
+                    *inputs[:4], u_parts, *inputs[5:], dz, dzh, dhn, dcn, dnorm, sums, n_sums, ms,
                     _or(at_first, dz), scratch,
                 ),
                 (B, T, H, P),
@@ -1498,22 +1529,26 @@ class _Recurrence(torch.autograd.Function):
         else:  # ping-pong carries (each slot is written before it is read)
             dh, dc = torch.empty(2, B, P, **f32), torch.empty(2, B, H, **f32)
             _lstm_bwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                *inputs, dz, dzh, dhn, dcn, dnorm, dpeep, ms, _or(at_first, dz), dh, dc, scratch,
+                *inputs, dz, dzh, dhn, dcn, dnorm, sums, n_sums, ms, _or(at_first, dz), dh, dc,
+                scratch,
                 *starts,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )  # fmt: skip
             d_h0, d_c0 = dh[T % 2], dc[T % 2]
-        need = ctx.needs_input_grad
-        d_u = d_peep = d_wr = d_gx = d_gh = d_gc = d_bc = None
-        if peep is not None:
-            d_peep = dpeep.sum(0).view(3, H).to(peep.dtype)
+        x_dtype, w_dtype, b_dtype, h0_dtype = ctx.dtypes
+        d_b = d_u = d_peep = d_wr = d_gx = d_gh = d_gc = d_bc = None
+        if n_sums:  # the sums over the rows too, in one op
+            totals = sums.sum(0)
+            if bias_sums:
+                d_b = totals[: 4 * H].to(b_dtype)
+            if peep is not None:
+                d_peep = totals[4 * H * bias_sums :].view(3, H).to(peep.dtype)
         if wr is not None:  # Σ mᵀ·dhn over every row and step
             d_wr = (ms.view(-1, H).t() @ dhn.view(-1, P)).to(wr.dtype)
-        del inputs, dpeep, ms, dhn  # before d loss / d U's operands are formed
+        del inputs, sums, ms, dhn  # before d loss / d U's operands are formed
         if need[6]:
             d_u = _recurrent_kernel_grad(h0, hs, rdrop, dzh, at_first).to(u.dtype)
         del dzh, zhn, at_first  # d loss / d (h·U), with layer norm a buffer of its own
-        x_dtype, w_dtype, b_dtype, h0_dtype = ctx.dtypes
         if ln:
             d_gh, d_gc, d_bc = dnorm.sum(0).split([4 * H, H, H])
             d_gh, d_gc, d_bc = d_gh.to(gamma_h.dtype), d_gc.to(gamma_c.dtype), d_bc.to(beta_c.dtype)
@@ -1522,9 +1557,7 @@ class _Recurrence(torch.autograd.Function):
                 (x_dtype, w_dtype),
             )  # fmt: skip
         else:
-            d_x, d_w, d_b = _input_projection_grad(
-                dz, x, kernel, (need[0], need[1], need[2]), (x_dtype, w_dtype, b_dtype)
-            )
+            d_x, d_w = _input_projection_grad(dz, x, kernel, need[:2], (x_dtype, w_dtype))
         # the gradients of x, W, b, γ_x, h0, c0, U, peepholes, W_hr, γ_h, γ_c, β_c; none for
         # the rest
         return (
@@ -1720,20 +1753,18 @@ def _input_projection(x, kernel, gain, shift) -> torch.Tensor:
 
 
 def _input_projection_grad(dz, x, kernel, need, dtypes) -> tuple:
-    """d loss / d (x, W, b) of zx = x·W + b from dz = d loss / d zx, x, W and dz in the compute
+    """d loss / d (x, W) of zx = x·W + b from dz = d loss / d zx, x, W and dz in the compute
     dtype, each gradient in its leaf's dtype (``dtypes``, `_product`); None where ``need``
-    (three flags, in that order) is false."""
+    (two flags, in that order) is false. b's is the reverse kernels' sum of dz (a sum of
+    torch's over (batch, time) took 50 MiB of scratch at B=64 T=100 H=256, H200)."""
     dz_rows = dz.view(-1, dz.shape[2])
-    x_dtype, w_dtype, b_dtype = dtypes
-    d_x = d_w = d_b = None
+    x_dtype, w_dtype = dtypes
+    d_x = d_w = None
     if need[0]:
         d_x = _product(dz_rows, kernel.t(), x_dtype).view(*x.shape)
     if need[1]:
         d_w = _product(x.reshape(-1, x.shape[2]).t(), dz_rows, w_dtype)
-    if need[2]:  # Σ over rows as a product with ones: torch's sum over dims (0, 1) took 50 MiB
-        # of scratch from the CUDA allocator at B=64 T=100 H=256 (H200), at backward's peak
-        d_b = _product(dz.new_ones(1, dz_rows.shape[0]), dz_rows, b_dtype)[0]
-    return d_x, d_w, d_b
+    return d_x, d_w
 
 
 def _normalized_input(x, kernel, gain, shift) -> tuple:

@@ -49,13 +49,14 @@ _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _accumulate = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = None
 _outside_grad = _first_real_steps = _seen_through = _cell_stats = _round_tf32 = _add = None
-_peephole_sums = _add_blocks = _carry_in = _store_gates = None
+_peephole_sums = _add_blocks = _add_gates = _carry_in = _store_gates = None
 SHARED = (
     "_cell_backward",
     "_carry_in",
     "_store_gates",
     "_peephole_sums",
     "_add_blocks",
+    "_add_gates",
     "_activation",
     "_activation_grad",
     "_dot",
@@ -616,7 +617,7 @@ def _split_bwd_kernel(
     p_rdrop, p_first, p_keep_c, s_kc_b, s_kc_t, s_kc_u,
     p_keep_h, s_kh_b, s_kh_t, s_kh_u,  # strided keeps
     p_cs, p_stats, p_gates, p_zhn,  # saved by the forward, recomputed
-    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_dpeep, p_ms, p_at_first, p_m,  # outputs, scratch
+    p_dz, p_dzh, p_dhn, p_dcn, p_dnorm, p_sums, s_sums, p_ms, p_at_first, p_m,  # outputs
     p_dh, p_dc, p_dh_T, s_dh_b, s_dh_p, p_dc_T, s_dc_b, s_dc_h,  # carries and their starts
     p_part_a, p_part_b, p_count,  # partial sums, tile counters
     p_dzd,  # the dot operands (d loss / d (h·U)) of the last two steps
@@ -625,7 +626,7 @@ def _split_bwd_kernel(
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
     KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, DHS: tl.constexpr,
-    START_H: tl.constexpr, START_C: tl.constexpr,
+    START_H: tl.constexpr, START_C: tl.constexpr, BIAS_SUMS: tl.constexpr,
     SYNC: tl.constexpr, PHASES: tl.constexpr, FINISH: tl.constexpr,
     RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
     PROGRAMS: tl.constexpr,
@@ -637,7 +638,8 @@ def _split_bwd_kernel(
     `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H), which may be the gates' buffer; with
     layer norm dzh (B, T, 4H) = d loss / d (h·U) (else dzh is dz), which may be zhn's, and
     dnorm (tiles, 6H), where the programs of a tile add their columns' sums; dcn (B, H) is
-    scratch for the current step; with peepholes dpeep (B, 3H), with a projection dhn
+    scratch for the current step; sums (B, s_sums) as there (the sums of a launch's steps
+    added once), with a projection dhn
     (B, T, P) and ms (B, T, H), with a mask at_first (B, 4H). U and dzd (parts, 2, B, 4H),
     dzh of the last two steps as `_store_operand` stores it for the dots with Uᵀ, as the
     forward's U and hd.
@@ -694,6 +696,10 @@ def _split_bwd_kernel(
     d_peep_i = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # the peepholes, per row
     d_peep_f = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
     d_peep_o = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    d_bias_i = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)  # dz, per row
+    d_bias_f = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    d_bias_g = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
+    d_bias_o = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
     u_t = p_u  # Uᵀ as its four gate blocks, element (j, k, n) U[n, j·H + k], if held
     u_t_rest = p_u  # and its rest ("tf32x3"), P·4H further on (`triton_lstm._split_operands`)
     if RESIDENT:
@@ -776,6 +782,11 @@ def _split_bwd_kernel(
                 _store_operand_blocks(p_dzd_t, dzi, dzf, dzg, dzo, m, H, 2 * B * G4, DOT_U)
                 if MASKED:
                     _store_gates(p_at_own, dzi, dzf, dzg, dzo, m_at, H, DOT)
+                if BIAS_SUMS:
+                    d_bias_i += dzi
+                    d_bias_f += dzf
+                    d_bias_g += dzg
+                    d_bias_o += dzo
                 if PEEPHOLE:
                     d_peep_i, d_peep_f, d_peep_o = _peephole_sums(
                         d_peep_i, d_peep_f, d_peep_o, dzi, dzf, dzo, b_i, b_f, b_g, b_c
@@ -847,9 +858,14 @@ def _split_bwd_kernel(
         _accumulate(p_norm + 3 * H, d_gain_o, m_h)
         _accumulate(p_norm + 4 * H, d_gain_c, m_h)
         _accumulate(p_norm + 5 * H, d_shift_c, m_h)
-    if PEEPHOLE:  # this launch's sums over its steps, added to the rows' once
-        p_dp = p_dpeep + r64[:, None] * 3 * H + cols[None, :]
-        _add_blocks(p_dp, d_peep_i, d_peep_f, d_peep_o, m, H)
+    DZ_PHASE: tl.constexpr = 4 if LAYER_NORM else 2  # the phase that forms dz
+    if PHASES & DZ_PHASE:  # this launch's sums over its steps, added to the rows' once
+        p_sum = p_sums + r64[:, None] * s_sums + cols[None, :]
+        if BIAS_SUMS:
+            _add_gates(p_sum, d_bias_i, d_bias_f, d_bias_g, d_bias_o, m, H, S_BEGIN > 0)
+            p_sum += G4
+        if PEEPHOLE:
+            _add_blocks(p_sum, d_peep_i, d_peep_f, d_peep_o, m, H, S_BEGIN > 0)
     if FINISH:  # dh0: what step 0 kept, and dzh_0 through U
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
