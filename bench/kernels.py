@@ -14,7 +14,9 @@ One run does everything, in this order:
    memory, for cuDNN fp32, cuDNN bf16 (autocast), ours fp32 / bf16 and each variant ours
    supports, in the persistent layout and the split-hidden one ("split",
    `triton_lstm.split_config`), over shapes B=64, T=100, I=32,
-   H ∈ {128, 256, 512, 1024}; B=256; T=500.
+   H ∈ {128, 256, 512, 1024}; B=256; T=500. For cuDNN and our plain cell also the
+   forward+backward replayed as a CUDA graph, as `fit` runs its steps: the GPU's time alone,
+   without the host's launches and ops, for both sides.
    The table comes last.
 
     python bench/kernels.py                  # everything (estimate: 3-6 minutes on an H100)
@@ -245,6 +247,34 @@ def measure(forward, inputs):
     return median_ms(fwd), median_ms(fwd_bwd), peak_mb(fwd_bwd)
 
 
+def graphed_ms(forward, inputs):
+    """Median ms of one forward+backward captured once as a CUDA graph and replayed (warmed up
+    on a side stream first, as torch's CUDA graph notes ask): what the GPU itself takes, as in
+    `fit`'s captured steps, the host's launches and ops left out. NaN off CUDA, or where
+    capture fails (the error is printed)."""
+    if DEVICE != "cuda" or WARM:
+        return float("nan")
+    try:
+        outs = forward()
+        grads = [torch.randn_like(o) for o in outs]
+        del outs
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                torch.autograd.grad(forward(), inputs, grads, allow_unused=True)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = torch.autograd.grad(forward(), inputs, grads, allow_unused=True)
+        ms = median_ms(graph.replay)
+        del captured, graph  # frees the graph's memory pool
+        return ms
+    except Exception as exc:  # noqa: BLE001
+        print(f"graph capture failed: {type(exc).__name__}: {exc}")
+        return float("nan")
+
+
 # -- sections -------------------------------------------------------------------------------------
 
 
@@ -440,6 +470,8 @@ def speed(tl_mod, console, results, shapes, all_variants):
         "÷ cuDNN same dtype",
         "÷ ours plain",
         "peak MB",
+        "graphed fwd+bwd ms",
+        "graphed ÷ cuDNN same dtype",
     ]
     for c in cols:
         table.add_column(c, justify="left" if c in ("B T I H", "contender") else "right")
@@ -459,11 +491,12 @@ def speed(tl_mod, console, results, shapes, all_variants):
                 return out, hn, cn
 
             if dt and DEVICE == "cpu":  # oneDNN's CPU LSTM refuses bf16 on some CPUs
-                f = fb = mb = float("nan")
+                f = fb = mb = g = float("nan")
             else:
                 f, fb, mb = measure(fwd, [x, h0, c0, *lstm.parameters()])
-            base[f"cuDNN {name}"] = fb
-            rows.append((f"cuDNN {name}", name, f, fb, mb))
+                g = graphed_ms(fwd, [x, h0, c0, *lstm.parameters()])
+            base[f"cuDNN {name}"], base[f"cuDNN {name} graphed"] = fb, g
+            rows.append((f"cuDNN {name}", name, f, fb, mb, g))
         names = list(variants(H)) if all_variants or shape == HEADLINE else ["plain"]
         for vname in names:
             vspec, masked, training = variants(H)[vname]
@@ -482,13 +515,15 @@ def speed(tl_mod, console, results, shapes, all_variants):
                 except Exception as exc:  # noqa: BLE001
                     console.print(f"[red]{label} {who}: {type(exc).__name__}: {exc}")
                     continue
+                g = graphed_ms(fwd, leaves(x, h0, c0, w)) if vname == "plain" else float("nan")
                 if vname == "plain" and not suffix:
                     base[f"ours {name}"] = fb
-                rows.append((who, name, f, fb, mb))
-        for who, name, f, fb, mb in rows:
+                rows.append((who, name, f, fb, mb, g))
+        for who, name, f, fb, mb, g in rows:
             r32 = fb / base["cuDNN fp32"]
             rsame = fb / base[f"cuDNN {name}"]
             rplain = fb / base[f"ours {name}"] if f"ours {name}" in base else float("nan")
+            rgraphed = g / base[f"cuDNN {name} graphed"]
             mine = who.startswith("ours")
             table.add_row(
                 label,
@@ -499,6 +534,8 @@ def speed(tl_mod, console, results, shapes, all_variants):
                 f"{rsame:.2f}",
                 f"{rplain:.2f}" if mine else "",
                 f"{mb:.0f}",
+                f"{g:.3f}",
+                f"{rgraphed:.2f}",
             )
             results["speed"].append(
                 dict(
@@ -510,6 +547,8 @@ def speed(tl_mod, console, results, shapes, all_variants):
                     vs_cudnn_fp32=r32,
                     vs_cudnn_same=rsame,
                     vs_ours_plain=rplain if mine else None,
+                    graphed_fwd_bwd_ms=g,
+                    graphed_vs_cudnn_same=rgraphed,
                 )
             )
             console.print(f"{label:16s} {who:34s} fwd {f:8.3f}  fwd+bwd {fb:8.3f}  x{r32:.2f}")
