@@ -1700,15 +1700,16 @@ def _keeps(
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """keep_c, keep_h: the weights of the old cell and hidden state, (B, T, H) and (B, T, P)
     views, broadcast with zero strides where they do not vary; None where every weight is 0.
-    keep = 1 − real·(1 − z), mask and zoneout together: z is the training mask (B, T, N), the
-    rate at inference, 0 without zoneout, fp32; a mask alone gives both states one tensor,
-    not real, in bool (the kernels read either as fp32)."""
+    keep = z at a real step and 1 at a masked one, mask and zoneout together: z is the
+    training mask (B, T, N), the rate at inference, 0 without zoneout, fp32; a mask alone
+    gives both states one tensor, not real, in bool (the kernels read either as fp32); with
+    zoneout keep = max(z, not real), one op (1 − real·(1 − z) took three and a cast)."""
     B, T, H = shape
     P = spec.output_size
     if spec.zoneout_cell or spec.zoneout_hidden:
-        real_rows = None if real is None else real[:, :, None].float()  # (B, T, 1)
-        keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, real_rows, device)
-        keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, real_rows, device)
+        masked = None if real is None else ~real[:, :, None]  # (B, T, 1)
+        keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, masked, device)
+        keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, masked, device)
     else:  # a mask alone (or none): 1 at the masked steps
         keep_c = keep_h = None if real is None else (~real)[:, :, None]
     return (
@@ -1720,21 +1721,19 @@ def _keeps(
 def _keep(
     rate: float,
     zoneout: torch.Tensor | None,
-    real_rows: torch.Tensor | None,
+    masked: torch.Tensor | None,
     device: torch.device,
 ) -> torch.Tensor | None:
-    """One state's keep (`_keeps`) before its broadcast, from real (B, T, 1) fp32 or None."""
-    if not rate and real_rows is None:
-        return None
-    if rate:
-        z = (
-            zoneout.to(device, torch.float32)
-            if zoneout is not None
-            else torch.full((1, 1, 1), float(rate), device=device)
-        )
-    if real_rows is None:
-        return z
-    return 1.0 - real_rows * (1.0 - z) if rate else 1.0 - real_rows
+    """One state's keep (`_keeps`) before its broadcast, from the masked steps (B, T, 1) bool
+    or None."""
+    if not rate:
+        return masked
+    z = (
+        zoneout.to(device, torch.float32)
+        if zoneout is not None
+        else torch.full((1, 1, 1), float(rate), device=device)
+    )
+    return z if masked is None else torch.maximum(z, masked)
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
