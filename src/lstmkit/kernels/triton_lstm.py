@@ -480,9 +480,14 @@ def _col_sum(x):
     return tl.reduce(x, 0, _add)
 
 
-def _accumulate(p, x, m_cols):
-    """Add the column sums of x (BLOCK_B, N) to p (N,), which this program alone updates."""
-    tl.store(p, tl.load(p, mask=m_cols, other=0.0) + _col_sum(x), mask=m_cols)
+def _accumulate(p, x, m_cols, added):
+    """The column sums of x (BLOCK_B, N) into p (N,), a running sum that this program alone
+    updates: stored, plus what p holds where ``added`` (the first sum is stored, so that p
+    needs no zeros first)."""
+    total = _col_sum(x)
+    if added:
+        total += tl.load(p, mask=m_cols, other=0.0)
+    tl.store(p, total, mask=m_cols)
 
 
 def _gates_and_cell(
@@ -1168,8 +1173,8 @@ def _lstm_bwd_kernel(
                 )
                 b_dcn = tl.load(p_dcn_t[:, None] + cols[None, :], mask=m, other=0.0)
                 b_x = _recomputed_cell(b_i, b_f, b_g, b_c, mean_c, rstd_c, LAYER_NORM)
-                _accumulate(p_dnorm_own + 4 * H + cols, b_dcn * b_x, m_h)
-                _accumulate(p_dnorm_own + 5 * H + cols, b_dcn, m_h)
+                _accumulate(p_dnorm_own + 4 * H + cols, b_dcn * b_x, m_h, s > 0)
+                _accumulate(p_dnorm_own + 5 * H + cols, b_dcn, m_h, s > 0)
                 b_dx = b_dcn * tl.load(p_gamma_c + cols, mask=m_h, other=0.0)[None, :]
                 b_dch = rstd_c[:, None] * (b_dx - s1[:, None] - b_x * s2[:, None])
                 b_dch = tl.where(m, b_dch, 0.0)
@@ -1211,7 +1216,7 @@ def _lstm_bwd_kernel(
                 m = m_b[:, None] & m_g[None, :]
                 b_dz = tl.load(p_dz_t[:, None] + cols[None, :], mask=m, other=0.0)
                 b_x = tl.load(p_zhn_t[:, None] + cols[None, :], mask=m, other=0.0)
-                _accumulate(p_dnorm_own + cols, b_dz * b_x, m_g)
+                _accumulate(p_dnorm_own + cols, b_dz * b_x, m_g, s > 0)
                 b_dx = b_dz * tl.load(p_gamma_h + cols, mask=m_g, other=0.0)[None, :]
                 b_dzh = rstd[:, None] * (b_dx - t1[:, None] - b_x * t2[:, None])
                 tl.store(p_dzh_t[:, None] + cols[None, :], b_dzh, mask=m)
@@ -1501,7 +1506,7 @@ class _Recurrence(torch.autograd.Function):
         at_first = None if first is None else torch.empty(B, 4 * H, **{**f32, "dtype": dzh.dtype})
         dcn = torch.empty(B, H, **f32) if ln else dz  # scratch
         scratch = torch.empty(B, H, **f32) if ln else dz
-        dnorm = torch.zeros(triton.cdiv(B, cfg.block_b), 6 * H, **f32) if ln else dz
+        dnorm = torch.empty(triton.cdiv(B, cfg.block_b), 6 * H, **f32) if ln else dz
         dhs_args = (hs, 0, 0, 0) if dhs is None else (dhs, *dhs.stride())
         inputs = (
             *dhs_args, u_dot, _or(peep, dz), wr_dot, _or(gamma_h, dz), _or(gamma_c, dz),

@@ -637,7 +637,7 @@ def _split_bwd_kernel(
     is false). In and out as
     `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H), which may be the gates' buffer; with
     layer norm dzh (B, T, 4H) = d loss / d (h·U) (else dzh is dz), which may be zhn's, and
-    dnorm (tiles, 6H), where the programs of a tile add their columns' sums; dcn (B, H) is
+    dnorm (tiles, 6H), where the programs of a tile sum their columns; dcn (B, H) is
     scratch for the current step; sums (B, s_sums) as there (the sums of a launch's steps
     added once), with a projection dhn
     (B, T, P) and ms (B, T, H), with a mask at_first (B, 4H). U and dzd (parts, 2, B, 4H),
@@ -850,22 +850,25 @@ def _split_bwd_kernel(
                 _store_operand_blocks(p_dzd_t, dzhi, dzhf, dzhg, dzho, m, H, 2 * B * G4, DOT_U)
             if SYNC:
                 _tile_barrier(p_count + tile, (done + 3 + PROJ) * programs)
+    added = S_BEGIN > 0  # the sums below: the first launch stores them, the others add
     if LAYER_NORM:  # this launch's sums of the norms' gain and shift gradients, added once
         p_norm = p_dnorm + tile * 6 * H + cols
-        _accumulate(p_norm, d_gain_i, m_h)
-        _accumulate(p_norm + H, d_gain_f, m_h)
-        _accumulate(p_norm + 2 * H, d_gain_g, m_h)
-        _accumulate(p_norm + 3 * H, d_gain_o, m_h)
-        _accumulate(p_norm + 4 * H, d_gain_c, m_h)
-        _accumulate(p_norm + 5 * H, d_shift_c, m_h)
+        if PHASES & 8:
+            _accumulate(p_norm, d_gain_i, m_h, added)
+            _accumulate(p_norm + H, d_gain_f, m_h, added)
+            _accumulate(p_norm + 2 * H, d_gain_g, m_h, added)
+            _accumulate(p_norm + 3 * H, d_gain_o, m_h, added)
+        if PHASES & 4:
+            _accumulate(p_norm + 4 * H, d_gain_c, m_h, added)
+            _accumulate(p_norm + 5 * H, d_shift_c, m_h, added)
     DZ_PHASE: tl.constexpr = 4 if LAYER_NORM else 2  # the phase that forms dz
     if PHASES & DZ_PHASE:  # this launch's sums over its steps, added to the rows' once
         p_sum = p_sums + r64[:, None] * s_sums + cols[None, :]
         if BIAS_SUMS:
-            _add_gates(p_sum, d_bias_i, d_bias_f, d_bias_g, d_bias_o, m, H, S_BEGIN > 0)
+            _add_gates(p_sum, d_bias_i, d_bias_f, d_bias_g, d_bias_o, m, H, added)
             p_sum += G4
         if PEEPHOLE:
-            _add_blocks(p_sum, d_peep_i, d_peep_f, d_peep_o, m, H, S_BEGIN > 0)
+            _add_blocks(p_sum, d_peep_i, d_peep_f, d_peep_o, m, H, added)
     if FINISH:  # dh0: what step 0 kept, and dzh_0 through U
         b_dh = tl.load(p_dh_own, mask=m_o, other=0.0)
         if T > 0:
