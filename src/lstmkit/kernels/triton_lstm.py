@@ -1773,12 +1773,21 @@ def _input_projection_grad(dz, x, kernel, need, dtypes) -> tuple:
 
 def _normalized_input(x, kernel, gain, shift) -> tuple:
     """zx = γ_x LN(x·W) + b (B, T, 4H) in fp32, b may be None, and the rows' mean and inverse
-    deviation of x·W (B, T, 1); x and W (the compute dtype's) multiply in their dtype. For
-    every row at once: x·W and zx (8 units of (B, T, H) fp32) live together only here, below
-    backward's peak, and a slice at a time took a dozen more host ops per slice."""
+    deviation of x·W (B, T, 1); x and W (the compute dtype's) multiply into fp32
+    (`_x_times_w`). For every row at once: x·W and zx (8 units of (B, T, H) fp32) live
+    together only here, below backward's peak, and a slice at a time took a dozen more host
+    ops per slice."""
     shift = None if shift is None else shift.float()
-    xw = (x @ kernel).float()
+    xw = _x_times_w(x, kernel)
     return torch.native_layer_norm(xw, (xw.shape[2],), gain.float(), shift, reference.LN_EPSILON)
+
+
+def _x_times_w(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """x·W (B, T, 4H) in fp32 for layer norm, from x and W in the compute dtype: under bf16 /
+    fp16 autocast one GEMM with an fp32 output where `_fp32_out` (no rounding of x·W to bf16
+    before the norm, and no cast after), else the rounded product cast (`_product`)."""
+    rows = _product(x.reshape(-1, x.shape[2]), kernel, torch.float32)
+    return rows.view(*x.shape[:2], kernel.shape[1])
 
 
 def _normalized_input_grad(dz, x, kernel, gain, shift, mean, rstd, need, dtypes) -> tuple:
@@ -1797,7 +1806,7 @@ def _normalized_input_grad(dz, x, kernel, gain, shift, mean, rstd, need, dtypes)
         return term if total is None else total.add_(term)
 
     for rows in _batch_slices(dz.shape[0], 2):
-        xw = (x[rows] @ kernel).float()
+        xw = _x_times_w(x[rows], kernel)
         d_xw, d_g, d_s = _layer_norm_backward(
             dz[rows], xw, (G4,), mean[rows], rstd[rows], gain.float(), shift, mask
         )
