@@ -39,8 +39,8 @@ NO_KERNEL = {
 
 class KernelOps(TorchDispatchMode):
     """The names of the torch ops run while the mode is on that would launch a kernel. A GEMM
-    with an fp32 output from bf16 / fp16 operands (``mm`` with ``out_dtype``, CUDA alone) is
-    counted as one and computed from the operands in fp32."""
+    with an fp32 output from bf16 / fp16 operands (``mm`` with ``out_dtype``, CUDA alone; into
+    ``out`` or not) is counted as one and computed from the operands in fp32."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,9 +49,9 @@ class KernelOps(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if not func.is_view and func not in NO_KERNEL:
             self.names.append(str(func))
-        if func is torch.ops.aten.mm.dtype:
+        if func in (torch.ops.aten.mm.dtype, torch.ops.aten.mm.dtype_out):
             a, b, dtype = args
-            return torch.mm(a.to(dtype), b.to(dtype))
+            return torch.mm(a.to(dtype), b.to(dtype), **(kwargs or {}))
         return func(*args, **(kwargs or {}))
 
 

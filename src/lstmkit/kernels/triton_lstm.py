@@ -1649,13 +1649,19 @@ def _fp32_out(t: torch.Tensor) -> bool:
     return _FP32_OUT and t.device.type == "cuda"
 
 
-def _product(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """a·b (2-D, one dtype, fp32 accumulation) in ``dtype``: a gradient in its leaf's dtype,
-    fp32 from bf16 operands under autocast in one GEMM where `_fp32_out`, no cast after it
-    (each cast is one more op the GPU waits for, bench/host_ops.py)."""
+def _product(
+    a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, out: torch.Tensor | None = None
+) -> torch.Tensor:  # fmt: skip
+    """a·b (2-D, one dtype, fp32 accumulation) in ``dtype``, written into ``out`` where given:
+    a gradient in its leaf's dtype, fp32 from bf16 operands under autocast in one GEMM where
+    `_fp32_out`, no cast or copy after it (each is one more op the GPU waits for,
+    bench/host_ops.py)."""
     if a.dtype != dtype and dtype == torch.float32 and _fp32_out(a):
-        return torch.mm(a, b, out_dtype=dtype)
-    return (a @ b).to(dtype)
+        return torch.mm(a, b, out_dtype=dtype, out=out)
+    if a.dtype == dtype and out is not None:
+        return torch.mm(a, b, out=out)
+    product = (a @ b).to(dtype)
+    return product if out is None else out.copy_(product)
 
 
 def _add_product(
@@ -1813,7 +1819,7 @@ def _normalized_input_grad(dz, x, kernel, gain, shift, mean, rstd, need, dtypes)
         del xw
         if d_x is not None:
             d_xw_rows = d_xw.to(x.dtype).view(-1, G4)
-            d_x[rows] = _product(d_xw_rows, kernel.t(), x_dtype).view(d_x[rows].shape)
+            _product(d_xw_rows, kernel.t(), x_dtype, out=d_x[rows].view(-1, x.shape[2]))
         if need[1]:
             x_t, d_rows = x[rows].reshape(-1, x.shape[2]).t().float(), d_xw.reshape(-1, G4)
             d_w = x_t @ d_rows if d_w is None else d_w.addmm_(x_t, d_rows)
