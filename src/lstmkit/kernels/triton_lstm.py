@@ -1640,9 +1640,9 @@ def _shifted_rows_grad(h0, hs, at_first, dzh) -> torch.Tensor:
 
 
 # bf16 / fp16 products with fp32 results: torch ≥ 2.8 has GEMMs that write fp32 from such
-# operands on CUDA (``out_dtype``); elsewhere the product is rounded to the operands' dtype
-# first, as autograd's own bf16 matmul gives it, and then cast.
-_FP32_OUT = hasattr(torch.ops.aten.mm, "dtype")
+# operands on CUDA (``out_dtype``, into a given ``out`` too); elsewhere the product is rounded
+# to the operands' dtype first, as autograd's own bf16 matmul gives it, and then cast.
+_FP32_OUT = all(hasattr(torch.ops.aten.mm, name) for name in ("dtype", "dtype_out"))
 
 
 def _fp32_out(t: torch.Tensor) -> bool:
