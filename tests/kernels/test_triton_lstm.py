@@ -605,6 +605,36 @@ def test_every_pass_of_the_split_layout_starts_its_tile_counters_at_zero(monkeyp
     assert len(starts) == 3 and not any(count.any() for count in starts)
 
 
+@pytest.mark.parametrize("layer_norm", [False, True], ids=["bias", "layer_norm"])
+@pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
+def test_backward_reads_no_buffer_it_did_not_write(monkeypatch, config, layer_norm, no_tf32):
+    """Backward makes its buffers with torch.empty, the running sums too (each row's of dz
+    for the bias and of the peepholes' terms, each tile's for the norms' gains and shifts):
+    the kernels store a sum's first term rather than add it to zeros. With every such buffer
+    full of NaN (int32 ones of 7s), the gradients are still the reference's, in the split
+    layout's launch per step (two programs per tile) as in one launch."""
+    spec = LSTMSpec(20, peephole=True, layer_norm=layer_norm)
+    x, h0, c0, w, _ = problem(spec)
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    ref = reference.lstm(x, h0, c0, w, spec, mask_3x5())
+    expected = torch.autograd.grad(sum(o.sum() for o in ref), leaves)
+    outs = triton_lstm.lstm(x, h0, c0, w, spec, mask_3x5(), config=config)
+
+    def garbage(make):
+        def made(*args, **kwargs):
+            t = make(*args, **kwargs)
+            return t.fill_(float("nan") if t.is_floating_point() else 7)
+
+        return made
+
+    monkeypatch.setattr(torch, "empty", garbage(torch.empty))
+    monkeypatch.setattr(torch, "empty_like", garbage(torch.empty_like))
+    grads = torch.autograd.grad(sum(o.sum() for o in outs), leaves)
+    monkeypatch.undo()
+    for grad, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(grad, want, rtol=1e-4, atol=2e-5)
+
+
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
 def test_backward_recomputes_the_gates_once(monkeypatch, config):
     """The gates are formed again once per backward, for every row at once, whatever the

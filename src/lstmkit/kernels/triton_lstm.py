@@ -481,13 +481,8 @@ def _col_sum(x):
 
 
 def _accumulate(p, x, m_cols, added):
-    """The column sums of x (BLOCK_B, N) into p (N,), a running sum that this program alone
-    updates: stored, plus what p holds where ``added`` (the first sum is stored, so that p
-    needs no zeros first)."""
-    total = _col_sum(x)
-    if added:
-        total += tl.load(p, mask=m_cols, other=0.0)
-    tl.store(p, total, mask=m_cols)
+    """`_sum_into` of the column sums of x (BLOCK_B, N) at p (N,)."""
+    _sum_into(p, _col_sum(x), m_cols, added)
 
 
 def _gates_and_cell(
@@ -996,8 +991,8 @@ def _peephole_sums(s_i, s_f, s_o, dzi, dzf, dzo, b_i, b_f, b_g, b_c):
 
 
 def _sum_into(p, x, m, added):
-    """Store x at p (2-D) plus, where ``added``, what p holds: a running sum that this program
-    alone updates and whose first term is stored, so that p needs no zeros first."""
+    """Store x at p plus, where ``added``, what p holds: a running sum that this program alone
+    updates and whose first term is stored, so that p needs no zeros first."""
     if added:
         x += tl.load(p, mask=m, other=0.0)
     tl.store(p, x, mask=m)
