@@ -6,7 +6,8 @@ about 50-60 µs per op or launch (bench/RESULTS.md, "Host ops per call"). This c
 without a GPU, with the Triton kernels stubbed out (Triton's interpreter only wraps them), for
 every variant of `bench/kernels.py`, in fp32 and under bf16 autocast, in both layouts, on
 the paths the layer takes on CUDA (`as_on_cuda`), at a tiny shape (the counts do not depend
-on it).
+on it), and those of a `Bidirectional` layer's fwd+bwd (its backward direction runs
+go_backwards inside the kernels).
 `bench/gpu_time.py` counts the same on a GPU beside the wall and kernel times.
 
     TRITON_INTERPRET=1 PYTHONPATH=src .venv/bin/python bench/host_ops.py [variant ...]
@@ -120,6 +121,34 @@ def count(name: str, bf16: bool, split: bool, launches: list) -> tuple[int, int,
     )
 
 
+def count_bidirectional(masked: bool, bf16: bool, split: bool, launches: list) -> int:
+    """Ops and launches of one fwd+bwd of a `Bidirectional` LSTM layer (concat, sequences) on
+    the Triton kernels: both directions' calls and the layer's own ops (the merge, and the
+    flips of the backward direction where it has them)."""
+    from lstmkit.kernels import dispatch
+    from lstmkit.layers import LSTM, Bidirectional
+
+    torch.manual_seed(0)
+    layer = Bidirectional(LSTM(16, return_sequences=True))
+    x = torch.randn(3, 5, 4)
+    layer(x)  # builds the weights
+    mask = torch.tensor([[1] * 5, [1, 1, 1, 0, 0], [0, 0, 1, 1, 1]], dtype=torch.bool)
+    layout = triton_lstm.SPLIT if split else triton_lstm.PERSISTENT
+    config = layout.config(3, 16, 16, torch.device("cpu"))
+    select, default_config = dispatch.select_backend, triton_lstm.default_config
+    dispatch.select_backend = lambda *args, **kwargs: "triton"
+    triton_lstm.default_config = lambda *args: config
+    try:
+        launches.clear()
+        with KernelOps() as ops:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = layer(x, mask=mask if masked else None, training=False)
+            torch.autograd.grad(out, list(layer.parameters()), torch.ones_like(out))
+    finally:
+        dispatch.select_backend, triton_lstm.default_config = select, default_config
+    return len(ops.names) + len(launches)
+
+
 def main(names: list[str]) -> int:
     bench.DEVICE = "cpu"
     as_on_cuda()
@@ -139,6 +168,16 @@ def main(names: list[str]) -> int:
                     f"{b_ops} + {b_launch}",
                     str(f_ops + f_launch + b_ops + b_launch),
                 )
+    Console().print(table)
+    table = Table(title="Bidirectional LSTM layer, fwd+bwd: torch ops + Triton launches")
+    for column in ("mask", "dtype", "layout", "total"):
+        table.add_column(column)
+    for masked in (False, True):
+        for bf16 in (False, True):
+            for split in (True, False):
+                total = count_bidirectional(masked, bf16, split, launches)
+                layout = "split" if split else "persistent"
+                table.add_row(str(masked), "bf16" if bf16 else "fp32", layout, str(total))
     Console().print(table)
     return 0
 

@@ -37,12 +37,13 @@ VARIANTS = {
     "everything": dict(
         PEEPHOLE=True, LAYER_NORM=True, PROJ=True, RDROP=True, KEEP_C=True, KEEP_H=True, MASKED=True
     ),
+    "go_backwards": dict(REVERSE=True),
 }
-OFF = dict.fromkeys(VARIANTS["everything"], False)
-INTS = {"B", "T", "H", "P", "T_BEGIN", "T_END", "S_BEGIN", "S_END"}
+OFF = dict.fromkeys([*VARIANTS["everything"], "REVERSE"], False)
+INTS = {"B", "T", "H", "P", "S_BEGIN", "S_END"}
 INTS |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"}
 INTS |= {"s_d_b", "s_d_t", "s_dh_b", "s_dc_b", "s_r_b", "s_sums"}
-ALIGNED = {"B", "H", "P", "T_BEGIN", "S_BEGIN", "s_d_b", "s_d_t", "s_dh_b", "s_dc_b", "s_sums"}
+ALIGNED = {"B", "H", "P", "S_BEGIN", "s_d_b", "s_d_t", "s_dh_b", "s_dc_b", "s_sums"}
 ALIGNED |= {f"s_k{w}_{a}" for w in "ch" for a in "btu"}
 LOW_PRECISION = (  # bf16 buffers under autocast (layer norm keeps its zx and dz in fp32)
     "p_u", "p_wr", "p_h0", "p_hs", "p_dhs", "p_cs", "p_hd", "p_dzd", "p_dhd", "p_dh_T",

@@ -100,6 +100,7 @@ def test_nearby_shapes_share_a_choice_and_others_do_not(tuning):
     mask = torch.ones(4, 5, dtype=torch.bool)
     x, h0, *_ = call()
     assert autotune.call_key(x, h0, SPEC, mask, None, True, fast) != key(4, 5)
+    assert autotune.call_key(x, h0, SPEC, None, None, True, fast, go_backwards=True) != key(4, 5)
 
 
 def test_timing_leaves_graph_grads_and_random_stream_alone(tuning):

@@ -275,6 +275,61 @@ def test_matches_reference_outputs_and_every_gradient(name, no_tf32):
         assert not ours[0][dead].any()
 
 
+def _flipped(t):
+    return None if t is None else t.flip(1)
+
+
+class _BackwardsByFlips:
+    """The reference run backwards by hand: over x, the mask and the zoneout masks flipped in
+    time, its outputs flipped back (aligned with the inputs, as go_backwards returns them)."""
+
+    @staticmethod
+    def lstm(x, h0, c0, w, spec, mask=None, noise=None):
+        if noise is not None:
+            noise = LSTMNoise(
+                noise.recurrent_mask, _flipped(noise.zoneout_cell), _flipped(noise.zoneout_hidden)
+            )
+        out, h, c = reference.lstm(x.flip(1), h0, c0, w, spec, _flipped(mask), noise)
+        return out.flip(1), h, c
+
+
+class _BackwardsByDispatch:
+    @staticmethod
+    def lstm(*args):
+        return dispatch.lstm(*args, backend="reference", go_backwards=True)
+
+
+# both layouts; masks with pre- and post-padding and a row with no real step; training noise;
+# the split layout's launch per phase and its one launch with barriers
+BACKWARDS_CASES = [
+    "plain",
+    "mask",
+    "everything_training",
+    "split_plain",
+    "split_everything_training",
+    "split_one_program_everything_two_tiles",
+]
+
+
+@pytest.mark.parametrize("name", BACKWARDS_CASES)
+def test_go_backwards_runs_the_steps_in_reverse_inside_the_kernels(name, no_tf32):
+    """go_backwards: the kernels walk the steps from the last, every buffer aligned with the
+    inputs, and match the reference over the flipped steps; so do dispatch's flips around a
+    backend that cannot (here the reference)."""
+    spec, kwargs, make_mask, training, config = CASES[name]
+    x, h0, c0, w, noise = problem(spec, training=training, **kwargs)
+    mask = make_mask() if make_mask else None
+    args = (x, h0, c0, w, spec, mask, noise)
+    ours = outputs_and_grads(triton_lstm, *args, config=config, go_backwards=True)
+    ref = outputs_and_grads(_BackwardsByFlips, *args)
+    flips = outputs_and_grads(_BackwardsByDispatch, *args)
+    forwards = outputs_and_grads(reference, *args)
+    assert not torch.allclose(ref[0], forwards[0])  # the direction matters here
+    for label, a, b, c in zip(names(w), ours, ref, flips, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=lambda m, n=label: f"{n}: {m}")
+        torch.testing.assert_close(c, b, msg=lambda m, n=label: f"dispatch, {n}: {m}")
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])
 def test_low_precision_path_under_autocast(dtype, config):
@@ -741,31 +796,38 @@ def test_under_autocast_fp32_leaves_take_gradients_from_gemms_with_fp32_outputs(
         assert rel_err(grad, ref_grad) < 3e-2
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["forwards", "backwards"])
 @pytest.mark.parametrize("T", [1, 5])
-def test_recurrent_kernel_gradient_over_flat_rows_matches_every_step_summed(T):
+def test_recurrent_kernel_gradient_over_flat_rows_matches_every_step_summed(T, reverse):
     """d loss / d U over the flattened rows (no copy of h_{t-1}, `_shifted_rows_grad`) is the
     sum over rows and steps of h_{t-1}ᵀ·dzh_t, h0 at each row's first real step (whose dzh
-    the reverse kernels hand on: at T − 1 in a row with none): with pre-padding, a row with
-    no real step, and one step alone."""
+    the reverse kernels hand on: at the last step in a row with none): with pre-padding, a
+    row with no real step, and one step alone; with ``reverse`` the steps run from T − 1 to
+    0 over buffers aligned with the inputs (go_backwards)."""
     g = torch.Generator().manual_seed(4)
     B, P, G4 = 4, 3, 8
     first = torch.tensor([0, min(2, T - 1), T, 0], dtype=torch.int64)
+    order = torch.arange(T).flip(0) if reverse else torch.arange(T)  # index of each step
     hs = torch.randn(B, T, P, generator=g, dtype=torch.float64)
     dzh = torch.randn(B, T, G4, generator=g, dtype=torch.float64)
-    steps = torch.arange(T)[None, :, None]
+    steps = torch.argsort(order)[None, :, None]  # the step at each index
     hs = hs * (steps >= first[:, None, None])  # zeros before a row's first real step
     dzh = dzh * (steps >= first[:, None, None])  # as is d loss / d (h·U) there
     h0 = torch.randn(B, P, generator=g, dtype=torch.float64)
     expected = torch.zeros(P, G4, dtype=torch.float64)
     for b in range(B):
-        for t in range(T):
-            h_in = h0[b] if t <= first[b] else hs[b, t - 1]
-            expected += torch.outer(h_in, dzh[b, t])
-    at_first = dzh[torch.arange(B), first.clamp(max=T - 1)]
-    ours = triton_lstm._recurrent_kernel_grad(h0, hs, None, dzh, at_first)
+        for s in range(T):
+            h_in = h0[b] if s <= first[b] else hs[b, order[s - 1]]
+            expected += torch.outer(h_in, dzh[b, order[s]])
+    at_first = dzh[torch.arange(B), order[first.clamp(max=T - 1)]]
+    ours = triton_lstm._recurrent_kernel_grad(h0, hs, None, dzh, at_first, reverse)
     torch.testing.assert_close(ours.double(), expected, rtol=1e-6, atol=1e-6)
-    unmasked = triton_lstm._recurrent_kernel_grad(h0, hs, None, dzh, None)
-    pairs = [(h0[b] if t == 0 else hs[b, t - 1], dzh[b, t]) for b in range(B) for t in range(T)]
+    unmasked = triton_lstm._recurrent_kernel_grad(h0, hs, None, dzh, None, reverse)
+    pairs = [
+        (h0[b] if s == 0 else hs[b, order[s - 1]], dzh[b, order[s]])
+        for b in range(B)
+        for s in range(T)
+    ]
     expected = sum(torch.outer(h, d) for h, d in pairs)
     torch.testing.assert_close(unmasked.double(), expected, rtol=1e-6, atol=1e-6)
 

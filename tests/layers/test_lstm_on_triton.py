@@ -1,6 +1,7 @@
 """Layers on the Triton kernels: a masked `Bidirectional` LSTM (whose backward copy runs with
 go_backwards), given initial states, matches the same layer on the reference kernel, outputs
-and every weight's gradient, in both layouts. Without CUDA the kernels run under Triton's
+and every weight's gradient, in both layouts; so does a go_backwards LSTM alone, whose output
+sequence comes back reversed as Keras returns it. Without CUDA the kernels run under Triton's
 interpreter (``TRITON_INTERPRET=1``, set here)."""
 
 import os
@@ -65,6 +66,28 @@ def test_bidirectional_masked_layer_matches_the_reference(monkeypatch, layout, v
     states = [torch.randn(B, n, device=DEVICE, requires_grad=True) for n in (P, H, P, H)]
     ours = run(monkeypatch, layer, x, mask, states, "triton")
     assert len(calls) == 2  # both directions ran on the Triton kernels
+    ref = run(monkeypatch, layer, x, mask, states, "reference")
+    for i, (a, b) in enumerate(zip(ours, ref, strict=True)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=lambda m, i=i: f"#{i}: {m}")
+
+
+@pytest.mark.parametrize("return_sequences", [True, False], ids=["sequences", "last"])
+def test_go_backwards_layer_matches_the_reference(monkeypatch, return_sequences, no_tf32):
+    """The kernels run the steps backwards themselves; the layer flips the sequence to Keras's
+    order (the reference runs on flipped steps, `dispatch._flipped`), and its last output is
+    that of input step 0."""
+    monkeypatch.setenv("LSTMKIT_AUTOTUNE", "0")
+    monkeypatch.setattr(triton_lstm, "default_config", lambda *args: LAYOUTS["split"])
+    torch.manual_seed(1)
+    B, T, D, H = 3, 5, 4, 20
+    layer = LSTM(H, go_backwards=True, return_sequences=return_sequences).to(DEVICE)
+    x = torch.randn(B, T, D, device=DEVICE)
+    mask = torch.tensor(
+        [[1] * 5, [1, 1, 1, 0, 0], [0, 0, 1, 1, 1]], dtype=torch.bool, device=DEVICE
+    )
+    layer(x)
+    states = [torch.randn(B, H, device=DEVICE, requires_grad=True) for _ in range(2)]
+    ours = run(monkeypatch, layer, x, mask, states, "triton")
     ref = run(monkeypatch, layer, x, mask, states, "reference")
     for i, (a, b) in enumerate(zip(ours, ref, strict=True)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=lambda m, i=i: f"#{i}: {m}")

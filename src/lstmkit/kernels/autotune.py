@@ -9,7 +9,8 @@ in a JSON file, so later processes on the same machine reuse it:
 
 A kind of call is: the device (CPU model and thread count, or GPU name), torch and lstmkit
 versions, the spec, dtype and autocast dtype, batch and steps rounded up to a power of two,
-input and state sizes, whether gradients flow, and whether there is a mask and which noise.
+input and state sizes, whether gradients flow, whether there is a mask and which noise, and
+whether the steps run backwards (dispatch flips around the backends that cannot).
 
 Timing uses detached copies of the call's tensors (at most their first 512 steps) and draws
 no random numbers, so it neither changes a user's autograd graph nor the random stream of a
@@ -72,6 +73,7 @@ def call_key(
     noise: LSTMNoise | None,
     grad: bool,
     candidates: Sequence[str],
+    go_backwards: bool = False,
 ) -> str:
     """The kind of call (see the module docstring) as one string."""
     batch, steps, features = x.shape
@@ -91,6 +93,7 @@ def call_key(
         "mask" if mask is not None else "no mask",
         "noise " + ",".join(noises),
         "of " + ",".join(candidates),
+        *(["backwards"] if go_backwards else []),
     ])  # fmt: skip
 
 

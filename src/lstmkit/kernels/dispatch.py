@@ -12,6 +12,11 @@ everything and is the fallback.
   its `default_config` picks.
 - Elsewhere torch's fused LSTM takes what it can.
 
+``go_backwards`` (Keras's) runs the steps from the last to the first with every time axis,
+the outputs' too, aligned with the inputs: the Triton kernels do that themselves
+(`RUNS_BACKWARDS`), the others run on flipped inputs and flip their outputs back
+(`_flipped`).
+
 Those are the fixed rules (`select_backend`). Where several backends can run a call, `lstm`
 instead times them on the first call of its kind and keeps the fastest (`autotune`), so that
 the choice follows the machine it runs on; on CUDA the two layouts of the Triton kernels are
@@ -20,6 +25,7 @@ timed as two backends ("triton-persistent", "triton-split").
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 
 import torch
@@ -36,6 +42,8 @@ BACKENDS: dict[str, ModuleType | triton_lstm.Layout] = {
     "triton-persistent": triton_lstm.PERSISTENT,
     "triton-split": triton_lstm.SPLIT,
 }
+# the backends that take go_backwards themselves
+RUNS_BACKWARDS = frozenset({"triton", "triton-persistent", "triton-split"})
 CPU_DTYPES = (torch.float32, torch.bfloat16)
 GPU_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -93,8 +101,14 @@ def lstm(
     noise: LSTMNoise | None = None,
     backend: str | None = None,
     allow_native: bool = True,
+    go_backwards: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run one LSTM layer; ``backend`` forces a backend by name (for tests and benchmarks)."""
+    """Run one LSTM layer; ``backend`` forces a backend by name (for tests and benchmarks).
+
+    With ``go_backwards`` the steps run from the last to the first, x, mask and the zoneout
+    masks of ``noise`` being aligned with the input steps, and so are the outputs: outputs[:, t]
+    is the state after input step t (Keras's go_backwards returns them flipped), h_T and c_T
+    those after input step 0."""
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, c0, *weights)
     )
@@ -103,8 +117,8 @@ def lstm(
         fast = candidates(spec, mask, noise, allow_native, x.device, x.dtype)
         if len(fast) > 1 and autotune.enabled():
             labels = [cpu.flavour(spec) if n == "cpu" else n for n in fast]
-            key = autotune.call_key(x, h0, spec, mask, noise, grad, labels)
-            runners = {n: BACKENDS[n].lstm for n in fast}
+            key = autotune.call_key(x, h0, spec, mask, noise, grad, labels, go_backwards)
+            runners = {n: _runner(n, go_backwards) for n in fast}
             name = autotune.fastest(runners, key, x, h0, c0, weights, spec, mask, noise, grad)
         else:
             name = select_backend(spec, mask, noise, allow_native, x.device, x.dtype, grad)
@@ -113,4 +127,33 @@ def lstm(
     module = BACKENDS[name]
     if not module.supports(spec, mask, noise):
         raise ValueError(f"The {name!r} LSTM backend cannot run {spec} with this mask/noise")
-    return module.lstm(x, h0, c0, weights, spec, mask, noise)
+    return _runner(name, go_backwards)(x, h0, c0, weights, spec, mask, noise)
+
+
+def _runner(name: str, go_backwards: bool) -> autotune.LSTMRunner:
+    """Backend ``name``'s ``lstm``, running the steps backwards where asked."""
+    run = BACKENDS[name].lstm
+    if not go_backwards:
+        return run
+    if name in RUNS_BACKWARDS:
+        return functools.partial(run, go_backwards=True)
+    return _flipped(run)
+
+
+def _flip(steps: torch.Tensor | None) -> torch.Tensor | None:
+    return None if steps is None else steps.flip(1)
+
+
+def _flipped(run: autotune.LSTMRunner) -> autotune.LSTMRunner:
+    """``run`` over the steps in reverse: on x, the mask and the zoneout masks flipped in
+    time, its outputs flipped back."""
+
+    def backwards(x, h0, c0, weights, spec, mask=None, noise=None):
+        if noise is not None:
+            noise = noise._replace(
+                zoneout_cell=_flip(noise.zoneout_cell), zoneout_hidden=_flip(noise.zoneout_hidden)
+            )
+        outputs, h, c = run(x.flip(1), h0, c0, weights, spec, _flip(mask), noise)
+        return outputs.flip(1), h, c
+
+    return backwards

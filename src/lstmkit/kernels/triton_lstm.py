@@ -24,6 +24,10 @@ Masks and zoneout share one mechanism: the carried state is ``keep·old + (1 −
 ``keep = 1 − real·(1 − zoneout)`` (1 at a masked step, the zoneout mask or rate at a real one),
 and the outputs are the hidden states where a real step has been seen, zeros before: the
 kernels write those zeros themselves, reading h0 as h_{t-1} up to each row's first real step.
+Keras's go_backwards is a constexpr too (REVERSE): the kernels walk the steps from the last
+input step to the first (`_time`) with x, the mask, the keeps and the outputs aligned with the
+input steps, so no tensor is flipped, and `Bidirectional` takes its backward direction's
+sequence in the input's order as it is.
 
 Bytes moved (fp32 buffers, per layer call; B=64, T=100, I=32, H=128, no projection):
   forward  reads zx B·T·4H·4 = 13.1 MB, writes c + h B·T·2H·4 = 6.6 MB;
@@ -184,10 +188,12 @@ class Layout:
         spec: LSTMSpec,
         mask: torch.Tensor | None = None,
         noise: LSTMNoise | None = None,
+        *,
+        go_backwards: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`lstm` in this layout, at its launch shape."""
         config = self.config(x.shape[0], spec.units, spec.output_size, x.device)
-        return lstm(x, h0, c0, weights, spec, mask, noise, config=config)
+        return lstm(x, h0, c0, weights, spec, mask, noise, config=config, go_backwards=go_backwards)
 
 
 PERSISTENT, SPLIT = Layout(split=False), Layout(split=True)
@@ -256,6 +262,7 @@ _JIT_FUNCTIONS = (
     "_accumulate",
     "_gates_and_cell",
     "_outside_grad",
+    "_time",
     "_seen_through",
     "_first_real_steps",
     "_emit_hidden",
@@ -539,6 +546,15 @@ def _outside_grad(p, m, seen, MASKED: tl.constexpr, DHS: tl.constexpr):
     return b
 
 
+def _time(step, T, REVERSE: tl.constexpr):
+    """The time index of a processing step in the (B, T, ·) buffers, which are aligned with
+    the inputs: with REVERSE (Keras's go_backwards) step 0 is the last input step."""
+    t = step
+    if REVERSE:
+        t = T - 1 - step
+    return t
+
+
 def _seen_through(seen, n_before, p_real_row, s_r_t, t, m_b):
     """With a mask (B, T) bool at p_real_row (row starts) + t·s_r_t: whether each row has had
     a real step up to and including step t, and how many steps came before its first (T
@@ -581,6 +597,7 @@ def _lstm_fwd_kernel(
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
     RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr,
+    REVERSE: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """One program: BLOCK_B batch rows through all T steps.
@@ -594,6 +611,8 @@ def _lstm_fwd_kernel(
     (the state itself is carried in fp32, in carry, which ends as c_T); with layer norm stats
     (B, T, 4), the row mean and inverse deviation of h·U and of c~. Backward recomputes the
     rest from these (`_gates_kernel`, `_cell_activation`).
+    With REVERSE the steps run from the last input step to the first (`_time`): every
+    (B, T, ·) buffer stays aligned with the inputs, cs alone is in the order of the steps.
     Scratch, one row per batch row: with layer norm o (B, H), the output gate, zhn (B, 4H) =
     raw h·U and cn (B, H) = raw c~ of the current step; m (B, H) o ⊙ act(c) before the
     projection.
@@ -613,15 +632,19 @@ def _lstm_fwd_kernel(
     p_h_last_row = p_h_last + r64 * P
     seen = rows < 0  # with a mask: whether a row has had a real step
     n_before = tl.full([BLOCK_B], 0, tl.int32)  # and how many steps came before it
-    for t in range(T):
-        p_c_in = tl.where(t == 0, p_c0 + r64 * H, p_c_own)  # c_{t-1}
-        p_h_next = p_hs + r64 * T * P + t * P
-        seen_before = t > 0
+    p_h_row = p_hs + r64 * T * P
+    for s in range(T):
+        t = _time(s, T, REVERSE)
+        p_c_in = tl.where(s == 0, p_c0 + r64 * H, p_c_own)  # c_{t-1}
+        p_h_next = p_h_row + t * P
+        seen_before = s > 0
         if MASKED:
             seen_before = seen
             seen, n_before = _seen_through(seen, n_before, p_real_row, s_r_t, t, m_b)
-        p_h_prev = tl.where(seen_before, p_h_next - P, p_h0 + r64 * P)  # h0 up to the first
-        p_c_next = p_cs + r64 * (T + 1) * H + (t + 1) * H
+        p_h_prev = tl.where(  # h0 up to the first real step
+            seen_before, p_h_row + _time(s - 1, T, REVERSE) * P, p_h0 + r64 * P
+        )
+        p_c_next = p_cs + r64 * (T + 1) * H + (s + 1) * H
         p_zx_t = p_zx + o_z + t * G4
         p_stats_t = p_stats + (r64 * T + t) * 4
 
@@ -677,7 +700,7 @@ def _lstm_fwd_kernel(
                     BLOCK_B, BLOCK_H, BLOCK_P,
                 )  # fmt: skip
             b_c = tl.load(p_c_in[:, None] + cols[None, :], mask=m, other=0.0)
-            if t == 0:
+            if s == 0:
                 _store(p_c_next[:, None] - H + cols[None, :], b_c, m, DOT)  # cs[:, 0] = c0
             _, _, _, b_o, b_cnew = _gates_and_cell(
                 zi, zf, zg, zo, p_zx_t[:, None] + cols[None, :], b_c, p_peep, cols, m_h, m, H,
@@ -706,7 +729,7 @@ def _lstm_fwd_kernel(
                     p_h_prev,
                     p_h_next,
                     p_h_last_row,
-                    t == T - 1,
+                    s == T - 1,
                     p_kh,
                     cols,
                     m,
@@ -743,7 +766,7 @@ def _lstm_fwd_kernel(
                     p_h_prev,
                     p_h_next,
                     p_h_last_row,
-                    t == T - 1,
+                    s == T - 1,
                     p_kh,
                     cols,
                     m,
@@ -766,7 +789,7 @@ def _lstm_fwd_kernel(
                 m = m_b[:, None] & m_p[None, :]
                 p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + pcols[None, :] * s_kh_u
                 _emit_hidden(
-                    acc, seen, p_h_prev, p_h_next, p_h_last_row, t == T - 1, p_kh, pcols, m,
+                    acc, seen, p_h_prev, p_h_next, p_h_last_row, s == T - 1, p_kh, pcols, m,
                     KEEP_H, MASKED, DOT,
                 )  # fmt: skip
         tl.debug_barrier()  # h_t and c_t are read by the whole program at the next step
@@ -779,6 +802,7 @@ def _gates_kernel(
     B, T, H, P,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, RDROP: tl.constexpr, MASKED: tl.constexpr,
+    REVERSE: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """The gates of every step at once, for backward: the forward kept hs and cs, which hold
@@ -790,7 +814,7 @@ def _gates_kernel(
     `_normalized_gates`, `_gates_and_cell`) from h0 (B, P), hs (B, T, P), cs (B, T+1, H), U
     (P, 4H), peep (3, H), dropout (B, P), first (B,) (h_{t-1} is h0 up to it); with layer
     norm from γ_h (4H) and the forward's stats (B, T, 4) too, storing x̂ = LN(h·U) before γ_h
-    in zhn (B, T, 4H)."""
+    in zhn (B, T, 4H). With REVERSE, (b, t) is step T − 1 − t (`_time`)."""
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     m_b = rows < B * T
@@ -798,9 +822,11 @@ def _gates_kernel(
     m = m_b[:, None] & m_h[None, :]
     r64 = rows.to(tl.int64)
     b = r64 // T
-    t = r64 % T
+    step = _time(r64 % T, T, REVERSE)
     first = _first_real_steps(p_first, b, m_b, MASKED)
-    p_h_prev = tl.where(t > first, p_hs + (r64 - 1) * P, p_h0 + b * P)  # h0 up to the first
+    p_h_prev = tl.where(  # h0 up to the first real step
+        step > first, p_hs + (b * T + _time(step - 1, T, REVERSE)) * P, p_h0 + b * P
+    )
     zi, zf, zg, zo = _h_times_u(
         p_h_prev, p_rdrop + b * P, p_u, m_b, cols, m_h, H, P, RDROP, DOT_U, "",
         BLOCK_B, BLOCK_H, BLOCK_P,
@@ -812,7 +838,8 @@ def _gates_kernel(
         zi, zf, zg, zo = _normalized_gates(
             zi, zf, zg, zo, mean, rstd, p_gamma_h, p_zhn + o_g, cols, m_h, m, H, True
         )
-    b_c = tl.load(p_cs + (r64 + b)[:, None] * H + cols[None, :], mask=m, other=0.0)  # c_{t-1}
+    p_c_prev = p_cs + (b * (T + 1) + step) * H  # cs in the order of the steps
+    b_c = tl.load(p_c_prev[:, None] + cols[None, :], mask=m, other=0.0)
     b_c = b_c.to(tl.float32)
     b_i, b_f, b_g, b_o, _ = _gates_and_cell(
         zi, zf, zg, zo, p_z + o_g, b_c, p_peep, cols, m_h, m, H, GATE_ACT, CELL_ACT, PEEPHOLE
@@ -1024,6 +1051,7 @@ def _lstm_bwd_kernel(
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
     RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr,
     DHS: tl.constexpr, START_H: tl.constexpr, START_C: tl.constexpr, BIAS_SUMS: tl.constexpr,
+    REVERSE: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """Reverse recurrence of one program's BLOCK_B rows.
@@ -1048,6 +1076,7 @@ def _lstm_bwd_kernel(
     (dh_T (B, P), dc_T (B, H), strided, none where START_H / START_C is false), the others
     slot s % 2; after step 0 they hold dh0 and dc0 in slot T % 2.
     Scratch: m (B, H) for d loss / d (o ⊙ act(c)), dcn (B, H) for the current step's dcn.
+    Steps and buffers with REVERSE as the forward's (`_time`).
     """
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     m_b = rows < B
@@ -1066,9 +1095,10 @@ def _lstm_bwd_kernel(
     first = _first_real_steps(p_first, rows, m_b, MASKED)
     p_at_row = p_at_first + r64 * G4
     for s in range(T):
-        t = T - 1 - s
-        seen = t >= first
-        at_first = t == tl.minimum(first, T - 1)  # with a mask: the rows whose dzh_t meets h0
+        step = T - 1 - s
+        t = _time(step, T, REVERSE)
+        seen = step >= first
+        at_first = step == tl.minimum(first, T - 1)  # with a mask: the rows whose dzh meets h0
         cur = s % 2
         p_dh_cur = p_dh + cur * B * P + r64 * P
         p_dh_nxt = p_dh + (1 - cur) * B * P + r64 * P
@@ -1078,7 +1108,7 @@ def _lstm_bwd_kernel(
         p_dc_start = p_dc_T + r64 * s_dc_b
         p_dhs_t = p_dhs + r64 * s_d_b + t * s_d_t
         p_dhn_t = p_dhn + o_p + t * P
-        p_c_prev = p_cs + r64 * (T + 1) * H + t * H
+        p_c_prev = p_cs + r64 * (T + 1) * H + step * H
         p_g_t = p_gates + o_z + t * G4
         p_zhn_t = p_zhn + o_z + t * G4
         p_dz_t = p_dz + o_z + t * G4
@@ -1381,11 +1411,14 @@ class _Recurrence(torch.autograd.Function):
     `_normalized_input_grad`), so that LN(x·W) is never kept and the bias gradient is not
     torch's sum over (batch, time), whose scratch took 8 more units of (B, T, H) fp32 at
     backward's peak (B=64 T=100 H=256, H200): the reverse kernels sum dz over each row's
-    steps as they form it, and backward sums those rows."""
+    steps as they form it, and backward sums those rows.
+
+    With ``reverse`` (go_backwards) the steps run from T − 1 to 0, every (B, T, ·) buffer
+    aligned with x; cs alone is in the steps' order (c0 first, c_T last)."""
 
     @staticmethod
     def forward(ctx, x, kernel, bias, gain_x, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c,
-                rdrop, keep_c, keep_h, real, spec, cfg, dot_dtype):  # fmt: skip
+                rdrop, keep_c, keep_h, real, reverse, spec, cfg, dot_dtype):  # fmt: skip
         triton = _triton()
         # the leaves' dtypes, which backward's gradients take without a cast of autograd's
         ctx.dtypes = (x.dtype, kernel.dtype, None if bias is None else bias.dtype, h0.dtype)
@@ -1413,7 +1446,7 @@ class _Recurrence(torch.autograd.Function):
         cn = torch.empty(B, H, **f32) if ln else None
         scratch = torch.empty(B, H, **f32) if (ln or wr is not None) else None
         buffers = [_or(t, zx) for t in (stats, o, zhn, cn, scratch)]
-        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
+        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, reverse, dot, cfg)
         # fmt: off
         dot_u = consts["DOT_U"]
         if cfg.split:
@@ -1442,6 +1475,7 @@ class _Recurrence(torch.autograd.Function):
             )
         # fmt: on
         ctx.spec, ctx.cfg, ctx.dot_dtype, ctx.device_type = spec, cfg, dot_dtype, zx.device.type
+        ctx.reverse = reverse
         ctx.set_materialize_grads(False)  # an unused output's gradient is no buffer of zeros
         saved = (h0, hs, cs, stats, x, kernel, bias, gain_x)  # None where not needed
         # the dot operands of U and W_hr as the kernels took them, for backward's kernels
@@ -1449,8 +1483,8 @@ class _Recurrence(torch.autograd.Function):
         ctx.save_for_backward(
             *saved, *operands, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h, first
         )
-        if h_last is None:  # without a mask h_T is the last output
-            h_last = hs[:, T - 1]
+        if h_last is None:  # without a mask h_T is the last step's output
+            h_last = hs[:, 0 if reverse else T - 1]
         return hs, h_last, cs[:, T]  # c_T as the kernels stored it, in hs's dtype
 
     @staticmethod
@@ -1473,7 +1507,7 @@ class _Recurrence(torch.autograd.Function):
         f32 = dict(device=hs.device, dtype=torch.float32)
         dot = _dot_mode(ctx.dot_dtype, hs.device)
         wr_dot = u_dot if wr_dot is None else wr_dot
-        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg)
+        consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, ctx.reverse, dot, cfg)
         consts["DHS"] = dhs is not None  # None where the outputs were not used
         consts["START_H"], consts["START_C"] = dh_last is not None, dc_last is not None
         ln = spec.layer_norm
@@ -1547,7 +1581,7 @@ class _Recurrence(torch.autograd.Function):
             d_wr = (ms.view(-1, H).t() @ dhn.view(-1, P)).to(wr.dtype)
         del inputs, sums, ms, dhn  # before d loss / d U's operands are formed
         if need[6]:
-            d_u = _recurrent_kernel_grad(h0, hs, rdrop, dzh, at_first).to(u.dtype)
+            d_u = _recurrent_kernel_grad(h0, hs, rdrop, dzh, at_first, ctx.reverse).to(u.dtype)
         del dzh, zhn, at_first  # d loss / d (h·U), with layer norm a buffer of its own
         if ln:
             d_gh, d_gc, d_bc = dnorm.sum(0).split([4 * H, H, H])
@@ -1562,7 +1596,7 @@ class _Recurrence(torch.autograd.Function):
         # the rest
         return (
             d_x, d_w, d_b, d_gx, d_h0.to(h0_dtype), d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc,
-            *(None,) * 7,
+            *(None,) * 8,
         )  # fmt: skip
 
 
@@ -1581,7 +1615,10 @@ def _recompute_gates(
     H, P = G4 // 4, hs.shape[2]
     block_b, block_h, block_p = 64, 32, 32  # 8 warps: 128-168 registers, no spills (sm_90a)
     grid = (-(-B * T // block_b), -(-H // block_h))
-    kinds = ("GATE_ACT", "CELL_ACT", "DOT", "DOT_U", "PEEPHOLE", "LAYER_NORM", "RDROP", "MASKED")
+    kinds = (
+        "GATE_ACT", "CELL_ACT", "DOT", "DOT_U", "PEEPHOLE", "LAYER_NORM", "RDROP", "MASKED",
+        "REVERSE",
+    )  # fmt: skip
     _gates_kernel[grid](
         z, h0, hs, cs, u_dot, _or(peep, z), _or(rdrop, z), _or(first, z),
         _or(gamma_h, z), _or(stats, z), _or(zhn, z), B, T, H, P, **{k: consts[k] for k in kinds},
@@ -1604,6 +1641,7 @@ def _recurrent_kernel_grad(
     rdrop: torch.Tensor | None,
     dzh: torch.Tensor,
     at_first: torch.Tensor | None,
+    reverse: bool = False,
 ) -> torch.Tensor:
     """d loss / d U = Σ (h_{t-1} ⊙ dropout)ᵀ · dzh_t in fp32, h_{t-1} being h0 then hs[:, :-1]
     (h0 again at a row's first real step, where hs holds zeros before it; dzh is 0 at the
@@ -1615,22 +1653,28 @@ def _recurrent_kernel_grad(
     if rdrop is not None:
         hs, h0 = hs * rdrop[:, None, :], h0 * rdrop
     hs, h0 = hs.to(dzh.dtype), h0.to(dzh.dtype)
-    return _shifted_rows_grad(h0, hs, at_first, dzh)
+    return _shifted_rows_grad(h0, hs, at_first, dzh, reverse)
 
 
-def _shifted_rows_grad(h0, hs, at_first, dzh) -> torch.Tensor:
+def _shifted_rows_grad(h0, hs, at_first, dzh, reverse=False) -> torch.Tensor:
     """`_recurrent_kernel_grad` from hs and h0 as the dots took them, with no copy of h_{t-1}
     shifted by a step: over the (B·T) rows of hs and dzh taken flat, row r of hs meets row
     r + 1 of dzh, which pairs hs[b, t-1] with dzh[b, t]; the pairs across rows (hs[b, T-1],
     dzh[b+1, 0]) are taken out again, and h0 meets dzh at each row's first real step,
     ``at_first`` (B, 4H) (hs holds zeros before it, dzh at the masked steps before; dzh[:, 0]
-    without a mask). Three products, summed in fp32 (`_add_product`)."""
+    without a mask). Three products, summed in fp32 (`_add_product`). With ``reverse`` (the
+    steps run from T − 1 to 0) all of it mirrored: row r of dzh meets row r + 1 of hs."""
     B, T, P = hs.shape
     hs_rows, dzh_rows = hs.view(-1, P), dzh.view(-1, dzh.shape[2])
+    first, last = (T - 1, 0) if reverse else (0, T - 1)
     if at_first is None:
-        at_first = dzh[:, 0]
-    total = _product(hs_rows[:-1].t(), dzh_rows[1:], torch.float32)
-    total = _add_product(total, hs[:-1, T - 1].t(), dzh[1:, 0], alpha=-1)
+        at_first = dzh[:, first]
+    if reverse:
+        total = _product(hs_rows[1:].t(), dzh_rows[:-1], torch.float32)
+        total = _add_product(total, hs[1:, last].t(), dzh[:-1, first], alpha=-1)
+    else:
+        total = _product(hs_rows[:-1].t(), dzh_rows[1:], torch.float32)
+        total = _add_product(total, hs[:-1, last].t(), dzh[1:, first], alpha=-1)
     return _add_product(total, h0.t(), at_first)
 
 
@@ -1672,7 +1716,7 @@ def _or(tensor: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
     return dummy if tensor is None else tensor
 
 
-def _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg) -> dict:
+def _constexprs(spec, wr, rdrop, keep_c, keep_h, first, reverse, dot, cfg) -> dict:
     return dict(
         GATE_ACT=ACTIVATIONS[spec.recurrent_activation],
         CELL_ACT=ACTIVATIONS[spec.activation],
@@ -1683,6 +1727,7 @@ def _constexprs(spec, wr, rdrop, keep_c, keep_h, first, dot, cfg) -> dict:
         KEEP_C=keep_c is not None,
         KEEP_H=keep_h is not None,
         MASKED=first is not None,
+        REVERSE=reverse,
         DOT=dot,
         DOT_U=_u_dot_mode(dot, spec),
         BLOCK_B=cfg.block_b,
@@ -1837,8 +1882,12 @@ def lstm(
     noise: LSTMNoise | None = None,
     *,
     config: TritonConfig | None = None,
+    go_backwards: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Same contract as `lstmkit.kernels.reference.lstm`; ``config`` overrides the launch shape.
+    ``go_backwards`` runs the steps from the last to the first inside the kernels, with x,
+    mask, noise and the outputs aligned with the input steps (no flips; the contract of
+    `lstmkit.kernels.dispatch.lstm`).
 
     x (B, T, I) float32, bfloat16 or float16 (float32 under autocast computes in autocast's
     dtype); h0 (B, P); c0 (B, H); mask (B, T) bool, True where a step is real. Returns
@@ -1877,5 +1926,5 @@ def lstm(
     cfg = config or default_config(B, H, P, x.device, cdtype)
     return _Recurrence.apply(
         x, w.kernel, w.bias, gain_x, h0, c0.float().contiguous(), w.recurrent_kernel, peep,
-        proj, *norms, rdrop, keep_c, keep_h, real, spec, cfg, cdtype,
+        proj, *norms, rdrop, keep_c, keep_h, real, bool(go_backwards), spec, cfg, cdtype,
     )  # fmt: skip

@@ -48,7 +48,8 @@ tl = None
 _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _accumulate = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = None
-_outside_grad = _first_real_steps = _seen_through = _cell_stats = _round_tf32 = _add = None
+_outside_grad = _first_real_steps = _seen_through = _time = _cell_stats = _round_tf32 = None
+_add = None
 _peephole_sums = _add_blocks = _add_gates = _carry_in = _store_gates = None
 SHARED = (
     "_cell_backward",
@@ -73,6 +74,7 @@ SHARED = (
     "_outside_grad",
     "_first_real_steps",
     "_seen_through",
+    "_time",
     "_cell_stats",
     "_round_tf32",
     "_add",
@@ -377,15 +379,16 @@ def _split_fwd_kernel(
     p_hs, p_cs, p_carry, p_stats,  # outputs and saved
     p_o, p_zhn, p_cn, p_m, p_part_a, p_part_b, p_count,  # scratch, tile counters
     p_hd,  # the dot operands (h ⊙ dropout) of the last two steps and of h0
-    B, T, H, P, T_BEGIN, T_END,
+    B, T, H, P, S_BEGIN, S_END,
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
-    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, SYNC: tl.constexpr,
-    PHASES: tl.constexpr,
+    KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, REVERSE: tl.constexpr,
+    SYNC: tl.constexpr, PHASES: tl.constexpr,
     RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
     PROGRAMS: tl.constexpr,
 ):  # fmt: skip
-    """Steps T_BEGIN … T_END − 1 of BLOCK_B rows: program (slice, tile).
+    """Steps S_BEGIN … S_END − 1 of BLOCK_B rows: program (slice, tile); with REVERSE step s
+    is input step T − 1 − s (`triton_lstm._time`).
 
     Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); c0 (B, H) fp32;
     real (B, T), first (B,) and h_last (B, P) with a mask; hs (B, T, P); cs (B, T+1, H) in
@@ -433,15 +436,16 @@ def _split_fwd_kernel(
     seen = rows < 0  # with a mask: whether a row has had a real step
     n_before = tl.full([BLOCK_B], 0, tl.int32)  # and how many steps came before it
     if MASKED:  # the steps of earlier launches
-        for t in range(0, T_BEGIN):
+        for s in range(0, S_BEGIN):
+            t = _time(s, T, REVERSE)
             seen, n_before = _seen_through(seen, n_before, p_real_row, s_r_t, t, m_b)
     p_c_own = p_carry + r64[:, None] * H + cols[None, :]  # the state, fp32, between launches
     p_c_start = p_c_own
     if PHASES & 2:  # the launch with the cell of the first step starts from c0
-        p_c_start = tl.where(T_BEGIN == 0, p_c0 + r64[:, None] * H + cols[None, :], p_c_own)
+        p_c_start = tl.where(S_BEGIN == 0, p_c0 + r64[:, None] * H + cols[None, :], p_c_own)
     b_c = tl.load(p_c_start, mask=m, other=0.0)
     if PHASES & 2:
-        if T_BEGIN == 0:
+        if S_BEGIN == 0:
             _store(p_c_row[:, None] + cols[None, :], b_c, m, DOT)  # cs[:, 0] = c0
     u_cols, m_u = _gate_columns(H, BLOCK_H)
     QUARTER: tl.constexpr = BLOCK_K // 4  # the projection's K blocks, held
@@ -462,18 +466,19 @@ def _split_fwd_kernel(
             u_rest = _b_tile(p_u + P * G4, G4, 1, P, u_cols, m_u, BLOCK_K)
         if PROJ:
             w_r = _four_blocks(p_wr, QUARTER, P, 1, QUARTER, H, cols, cols < P, QUARTER)
-    for t in range(T_BEGIN, T_END):
-        seen_before = t > 0
+    for s in range(S_BEGIN, S_END):
+        t = _time(s, T, REVERSE)
+        seen_before = s > 0
         if MASKED:
             seen_before = seen
             seen, n_before = _seen_through(seen, n_before, p_real_row, s_r_t, t, m_b)
-        slot = tl.where(seen_before, (t + 1) % 2, 2)  # h_{t−1}'s, or h0's up to the first step
+        slot = tl.where(seen_before, (s + 1) % 2, 2)  # h_{t−1}'s, or h0's up to the first step
         p_hd_prev = p_hd + slot.to(tl.int64) * B * P + r64 * P
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_s = rows[:, None] * G4 + cols[None, :]  # (B, 4H) scratch offsets (int32), gate i
         o_c = rows[:, None] * H + cols[None, :]  # (B, H) scratch offsets
         p_stats_t = p_stats + (r64 * T + t) * 4
-        done = n_sync * (t - T_BEGIN)  # barriers passed before this step
+        done = n_sync * (s - S_BEGIN)  # barriers passed before this step
         b_h = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
         if PHASES & (2 - LAYER_NORM):  # h·U for this program's units (phase 0 with LN, else 1)
             if RESIDENT:
@@ -518,7 +523,7 @@ def _split_fwd_kernel(
                 b_c = b_keep * b_c + (1.0 - b_keep) * b_cnew
             else:
                 b_c = b_cnew
-            _store(p_c_row[:, None] + (t + 1) * H + cols[None, :], b_c, m, DOT)
+            _store(p_c_row[:, None] + (s + 1) * H + cols[None, :], b_c, m, DOT)  # step order
             if LAYER_NORM:  # LN(c) needs the whole row: raw c's statistics
                 if (CARRY & 4) == 0:  # phase 2 reads raw c and o back
                     tl.store(p_cn + o_c, b_cnew, mask=m)
@@ -563,7 +568,9 @@ def _split_fwd_kernel(
                 p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
                 b_keep = tl.load(p_k, mask=m_o, other=1.0).to(tl.float32)
                 if H_CARRIED == 0:  # h_{t−1} from hs (h0 up to the first step)
-                    p_h_prev = tl.where(seen_before, p_h_row + (t - 1) * P, p_h0 + r64 * P)
+                    p_h_prev = tl.where(
+                        seen_before, p_h_row + _time(s - 1, T, REVERSE) * P, p_h0 + r64 * P
+                    )
                     p_old = p_h_prev[:, None] + cols[None, :]
                     b_h_old = tl.load(p_old, mask=m_o, other=0.0, cache_modifier=".cg")
                 b_h = b_keep * b_h_old.to(tl.float32) + (1.0 - b_keep) * b_h
@@ -571,10 +578,10 @@ def _split_fwd_kernel(
             b_hd = b_h
             if RDROP:
                 b_hd = b_hd * tl.load(p_rd[:, None] + cols[None, :], mask=m_o, other=0.0)
-            p_hd_t = p_hd + (t % 2) * B * P + r64[:, None] * P + cols[None, :]
+            p_hd_t = p_hd + (s % 2) * B * P + r64[:, None] * P + cols[None, :]
             _store_operand(p_hd_t, b_hd, m_o, 3 * B * P, DOT_U)  # for the next step's h·U
             if MASKED:  # h_T, the state; zeros where no real step has been seen yet
-                if t == T - 1:
+                if s == T - 1:
                     _store(p_h_last + r64[:, None] * P + cols[None, :], b_h, m_o, DOT)
                 b_h = tl.where(seen[:, None], b_h, 0.0)
             _store(p_h_row[:, None] + t * P + cols[None, :], b_h, m_o, DOT)
@@ -583,7 +590,7 @@ def _split_fwd_kernel(
     if PHASES & 2:  # c_T, or the state the next launch starts from
         tl.store(p_c_own, b_c, mask=m)
     if MASKED:  # each row's first real step, for backward (every launch that ends at T)
-        if T_END == T:
+        if S_END == T:
             if tl.program_id(0) == 0:
                 tl.store(p_first + rows, n_before, mask=m_b)
 
@@ -626,12 +633,13 @@ def _split_bwd_kernel(
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
     KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, DHS: tl.constexpr,
-    START_H: tl.constexpr, START_C: tl.constexpr, BIAS_SUMS: tl.constexpr,
+    START_H: tl.constexpr, START_C: tl.constexpr, BIAS_SUMS: tl.constexpr, REVERSE: tl.constexpr,
     SYNC: tl.constexpr, PHASES: tl.constexpr, FINISH: tl.constexpr,
     RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
     PROGRAMS: tl.constexpr,
 ):  # fmt: skip
-    """Reverse steps t = T − 1 − s for s in S_BEGIN … S_END − 1, then (FINISH) dh0.
+    """Reverse steps T − 1 − s for s in S_BEGIN … S_END − 1, then (FINISH) dh0; buffers and
+    REVERSE as the forward's.
 
     dhs (B, T, P) strided: the gradient reaching the outputs hs from outside (none where DHS
     is false). In and out as
@@ -710,27 +718,28 @@ def _split_bwd_kernel(
         if PROJ:  # W_hrᵀ as four K blocks
             w_rt = _four_blocks(p_wr, QUARTER, 1, P, QUARTER, P, cols, m_h, QUARTER)
     for s in range(S_BEGIN, S_END):
-        t = T - 1 - s
+        step = T - 1 - s
+        t = _time(step, T, REVERSE)
         m_at = m
         if MASKED:  # the rows whose dzh_t meets h0
-            m_at = m & (t == tl.minimum(first, T - 1))[:, None]
+            m_at = m & (step == tl.minimum(first, T - 1))[:, None]
         done = n_sync * (s - S_BEGIN)  # barriers passed before this step
         o_z = r64[:, None] * T * G4 + t * G4 + cols[None, :]  # (B, T, 4H) offsets, gate i
         o_c = r64[:, None] * H + cols[None, :]  # (B, H) scratch offsets
-        p_dzd_t = p_dzd + (t % 2) * B * G4 + r64[:, None] * G4 + cols[None, :]  # gate i
+        p_dzd_t = p_dzd + (step % 2) * B * G4 + r64[:, None] * G4 + cols[None, :]  # gate i
         p_stats_t = p_stats + (r64 * T + t) * 4
         mean_c, rstd_c = _cell_stats(p_stats_t, m_b, LAYER_NORM, BLOCK_B)
         p_kc = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
-        p_c_prev = p_cs + r64 * (T + 1) * H + t * H
+        p_c_prev = p_cs + r64 * (T + 1) * H + step * H
         p_c_own = p_c_prev[:, None] + cols[None, :]
         b_dh = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
         if PHASES & 1:  # phase 0: from outside, kept from step t + 1, through U
             p_dhs_t = p_dhs + r64[:, None] * s_d_b + t * s_d_t + cols[None, :] * s_d_p
-            b_dh = _outside_grad(p_dhs_t, m_o, t >= first, MASKED, DHS)
+            b_dh = _outside_grad(p_dhs_t, m_o, step >= first, MASKED, DHS)
             b_dh += _carry_in(p_dh_own, p_dh_start, m_o, START_H, s == 0)
-            if t + 1 < T:
+            if step + 1 < T:
                 b_du = _gate_blocks_times(
-                    p_dzd + ((t + 1) % 2) * B * G4 + r64 * G4, 2 * B * G4, p_u, u_t, u_t_rest,
+                    p_dzd + ((step + 1) % 2) * B * G4 + r64 * G4, 2 * B * G4, p_u, u_t, u_t_rest,
                     cols, m_p, m_b, H, P, RESIDENT, DOT_U, BLOCK_B, BLOCK_H, BLOCK_K,
                 )  # fmt: skip
                 if RDROP:

@@ -47,7 +47,9 @@ class LSTM(Layer):
         seed: seed of this layer's dropout and zoneout masks.
         return_sequences: return the whole output sequence (B, T, P), not just the last output.
         return_state: also return the final states ``h_T`` (B, P) and ``c_T`` (B, H).
-        go_backwards: process the sequence in reverse and return the reversed sequence.
+        go_backwards: process the sequence in reverse and return the reversed sequence
+            (`Bidirectional` asks its backward layer for it in the input's order instead,
+            ``flip_backwards_output = False``, which saves two flips).
         stateful: carry the final states of a batch over as the initial states of the next
             (sample i to sample i); needs a fixed batch size. `reset_states` clears them.
         unroll: accepted for Keras compatibility; the result is the same either way.
@@ -143,6 +145,7 @@ class LSTM(Layer):
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
+        self.flip_backwards_output = True  # Keras's order; not in the config
         self.stateful = bool(stateful)
         self.unroll = bool(unroll)
         self.use_cudnn = use_cudnn
@@ -223,9 +226,6 @@ class LSTM(Layer):
         mask = self._check_mask(inputs, mask)
         h0, c0 = self._initial_state(inputs, initial_state)
         x = inputs
-        if self.go_backwards:
-            x = x.flip(1)
-            mask = None if mask is None else mask.flip(1)
         noise = None
         if training:
             if self.dropout:
@@ -241,15 +241,17 @@ class LSTM(Layer):
             noise,
             backend="native" if self.use_cudnn is True else None,
             allow_native=self.use_cudnn is not False,
-        )
+            go_backwards=self.go_backwards,
+        )  # the sequence aligned with the inputs
         if self.stateful:
             self.states = (h.detach(), c.detach())
         if self.zero_output_for_mask and mask is not None:
             sequence = sequence * mask.unsqueeze(-1)
         if self.return_sequences:
-            output = sequence
+            flip = self.go_backwards and self.flip_backwards_output
+            output = sequence.flip(1) if flip else sequence
         else:  # unmasked, the last output is h_T: its gradient skips a dense (B, T, P) zero
-            output = h if mask is None else sequence[:, -1]
+            output = h if mask is None else sequence[:, 0 if self.go_backwards else -1]
         return (output, h, c) if self.return_state else output
 
     def _check_mask(self, inputs: torch.Tensor, mask: Any) -> torch.Tensor | None:

@@ -57,8 +57,10 @@ class Bidirectional(Layer):
     As Keras: the forward layer is a fresh copy of ``layer`` (its weights are not reused), the
     backward layer is, unless given, another copy with ``go_backwards`` flipped; both get
     ``zero_output_for_mask = return_sequences``. With ``return_sequences`` the backward output
-    is flipped back to the input's time order before merging. Weights are the forward layer's,
-    then the backward layer's.
+    is merged in the input's time order: an lstmkit `LSTM` running backwards returns it so
+    (``flip_backwards_output = False``, set here; no flip of x or of the output), any other
+    backward layer's output is flipped back. Weights are the forward layer's, then the
+    backward layer's.
 
     Args:
         layer: an LSTM-like layer (with ``go_backwards``, ``return_sequences``, ``return_state``
@@ -108,6 +110,12 @@ class Bidirectional(Layer):
         for direction in (self.forward_layer, self.backward_layer):
             if hasattr(direction, "zero_output_for_mask"):
                 direction.zero_output_for_mask = direction.return_sequences
+        # the backward output in the input's order from the layer itself, where it can
+        self.backward_flips = not (
+            backward_layer.go_backwards and hasattr(backward_layer, "flip_backwards_output")
+        )
+        if not self.backward_flips:
+            backward_layer.flip_backwards_output = False
         self.merge_mode = merge_mode
         self.return_sequences = self.forward_layer.return_sequences
         self.return_state = self.forward_layer.return_state
@@ -184,7 +192,7 @@ class Bidirectional(Layer):
         if self.return_state:
             states = (*y[1:], *y_rev[1:])
             y, y_rev = y[0], y_rev[0]
-        if self.return_sequences:
+        if self.return_sequences and self.backward_flips:
             y_rev = y_rev.flip(1)  # (B, T, P) back in the input's time order
         output = self._merge(y, y_rev)
         if not self.return_state:
