@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 VARIANTS = {
     "plain": {},
-    "mask": dict(KEEP_C=True, KEEP_H=True, MASKED=True),
+    "mask": dict(KEEP_C=2, KEEP_H=2, MASKED=True),  # the keeps from the mask itself
     "peephole": dict(PEEPHOLE=True),
     "layer_norm": dict(LAYER_NORM=True),
     "projection": dict(PROJ=True),

@@ -263,6 +263,7 @@ _JIT_FUNCTIONS = (
     "_gates_and_cell",
     "_outside_grad",
     "_time",
+    "_keep_at",
     "_seen_through",
     "_first_real_steps",
     "_emit_hidden",
@@ -515,6 +516,15 @@ def _gates_and_cell(
     return b_i, b_f, b_g, b_o, b_cnew
 
 
+def _keep_at(p, m, KEEP: tl.constexpr):
+    """A state's keep (fp32) at p (2-D): the keep itself (KEEP 1), or from a mask alone, True
+    where a step is real (KEEP 2), 1 at its masked steps and 0 at its real ones; 1 outside
+    m (no change)."""
+    if KEEP == 2:
+        return 1.0 - tl.load(p, mask=m, other=0).to(tl.float32)
+    return tl.load(p, mask=m, other=1.0).to(tl.float32)
+
+
 def _emit_hidden(
     b_new, seen, p_h_prev, p_h_next, p_h_last, last, p_keep, cols, m,
     KEEP_H: tl.constexpr, MASKED: tl.constexpr, DOT: tl.constexpr,
@@ -523,7 +533,7 @@ def _emit_hidden(
     with a mask 0 in the rows that have not ``seen`` a real step yet (their state is h0);
     with a mask, at the ``last`` step the state itself as h_T too (p_h_last, row starts)."""
     if KEEP_H:
-        b_keep = tl.load(p_keep, mask=m, other=1.0).to(tl.float32)
+        b_keep = _keep_at(p_keep, m, KEEP_H)
         b_old = tl.load(p_h_prev[:, None] + cols[None, :], mask=m, other=0.0).to(tl.float32)
         b_new = b_keep * b_old + (1.0 - b_keep) * b_new
     if MASKED:
@@ -709,7 +719,7 @@ def _lstm_fwd_kernel(
             b_cstate = b_cnew
             if KEEP_C:
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
-                b_keep = tl.load(p_k, mask=m, other=1.0).to(tl.float32)
+                b_keep = _keep_at(p_k, m, KEEP_C)
                 b_cstate = b_keep * b_c + (1.0 - b_keep) * b_cnew
             tl.store(p_c_own[:, None] + cols[None, :], b_cstate, mask=m)  # read before, here
             _store(p_c_next[:, None] + cols[None, :], b_cstate, m, DOT)
@@ -957,7 +967,7 @@ def _hidden_grad(
     b += _outside_grad(p_dhs[:, None] + cols[None, :] * s_d_p, m, seen, MASKED, DHS)
     p_n = p_next[:, None] + cols[None, :]
     if KEEP_H:
-        b_keep = tl.load(p_keep, mask=m, other=1.0).to(tl.float32)
+        b_keep = _keep_at(p_keep, m, KEEP_H)
         tl.store(p_n, b_keep * b, mask=m)
         b = (1.0 - b_keep) * b
     else:
@@ -975,7 +985,7 @@ def _cell_backward(
     output gate's (b_do), given `_cell_inputs` and the carried d loss / d c_t (b_dc,
     `_carry_in`); stores dz (4 gate blocks) and the carried dc_{t-1}."""
     if KEEP_C:
-        b_keep = tl.load(p_kc, mask=m, other=1.0).to(tl.float32)
+        b_keep = _keep_at(p_kc, m, KEEP_C)
         b_dc_prev = b_keep * b_dc
         b_dcnew = (1.0 - b_keep) * b_dc + b_dch
     else:
@@ -1724,8 +1734,8 @@ def _constexprs(spec, wr, rdrop, keep_c, keep_h, first, reverse, dot, cfg) -> di
         LAYER_NORM=spec.layer_norm,
         PROJ=wr is not None,
         RDROP=rdrop is not None,
-        KEEP_C=keep_c is not None,
-        KEEP_H=keep_h is not None,
+        KEEP_C=_keep_kind(keep_c),
+        KEEP_H=_keep_kind(keep_h),
         MASKED=first is not None,
         REVERSE=reverse,
         DOT=dot,
@@ -1752,33 +1762,44 @@ def _keeps(
     """keep_c, keep_h: the weights of the old cell and hidden state, (B, T, H) and (B, T, P)
     views, broadcast with zero strides where they do not vary; None where every weight is 0.
     keep = z at a real step and 1 at a masked one, mask and zoneout together: z is the
-    training mask (B, T, N), the rate at inference, 0 without zoneout, fp32; a mask alone
-    gives both states one tensor, not real, in bool (the kernels read either as fp32); with
-    zoneout keep = max(z, not real), one op (1 − real·(1 − z) took three and a cast)."""
+    training mask (B, T, N), the rate at inference, 0 without zoneout, fp32; with zoneout
+    keep = max(z, not real), one op (1 − real·(1 − z) took three and a cast). A mask alone
+    is passed as it is, bool, for both states: the kernels take a bool keep for the mask
+    and form keep = not real themselves (`_keep_kind`, `_keep_at`), with no op here."""
     B, T, H = shape
     P = spec.output_size
-    if spec.zoneout_cell or spec.zoneout_hidden:
-        masked = None if real is None else ~real[:, :, None]  # (B, T, 1)
-        keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, masked, device)
-        keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, masked, device)
-    else:  # a mask alone (or none): 1 at the masked steps
-        keep_c = keep_h = None if real is None else (~real)[:, :, None]
+    steps = None if real is None else real[:, :, None]  # (B, T, 1)
+    masked = None  # the masked steps, shared by both states' zoneout keeps
+    if steps is not None and (spec.zoneout_cell or spec.zoneout_hidden):
+        masked = ~steps
+    keep_c = _keep(spec.zoneout_cell, noise.zoneout_cell, steps, masked, device)
+    keep_h = _keep(spec.zoneout_hidden, noise.zoneout_hidden, steps, masked, device)
     return (
         None if keep_c is None else keep_c.expand(B, T, H),
         None if keep_h is None else keep_h.expand(B, T, P),
     )
 
 
+def _keep_kind(keep: torch.Tensor | None) -> int:
+    """The kernels' KEEP_C / KEEP_H: 0 without a keep, 1 for fp32 keeps, 2 for a mask alone
+    (bool, True where a step is real; `_keeps`)."""
+    if keep is None:
+        return 0
+    return 2 if keep.dtype == torch.bool else 1
+
+
 def _keep(
     rate: float,
     zoneout: torch.Tensor | None,
+    steps: torch.Tensor | None,
     masked: torch.Tensor | None,
     device: torch.device,
 ) -> torch.Tensor | None:
-    """One state's keep (`_keeps`) before its broadcast, from the masked steps (B, T, 1) bool
-    or None."""
+    """One state's keep (`_keeps`) before its broadcast: without zoneout the mask itself
+    (``steps`` (B, T, 1) bool, True where real) or None; with it from z and the masked steps
+    (``masked``, not ``steps``), or z alone without a mask."""
     if not rate:
-        return masked
+        return steps
     z = (
         zoneout.to(device, torch.float32)
         if zoneout is not None

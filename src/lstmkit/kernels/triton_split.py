@@ -49,7 +49,7 @@ _cell_backward = _activation = _activation_grad = _dot = None
 _row_sum = _accumulate = _rows_times = _normalized_gates = _gates_and_cell = None
 _cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = None
 _outside_grad = _first_real_steps = _seen_through = _time = _cell_stats = _round_tf32 = None
-_add = None
+_add = _keep_at = None
 _peephole_sums = _add_blocks = _add_gates = _carry_in = _store_gates = None
 SHARED = (
     "_cell_backward",
@@ -75,6 +75,7 @@ SHARED = (
     "_first_real_steps",
     "_seen_through",
     "_time",
+    "_keep_at",
     "_cell_stats",
     "_round_tf32",
     "_add",
@@ -519,7 +520,7 @@ def _split_fwd_kernel(
             )  # fmt: skip
             if KEEP_C:  # masks and zoneout: keep·old + (1 − keep)·new
                 p_k = p_keep_c + r64[:, None] * s_kc_b + t * s_kc_t + cols[None, :] * s_kc_u
-                b_keep = tl.load(p_k, mask=m, other=1.0).to(tl.float32)
+                b_keep = _keep_at(p_k, m, KEEP_C)
                 b_c = b_keep * b_c + (1.0 - b_keep) * b_cnew
             else:
                 b_c = b_cnew
@@ -566,7 +567,7 @@ def _split_fwd_kernel(
         if PHASES & H_PHASE:
             if KEEP_H:
                 p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
-                b_keep = tl.load(p_k, mask=m_o, other=1.0).to(tl.float32)
+                b_keep = _keep_at(p_k, m_o, KEEP_H)
                 if H_CARRIED == 0:  # h_{t−1} from hs (h0 up to the first step)
                     p_h_prev = tl.where(
                         seen_before, p_h_row + _time(s - 1, T, REVERSE) * P, p_h0 + r64 * P
@@ -747,7 +748,7 @@ def _split_bwd_kernel(
                 b_dh += b_du
             if KEEP_H:
                 p_k = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
-                b_keep = tl.load(p_k, mask=m_o, other=1.0).to(tl.float32)
+                b_keep = _keep_at(p_k, m_o, KEEP_H)
                 tl.store(p_dh_own, b_keep * b_dh, mask=m_o)
                 b_dh = (1.0 - b_keep) * b_dh
             elif s == 0:  # the carry started as the gradient of h_T: taken, nothing kept
