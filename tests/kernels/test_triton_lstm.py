@@ -476,6 +476,26 @@ def test_tf32_parts_are_the_rounded_value_and_its_rounded_rest():
     assert ((hi.double() + rest.double() - x.double()).abs() <= x.abs().double() * 2**-21).all()
 
 
+def test_one_operands_launch_does_three_jobs_and_zeroes_the_counters():
+    """`_operands_into`: U in two TF32 parts, h0 ⊙ dropout rounded (the first job, scaled) and
+    W_hr rounded, each into its own buffer, with the split layout's counters zeroed, in one
+    launch; a job of several blocks (3000 elements) among them."""
+    g = torch.Generator().manual_seed(5)
+    u, h0, wr = (torch.randn(*s, generator=g).to(DEVICE) for s in ((3, 1000), (4, 7), (6, 5)))
+    keep = (torch.rand(4, 7, generator=g) < 0.7).float().to(DEVICE) / 0.7
+    u_out, h0_out, wr_out = (
+        torch.empty(p, *t.shape, device=DEVICE) for p, t in ((2, u), (1, h0), (1, wr))
+    )
+    counters = torch.ones(5, dtype=torch.int32, device=DEVICE)
+    triton_lstm._operands_into(
+        [(h0, h0_out, keep), (u, u_out, None), (wr, wr_out, None)], "tf32", counters
+    )
+    assert torch.equal(h0_out[0], triton_lstm._tf32(h0 * keep))
+    assert torch.equal(u_out, triton_lstm._tf32(u, 2))
+    assert torch.equal(wr_out[0], triton_lstm._tf32(wr))
+    assert not counters.any()
+
+
 @pytest.mark.parametrize("config", [SMALL, RESIDENT], ids=["persistent", "split"])
 def test_tf32_dots_see_rounded_operands(monkeypatch, config):
     """Tensor cores drop the low 13 bits of fp32 operands, a bias that adds up over the steps

@@ -861,38 +861,46 @@ def _gates_kernel(
 
 
 def _operand_block(
-    p_x, p_out, N, REST, start, BLOCK: tl.constexpr, PARTS: tl.constexpr, TF32: tl.constexpr,
-    DOT: tl.constexpr,
+    p_x, p_out, N, REST, start, p_scale, SCALED: tl.constexpr, BLOCK: tl.constexpr,
+    TF32: tl.constexpr, DOT: tl.constexpr,
 ):  # fmt: skip
-    """Elements start … start + BLOCK − 1 of `_operands_kernel`'s job on x (N) into out."""
+    """Elements start … start + BLOCK − 1 of one job of `_operands_kernel`."""
     offs = start + tl.arange(0, BLOCK)
     m = offs < N
     x = tl.load(p_x + offs, mask=m).to(tl.float32)
+    if SCALED:
+        x = x * tl.load(p_scale + offs, mask=m)
     if TF32:
         hi = _round_tf32(x)
         tl.store(p_out + offs, hi, mask=m)
-        if PARTS == 2:
+        if REST > 0:
             tl.store(p_out + REST + offs, _round_tf32(x - hi), mask=m)
     else:
         _store(p_out + offs, x, m, DOT)
 
 
 def _operands_kernel(
-    p_x, p_out, N, REST, p_x2, p_out2, N2, REST2, p_zero, N_ZERO,
-    BLOCK: tl.constexpr, PARTS: tl.constexpr, TF32: tl.constexpr, DOT: tl.constexpr,
+    p_x1, p_out1, N1, REST1, p_scale, p_x2, p_out2, N2, REST2, p_x3, p_out3, N3, REST3,
+    p_zero, N_ZERO,
+    BLOCK: tl.constexpr, TF32: tl.constexpr, DOT: tl.constexpr, SCALED: tl.constexpr,
 ):  # fmt: skip
-    """out = x (N elements) as the dots take it, and out2 = x2 (N2) so, by the first
-    cdiv(N, BLOCK) programs and the rest: with TF32 rounded to TF32 (`_round_tf32`; with
-    PARTS == 2 also, REST (REST2) elements past out (out2), the TF32 part of the rest
-    x − out: the two parts that three-product TF32 dots take, `triton_split._operand_dot`),
-    else in out's dtype (`_store`). Program 0 also sets N_ZERO ≤ BLOCK int32 at p_zero to 0
-    (the split layout's barrier counters)."""
-    blocks = (N + BLOCK - 1) // BLOCK  # not tl.cdiv, a jitted helper (see above)
+    """Three jobs, each by its own programs in turn: out_k = x_k (N_k elements) as the dots
+    take it, job 1 times scale (N1, fp32) where SCALED (h0 ⊙ dropout): with TF32 rounded to
+    TF32 (`_round_tf32`) and, where REST_k > 0, REST_k elements further on the TF32 part of
+    the rest x − out (the two parts that three-product TF32 dots take,
+    `triton_split._operand_dot`); else in out's dtype (`_store`). Program 0 also sets
+    N_ZERO ≤ BLOCK int32 at p_zero to 0 (the split layout's barrier counters)."""
     pid = tl.program_id(0)
-    if pid < blocks:
-        _operand_block(p_x, p_out, N, REST, pid * BLOCK, BLOCK, PARTS, TF32, DOT)
+    blocks1 = (N1 + BLOCK - 1) // BLOCK  # not tl.cdiv, a jitted helper (see above)
+    blocks2 = (N2 + BLOCK - 1) // BLOCK
+    if pid < blocks1:
+        _operand_block(p_x1, p_out1, N1, REST1, pid * BLOCK, p_scale, SCALED, BLOCK, TF32, DOT)
+    elif pid < blocks1 + blocks2:
+        start = (pid - blocks1) * BLOCK
+        _operand_block(p_x2, p_out2, N2, REST2, start, p_scale, False, BLOCK, TF32, DOT)
     else:
-        _operand_block(p_x2, p_out2, N2, REST2, (pid - blocks) * BLOCK, BLOCK, PARTS, TF32, DOT)
+        start = (pid - blocks1 - blocks2) * BLOCK
+        _operand_block(p_x3, p_out3, N3, REST3, start, p_scale, False, BLOCK, TF32, DOT)
     if pid == 0:
         offs = tl.arange(0, BLOCK)
         tl.store(p_zero + offs, tl.full([BLOCK], 0, tl.int32), mask=offs < N_ZERO)
@@ -1324,38 +1332,37 @@ def _dot_mode(dtype: torch.dtype, device: torch.device) -> str:
     return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
 
 
-def _operands_into(
-    x: torch.Tensor,
-    out: torch.Tensor,
-    parts: int,
-    dot: str = "tf32",
-    also: tuple | None = None,
-    zero: torch.Tensor | None = None,
-) -> None:
-    """Write x into out (parts, …), out[0] contiguous, as the dots take it: for "tf32" dots
-    rounded to TF32 (10 mantissa bits, to nearest even, as `_round_tf32`), with ``parts`` 2
-    the TF32 part of the rest into out[1]; else in out's dtype. ``also``: a second (x, out)
-    done likewise, ``zero``: int32 counters (at most 1024) set to 0, both in the same launch
-    of `_operands_kernel`."""
-    x2, out2 = also if also is not None else (x[:0], out)  # else an empty second job
-    x, x2 = x.contiguous(), x2.contiguous()
-    block, rest = 1024, [o.stride(0) if parts == 2 else 0 for o in (out, out2)]
-    grid = (max(-(-x.numel() // block) + -(-x2.numel() // block), 1),)
+def _operands_into(jobs: list[tuple], dot: str, zero: torch.Tensor | None = None) -> None:
+    """One launch of `_operands_kernel` for up to three jobs (x, out (parts, …) with out[0]
+    contiguous, scale or None; a scaled job first): x (times scale) into out as the dots take
+    it, for "tf32" dots rounded to TF32 (10 mantissa bits, to nearest even, as
+    `_round_tf32`) and with two parts the TF32 part of the rest into out[1], else in out's
+    dtype. ``zero``: int32 counters (at most 1024) set to 0 in the same launch."""
+    _triton()
+    block = 1024
+    x1 = jobs[0][0]
+    args, blocks = [], 0
+    for k in range(3):
+        x, out, scale = jobs[k] if k < len(jobs) else (x1[:0], x1[None], None)
+        assert scale is None or k == 0, "only the first job is scaled"
+        rest = out.stride(0) if out.shape[0] == 2 else 0
+        args.append((x, out[0], x.numel(), rest))
+        blocks += -(-x.numel() // block)
+    scale = jobs[0][2]
     n_zero = 0 if zero is None else zero.numel()
     assert n_zero <= block, n_zero
-    _operands_kernel[grid](
-        x, out[0], x.numel(), rest[0], x2, out2[0], x2.numel(), rest[1],
-        out if zero is None else zero, n_zero,
-        BLOCK=block, PARTS=parts, TF32=dot == "tf32", DOT=dot,
+    _operands_kernel[(max(blocks, 1),)](
+        *args[0], x1 if scale is None else scale, *args[1], *args[2],
+        x1 if zero is None else zero, n_zero,
+        BLOCK=block, TF32=dot == "tf32", DOT=dot, SCALED=scale is not None,
     )  # fmt: skip
 
 
 def _tf32(x: torch.Tensor, parts: int = 1) -> torch.Tensor:
     """fp32 ``x`` rounded to TF32; with ``parts`` 2 (2, …): that and the TF32 part of the
     rest, which three-product TF32 dots take as they are (`triton_split._store_operand`)."""
-    _triton()
     out = torch.empty((parts, *x.shape), device=x.device, dtype=torch.float32)
-    _operands_into(x, out, parts)
+    _operands_into([(x.contiguous(), out, None)], "tf32")
     return out if parts == 2 else out[0]
 
 
@@ -1366,29 +1373,39 @@ def _u_dot_mode(dot: str, spec: LSTMSpec) -> str:
     return "tf32x3" if dot == "tf32" and spec.layer_norm else dot
 
 
-def _dot_operand(w: torch.Tensor, dtype: torch.dtype, dot: str) -> torch.Tensor:
-    """A weight as the kernels' dots read it: in ``dtype``, rounded to TF32 for "tf32" dots."""
-    w = w.detach().to(dtype).contiguous()
-    return _tf32(w) if dot == "tf32" else w
+def _operands(u, wr, dot_dtype, dot, dot_u, h0=None, zero=None) -> tuple:
+    """U and W_hr as the kernels' dots take them: in dot_dtype, rounded to TF32 for "tf32"
+    dots; all that needs a rounding or a cast in one launch of `_operands_kernel` (two where
+    a cast of U and a rounding of W_hr meet). Returns U as the recurrence kernels take it, U
+    as `_gates_kernel` takes it, and W_hr (or None).
 
-
-def _split_operands(u, h0_dropped, hd, counters, dot_dtype, dot_u) -> tuple:
-    """U as the split kernels take it, (parts, P, 4H) for "tf32x3" dots, else (P, 4H), and U
-    as `_dot_operand` gives it (for the gates kernel); h0 ⊙ dropout written into hd[:, 2]
-    likewise, and the barrier counters zeroed: all in one launch of `_operands_kernel`."""
-    u_dot = u.detach().contiguous()  # unrounded, as `_dot_operand` starts, where it is fp32
-    dot = "tf32" if dot_u in ("tf32", "tf32x3") else dot_u
-    parts = triton_split.operand_parts(dot_u)
-    if dot == "tf32" or u_dot.dtype != dot_dtype:  # rounded, or cast to the dots' dtype
-        out = torch.empty(parts, *u.shape, device=u.device, dtype=dot_dtype)
-        _operands_into(u_dot, out, parts, dot, also=(h0_dropped, hd[:, 2]), zero=counters)
-    else:  # U as it is: h0 and the counters alone
-        out = u_dot[None]
-        _operands_into(h0_dropped, hd[:, 2], parts, dot, zero=counters)
-    if dot_u == "tf32x3":
-        return out, u_dot.to(dot_dtype)
-    u_out = out[0]
-    return u_out, u_out
+    The persistent kernels split U themselves for "tf32x3" dots. The split layout
+    (``h0`` = (h0, dropout or None, its operand buffer (parts, B, P)), ``zero`` its barrier
+    counters) takes U in parts rounded here, (2, P, 4H) for "tf32x3" dots, and h0 ⊙ dropout
+    likewise in the same launch, the counters zeroed too."""
+    split = h0 is not None
+    u_in = u.detach().contiguous()
+    u_round = dot_u == "tf32" or (split and dot_u == "tf32x3")
+    parts = triton_split.operand_parts(dot_u) if split else 1
+    jobs = []  # (x, out, scale, rounded)
+    u_out = u_in[None]
+    if u_round or u_in.dtype != dot_dtype:
+        u_out = torch.empty(parts, *u.shape, device=u.device, dtype=dot_dtype)
+        jobs.append((u_in, u_out, None, u_round))
+    wr_out = None if wr is None else wr.detach().contiguous()[None]
+    if wr is not None and (dot == "tf32" or wr.dtype != dot_dtype):
+        jobs.append((wr_out[0], torch.empty_like(wr_out, dtype=dot_dtype), None, dot == "tf32"))
+        wr_out = jobs[-1][1]
+    if split:
+        h0, rdrop, h0_out = h0
+        jobs.insert(0, (h0, h0_out, rdrop, u_round))
+    for rounded in dict.fromkeys(job[3] for job in jobs):  # the zeros with the first launch
+        group = [job[:3] for job in jobs if job[3] == rounded]
+        _operands_into(group, "tf32" if rounded else dot, zero)
+        zero = None
+    u_first = u_out[0]
+    u_gates = u_in.to(dot_dtype) if parts == 2 else u_first  # unrounded for "tf32x3"
+    return u_out if parts == 2 else u_first, u_gates, None if wr_out is None else wr_out[0]
 
 
 def _real_args(real: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
@@ -1440,7 +1457,6 @@ class _Recurrence(torch.autograd.Function):
         H, P = G4 // 4, spec.output_size
         f32 = dict(device=zx.device, dtype=torch.float32)
         dot = _dot_mode(dot_dtype, zx.device)
-        wr_dot = _dot_operand(wr, dot_dtype, dot) if wr is not None else zx
         hs = torch.empty(B, T, P, device=zx.device, dtype=h0.dtype)
         cs = torch.empty(B, T + 1, H, device=zx.device, dtype=h0.dtype)  # the kernels store c0
         carry = torch.empty(B, H, **f32)  # the state itself, to c_T
@@ -1460,13 +1476,15 @@ class _Recurrence(torch.autograd.Function):
         # fmt: off
         dot_u = consts["DOT_U"]
         if cfg.split:
-            h0_dropped = h0 if rdrop is None else h0 * rdrop
             dtype = triton_split.operand_dtype(dot_dtype, dot_u)
             hd = triton_split.h_operands(B, P, zx.device, dtype, dot_u)
             # the counters of both passes, zeroed with the operands; a scratch buffer, kept out
             # of the saved tensors
             ctx.counters, ctx.counted = triton_split.tile_counters(B, H, cfg, zx.device), False
-            u_parts, u_dot = _split_operands(u, h0_dropped, hd, ctx.counters, dot_dtype, dot_u)
+            u_parts, u_dot, wr_dot = _operands(
+                u, wr, dot_dtype, dot, dot_u, (h0, rdrop, hd[:, 2]), ctx.counters
+            )
+            wr_dot = _or(wr_dot, zx)
             triton_split.forward(
                 (
                     zx, h0, c0, u_parts, _or(peep, zx), wr_dot, _or(gamma_h, zx),
@@ -1476,9 +1494,10 @@ class _Recurrence(torch.autograd.Function):
                 (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED, hd, ctx.counters[0],
             )
         else:
-            u_dot = u_parts = _dot_operand(u, dot_dtype, dot_u)
+            u_parts, u_dot, wr_dot = _operands(u, wr, dot_dtype, dot, dot_u)
+            wr_dot = _or(wr_dot, zx)
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                zx, h0, c0, u_dot, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
+                zx, h0, c0, u_parts, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
                 _or(beta_c, zx), _or(rdrop, zx), *masked,
                 *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,

@@ -31,7 +31,7 @@ along its rows, so that each warp would compute all of it. So h·U takes the pro
 of all four gates in one dot (16 x 64), and dz·Uᵀ and the projection's products are dots
 batched over four blocks, then summed. The program that computes a dot's left operand stores
 it once as the dot takes it (`_store_operand`), for every reader; for the three TF32
-products of layer norm's dots with U, in two parts, as U comes (`triton_lstm._split_operands`).
+products of layer norm's dots with U, in two parts, as U comes (`triton_lstm._operands`).
 Where it fits (`k_chunk`), U stays in shared memory through the steps; else it streams in K
 chunks.
 
@@ -162,7 +162,7 @@ def _times_gate_columns(
 ):  # fmt: skip
     """A·U at this program's `_gate_columns` for the rows p_a (BLOCK_B,) of a dot operand
     (…, P) that other programs wrote (``.cg``, `_store_operand`, the rest a_rest further on);
-    U (P, 4H) streamed in K chunks (its rest P·4H further on, `triton_lstm._split_operands`)."""
+    U (P, 4H) streamed in K chunks (its rest P·4H further on, `triton_lstm._operands`)."""
     acc = tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32)
     for k0 in range(0, P, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
@@ -205,7 +205,7 @@ def _store_operand(p, x, m, rest, DOT: tl.constexpr):
 
 def _operand_dot(a, a_rest, b, b_rest, acc, DOT: tl.constexpr):
     """`_dot` of an a stored by `_store_operand`. For "tf32x3" dots a and b are TF32 parts, and
-    a_rest, b_rest the TF32 parts of their rests (`_operand_rows`, `triton_lstm._split_operands`):
+    a_rest, b_rest the TF32 parts of their rests (`_operand_rows`, `triton_lstm._operands`):
     three TF32 products, a·b + a·b_rest + a_rest·b, fp32's accuracy. Other dots ignore the
     rests."""
     if DOT == "tf32":
@@ -257,7 +257,7 @@ def _gate_blocks_times(
     by `_store_operand` (its rest a_rest further on): one dot per K chunk, batched over the
     four gate blocks. RESIDENT: u_t (and u_t_rest, for "tf32x3") holds the whole of Uᵀ's
     columns (`_four_blocks`); else U (P, 4H) streams in chunks of BLOCK_K per block (its
-    rest P·4H further on, `triton_lstm._split_operands`)."""
+    rest P·4H further on, `triton_lstm._operands`)."""
     acc = tl.full([4, BLOCK_B, BLOCK_H], 0.0, tl.float32)
     if RESIDENT:
         acc = _four_blocks_dot(
@@ -396,7 +396,7 @@ def _split_fwd_kernel(
     hs's dtype (c0 stored in cs[:, 0] here); carry (B, H) fp32, the state between launches
     (c_T on exit; c0 is read from its own buffer; a program keeps its columns in registers
     between); U (parts, P, 4H), parts = 2
-    for "tf32x3" dots, else 1 (`triton_lstm._split_operands`); W_hr (H, P); γ_h (4H), γ_c, β_c
+    for "tf32x3" dots, else 1 (`triton_lstm._operands`); W_hr (H, P); γ_h (4H), γ_c, β_c
     (H); with layer norm stats (B, T, 4) and, where the phases of a step are separate
     launches, scratch rows that carry a program's own columns from one to the next: o (B,
     H), zhn (B, 4H), cn (B, H). m (B, H) holds o ⊙ act(c) before the projection (as
@@ -463,7 +463,7 @@ def _split_fwd_kernel(
     if RESIDENT:
         u_all = _b_tile(p_u, G4, 1, P, u_cols, m_u, BLOCK_K)
         u_rest = u_all
-        if DOT_U == "tf32x3":  # U's rest, P·4H further on (`triton_lstm._split_operands`)
+        if DOT_U == "tf32x3":  # U's rest, P·4H further on (`triton_lstm._operands`)
             u_rest = _b_tile(p_u + P * G4, G4, 1, P, u_cols, m_u, BLOCK_K)
         if PROJ:
             w_r = _four_blocks(p_wr, QUARTER, P, 1, QUARTER, H, cols, cols < P, QUARTER)
@@ -710,7 +710,7 @@ def _split_bwd_kernel(
     d_bias_g = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
     d_bias_o = tl.full([BLOCK_B, BLOCK_H], 0.0, tl.float32)
     u_t = p_u  # Uᵀ as its four gate blocks, element (j, k, n) U[n, j·H + k], if held
-    u_t_rest = p_u  # and its rest ("tf32x3"), P·4H further on (`triton_lstm._split_operands`)
+    u_t_rest = p_u  # and its rest ("tf32x3"), P·4H further on (`triton_lstm._operands`)
     if RESIDENT:
         u_t = _four_blocks(p_u, H, 1, G4, H, G4, cols, m_p, BLOCK_K)
         u_t_rest = u_t
@@ -955,7 +955,7 @@ def forward(
     """Run the recurrence of `triton_lstm._Recurrence.forward` in the split layout: buffers
     are `_split_fwd_kernel`'s pointer arguments up to m, shape (B, T, H, P); hd is
     `h_operands` with h0 ⊙ dropout in [:, 2] as the dots with U take it (rounded to TF32 for
-    "tf32", in parts for "tf32x3", `triton_lstm._split_operands`), and U in buffers likewise;
+    "tf32", in parts for "tf32x3", `triton_lstm._operands`), and U in buffers likewise;
     count the tiles' barrier counters, zeros (`tile_counters`)."""
     B, T, H, P = shape
     device = buffers[0].device
