@@ -18,6 +18,9 @@ One run does everything, in this order:
    forward+backward replayed as a CUDA graph, as `fit` runs its steps: the GPU's time alone,
    without the host's launches and ops, for both sides.
    The table comes last.
+5. a `Bidirectional` LSTM layer (concat) on our kernels, its backward direction run
+   backwards inside them, against torch.nn.LSTM(bidirectional=True) holding the same
+   weights, at the headline shape and H=256: outputs compared, fwd+bwd eager and graphed.
 
     python bench/kernels.py                  # everything (estimate: 3-6 minutes on an H100)
     python bench/kernels.py --quick          # headline shape only
@@ -556,6 +559,83 @@ def speed(tl_mod, console, results, shapes, all_variants):
     return table
 
 
+def bidirectional(console, results, shapes):
+    """A `Bidirectional` LSTM layer (concat, sequences) on the Triton kernels, its backward
+    direction run backwards inside them, against torch.nn.LSTM(bidirectional=True) (cuDNN)
+    holding the same weights: outputs compared, then fwd+bwd ms, eager and graphed, fp32
+    and bf16."""
+    from rich.table import Table
+
+    from lstmkit.kernels import dispatch
+    from lstmkit.layers import LSTM, Bidirectional
+
+    table = Table(title="Bidirectional LSTM layer (concat), fwd+bwd median ms (< 1: faster)")
+    for c in ("B T I H", "contender", "max |out − cuDNN's|", "fwd+bwd ms", "÷ cuDNN same dtype",
+              "graphed ms", "graphed ÷ cuDNN same dtype"):  # fmt: skip
+        table.add_column(c, justify="left" if c in ("B T I H", "contender") else "right")
+    select, tune = dispatch.select_backend, os.environ.get("LSTMKIT_AUTOTUNE")
+    dispatch.select_backend = lambda *args, **kwargs: "triton"  # ours, whatever cuDNN could run
+    os.environ["LSTMKIT_AUTOTUNE"] = "0"
+    try:
+        for B, T, D, H in shapes:
+            torch.manual_seed(0)
+            x = torch.randn(B, T, D, device=DEVICE, requires_grad=True)
+            ref = torch.nn.LSTM(D, H, batch_first=True, bidirectional=True, device=DEVICE)
+            layer = Bidirectional(LSTM(H, return_sequences=True)).to(DEVICE)
+            layer(x)  # builds the weights
+            with torch.no_grad():  # cuDNN's weights into ours (gate order i, f, g, o in both)
+                for ours, suffix in ((layer.forward_layer, ""), (layer.backward_layer, "_reverse")):
+                    ours.kernel.copy_(getattr(ref, f"weight_ih_l0{suffix}").t())
+                    ours.recurrent_kernel.copy_(getattr(ref, f"weight_hh_l0{suffix}").t())
+                    ours.bias.copy_(
+                        getattr(ref, f"bias_ih_l0{suffix}") + getattr(ref, f"bias_hh_l0{suffix}")
+                    )
+            contenders = {
+                "cuDNN": lambda ref=ref, x=x: (ref(x)[0],),
+                "ours": lambda layer=layer, x=x: (layer(x),),
+            }
+            params = {"cuDNN": list(ref.parameters()), "ours": list(layer.parameters())}
+            base = {}
+            for dt, dname in ((None, "fp32"), (torch.bfloat16, "bf16")):
+                if dt and DEVICE == "cpu":
+                    continue  # oneDNN's CPU LSTM refuses bf16 on some CPUs
+                outs = {}
+                for who, run in contenders.items():
+
+                    def fwd(run=run, dt=dt):
+                        with torch.autocast(DEVICE, dtype=dt or torch.float32, enabled=bool(dt)):
+                            return run()
+
+                    with torch.no_grad():
+                        outs[who] = fwd()[0].float()
+                    inputs = [x, *params[who]]
+                    _, fb, _ = measure(fwd, inputs)
+                    g = graphed_ms(fwd, inputs)
+                    base.setdefault((dname, "eager"), fb)
+                    base.setdefault((dname, "graphed"), g)
+                    err = (outs[who] - outs["cuDNN"]).abs().max().item()
+                    row = dict(
+                        shape=(B, T, D, H), contender=f"{who} bidirectional {dname}",
+                        max_abs_vs_cudnn=err, fwd_bwd_ms=fb, graphed_fwd_bwd_ms=g,
+                        vs_cudnn_same=fb / base[dname, "eager"],
+                        graphed_vs_cudnn_same=g / base[dname, "graphed"],
+                    )  # fmt: skip
+                    results["bidirectional"].append(row)
+                    table.add_row(
+                        f"{B} {T} {D} {H}", row["contender"], f"{err:.1e}", f"{fb:.3f}",
+                        f"{row['vs_cudnn_same']:.2f}", f"{g:.3f}",
+                        f"{row['graphed_vs_cudnn_same']:.2f}",
+                    )  # fmt: skip
+            table.add_section()
+    finally:
+        dispatch.select_backend = select
+        if tune is None:
+            os.environ.pop("LSTMKIT_AUTOTUNE")
+        else:
+            os.environ["LSTMKIT_AUTOTUNE"] = tune
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="headline shape only")
@@ -628,10 +708,13 @@ def main() -> int:
         rnn_fp32_precision=str(precision),
     )
     console.print(header)
-    results = dict(header=header, correctness=[], sweep=[], speed=[])
+    results = dict(header=header, correctness=[], sweep=[], speed=[], bidirectional=[])
     shapes = [HEADLINE] if args.quick else SHAPES
+    B, T, D, H = HEADLINE
+    bidirectional_shapes = [HEADLINE] if args.quick else [HEADLINE, (B, T, D, EXTRA_H)]
     if WARM:
         speed(tl_mod, console, results, shapes, args.variants_everywhere)
+        bidirectional(console, results, bidirectional_shapes)
         console.print(f"compiled the contenders of {shapes}")
         return 0
     failures = correctness(tl_mod, console, results)
@@ -639,10 +722,12 @@ def main() -> int:
     if args.sweep:
         sweep(tl_mod, console, results)
     table = speed(tl_mod, console, results, shapes, args.variants_everywhere)
+    bidirectional_table = bidirectional(console, results, bidirectional_shapes)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     if failures:
         console.print(f"[red]{failures} correctness check(s) failed: see the first table")
+    console.print(bidirectional_table)
     console.print(table)
     return 1 if failures else 0
 
