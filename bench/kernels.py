@@ -17,7 +17,7 @@ One run does everything, in this order:
    H ∈ {128, 256, 512, 1024}; B=256; T=500. For cuDNN and our plain cell also the
    forward+backward replayed as a CUDA graph, as `fit` runs its steps: the GPU's time alone,
    without the host's launches and ops, for both sides.
-   The table comes last.
+   Its table is printed before the last section's.
 5. a `Bidirectional` LSTM layer (concat) on our kernels, its backward direction run
    backwards inside them, against torch.nn.LSTM(bidirectional=True) holding the same
    weights, at the headline shape and H=256: outputs compared, fwd+bwd eager and graphed.
@@ -714,7 +714,8 @@ def main() -> int:
     bidirectional_shapes = [HEADLINE] if args.quick else [HEADLINE, (B, T, D, EXTRA_H)]
     if WARM:
         speed(tl_mod, console, results, shapes, args.variants_everywhere)
-        bidirectional(console, results, bidirectional_shapes)
+        if HEADLINE in shapes:  # once among parallel --warm processes
+            bidirectional(console, results, bidirectional_shapes)
         console.print(f"compiled the contenders of {shapes}")
         return 0
     failures = correctness(tl_mod, console, results)
@@ -722,13 +723,12 @@ def main() -> int:
     if args.sweep:
         sweep(tl_mod, console, results)
     table = speed(tl_mod, console, results, shapes, args.variants_everywhere)
-    bidirectional_table = bidirectional(console, results, bidirectional_shapes)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=str))
     if failures:
         console.print(f"[red]{failures} correctness check(s) failed: see the first table")
-    console.print(bidirectional_table)
     console.print(table)
+    console.print(bidirectional(console, results, bidirectional_shapes))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
     return 1 if failures else 0
 
 
