@@ -726,9 +726,14 @@ def main() -> int:
     if failures:
         console.print(f"[red]{failures} correctness check(s) failed: see the first table")
     console.print(table)
+
+    def save() -> None:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, default=str))
+
+    save()  # the numbers so far, should the last section run out of time
     console.print(bidirectional(console, results, bidirectional_shapes))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=str))
+    save()
     return 1 if failures else 0
 
 
