@@ -37,7 +37,7 @@ if [ "${1:-}" = sweep ]; then
 fi
 start=$SECONDS
 echo "== phase 1, in parallel"
-timeout 200 python3 -m pytest -q -p no:cacheprovider -m cuda tests/kernels/test_triton_lstm.py \
+timeout 260 python3 -m pytest -q -p no:cacheprovider -m cuda tests/kernels/test_triton_lstm.py \
     tests/training/test_cuda_graph.py >"$OUT/tests_accuracy.log" 2>&1 &
 accuracy=$!
 timeout 280 python3 -m pytest -q -p no:cacheprovider -m "not cuda" \

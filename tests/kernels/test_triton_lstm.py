@@ -977,14 +977,16 @@ def test_under_bf16_autocast_backward_builds_bf16_gate_gradients_alone(config):
     assert sorted(n for n in new.nbytes if n >= B * T * H * 4) == [B * T * 4 * H * 2]
 
 
-def gpu_errors(name, autocast_dtype=None, split=False):
+def gpu_errors(name, autocast_dtype=None, split=False, backwards=False):
     """Relative errors (‖ours − ref‖ / ‖ref‖) against the float64 reference, and those of the
     reference's own torch ops in the same precision (TF32 matmuls, or autocast); ``split``:
-    ours in the split-hidden layout."""
+    ours in the split-hidden layout; ``backwards``: go_backwards (the reference over the
+    flipped steps, `_BackwardsByFlips`)."""
     spec, mask_kind, training = GPU_VARIANTS[name]
     B, T, D = 64, 100, 32
     x, h0, c0, w, noise = problem(spec, B=B, T=T, D=D, training=training, device="cuda", long=True)
     mask = lengths_mask(B, T) if mask_kind else None
+    ref_backend = _BackwardsByFlips if backwards else reference
     autocast = dict(dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     config = (
@@ -993,11 +995,13 @@ def gpu_errors(name, autocast_dtype=None, split=False):
         else triton_lstm.persistent_config(B, spec.units, spec.output_size)
     )
     with torch.autocast("cuda", **autocast):
-        ours = outputs_and_grads(triton_lstm, x, h0, c0, w, spec, mask, noise, config=config)
+        ours = outputs_and_grads(
+            triton_lstm, x, h0, c0, w, spec, mask, noise, config=config, go_backwards=backwards
+        )
     old, torch.backends.cuda.matmul.allow_tf32 = torch.backends.cuda.matmul.allow_tf32, True
     try:
         with torch.autocast("cuda", **autocast):
-            peer = outputs_and_grads(reference, x, h0, c0, w, spec, mask, noise)
+            peer = outputs_and_grads(ref_backend, x, h0, c0, w, spec, mask, noise)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
 
@@ -1006,7 +1010,7 @@ def gpu_errors(name, autocast_dtype=None, split=False):
 
     w64 = LSTMWeights(*(f64(t) for t in w))
     noise64 = None if noise is None else LSTMNoise(*(f64(t) for t in noise))
-    ref = outputs_and_grads(reference, f64(x), f64(h0), f64(c0), w64, spec, mask, noise64)
+    ref = outputs_and_grads(ref_backend, f64(x), f64(h0), f64(c0), w64, spec, mask, noise64)
     ours_err = {n: rel_err(a, b) for n, a, b in zip(names(w), ours, ref, strict=True)}
     peer_err = {n: rel_err(a, b) for n, a, b in zip(names(w), peer, ref, strict=True)}
     return ours_err, peer_err
@@ -1044,6 +1048,19 @@ def test_cuda_split_layout_relative_errors(name):
     errors, peer = gpu_errors(name, torch.bfloat16, split=True)
     bound = 1e-2 if name == "plain" else max(1e-2, 1.5 * max(peer.values()))
     assert max(errors.values()) < bound, (errors, peer)
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("split", [False, True], ids=["persistent", "split"])
+@pytest.mark.parametrize("name", ["mask", "everything_h256"])
+def test_cuda_go_backwards_relative_errors(name, split):
+    """go_backwards in the compiled kernels at the benchmark shape, both layouts: fp32 (TF32)
+    below 1e-3 against the reference over the flipped steps, bf16 as the forward direction."""
+    errors, peer = gpu_errors(name, split=split, backwards=True)
+    assert max(errors.values()) < 1e-3, (errors, peer)
+    errors, peer = gpu_errors(name, torch.bfloat16, split=split, backwards=True)
+    assert max(errors.values()) < max(1e-2, 1.5 * max(peer.values())), (errors, peer)
 
 
 @pytest.mark.cuda
