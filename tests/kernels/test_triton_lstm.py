@@ -496,6 +496,18 @@ def test_one_operands_launch_does_three_jobs_and_zeroes_the_counters():
     assert not counters.any()
 
 
+def test_a_cast_of_u_beside_a_rounding_of_w_hr_is_not_rounded():
+    """Layer norm's three-product TF32 dots in the persistent kernels take U unrounded: where
+    U must be cast too (weights in float64 here, inputs fp32) and W_hr rounded, U is cast
+    alone."""
+    g = torch.Generator().manual_seed(6)
+    u = torch.randn(5, 12, generator=g, dtype=torch.float64).to(DEVICE)
+    wr = torch.randn(3, 5, generator=g).to(DEVICE)
+    u_parts, u_gates, wr_dot = triton_lstm._operands(u, wr, torch.float32, "tf32", "tf32x3")
+    assert torch.equal(u_parts, u.float()) and torch.equal(u_gates, u.float())
+    assert torch.equal(wr_dot, triton_lstm._tf32(wr)) and not torch.equal(wr_dot, wr)
+
+
 @pytest.mark.parametrize("config", [SMALL, RESIDENT], ids=["persistent", "split"])
 def test_tf32_dots_see_rounded_operands(monkeypatch, config):
     """Tensor cores drop the low 13 bits of fp32 operands, a bias that adds up over the steps

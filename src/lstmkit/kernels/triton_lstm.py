@@ -1399,9 +1399,10 @@ def _operands(u, wr, dot_dtype, dot, dot_u, h0=None, zero=None) -> tuple:
     if split:
         h0, rdrop, h0_out = h0
         jobs.insert(0, (h0, h0_out, rdrop, u_round))
+    cast = "ieee" if dot == "tf32" else dot  # the mode of the jobs that are not rounded
     for rounded in dict.fromkeys(job[3] for job in jobs):  # the zeros with the first launch
         group = [job[:3] for job in jobs if job[3] == rounded]
-        _operands_into(group, "tf32" if rounded else dot, zero)
+        _operands_into(group, "tf32" if rounded else cast, zero)
         zero = None
     u_first = u_out[0]
     u_gates = u_in.to(dot_dtype) if parts == 2 else u_first  # unrounded for "tf32x3"
