@@ -795,6 +795,25 @@ def test_a_fwd_bwd_takes_few_host_ops(monkeypatch, config, masked, autocast):
     assert len(launches) <= 4
 
 
+def test_bidirectional_on_the_kernels_flips_nothing(monkeypatch):
+    """The backward direction of a `Bidirectional` layer runs backwards inside the kernels and
+    hands its sequence over in the input's order: no flip of x, of the mask or of an output,
+    forwards or backwards (kernels stubbed, ops counted as `bench/host_ops.py` does)."""
+    from lstmkit.layers import LSTM, Bidirectional
+
+    host_ops = _bench_module("host_ops")
+    host_ops.stub_kernels(monkeypatch.setattr)
+    monkeypatch.setenv("LSTMKIT_AUTOTUNE", "0")
+    monkeypatch.setattr(dispatch, "select_backend", lambda *args, **kwargs: "triton")
+    layer = Bidirectional(LSTM(8, return_sequences=True)).to(DEVICE)
+    x = torch.randn(2, 3, 4, device=DEVICE, requires_grad=True)
+    mask = torch.tensor([[1, 1, 0], [0, 1, 1]], dtype=torch.bool, device=DEVICE)
+    layer(x)
+    with host_ops.KernelOps() as ops:
+        layer(x, mask=mask).sum().backward()
+    assert ops.names and not [n for n in ops.names if "flip" in n], ops.names
+
+
 @pytest.mark.parametrize(
     "spec, masked, training, config",
     [  # the products are the host's: one layout each
