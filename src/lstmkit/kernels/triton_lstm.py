@@ -1392,10 +1392,11 @@ def _operands(u, wr, dot_dtype, dot, dot_u, h0=None, zero=None) -> tuple:
     if u_round or u_in.dtype != dot_dtype:
         u_out = torch.empty(parts, *u.shape, device=u.device, dtype=dot_dtype)
         jobs.append((u_in, u_out, None, u_round))
-    wr_out = None if wr is None else wr.detach().contiguous()[None]
-    if wr is not None and (dot == "tf32" or wr.dtype != dot_dtype):
-        jobs.append((wr_out[0], torch.empty_like(wr_out, dtype=dot_dtype), None, dot == "tf32"))
-        wr_out = jobs[-1][1]
+    wr_dot = None if wr is None else wr.detach().contiguous()
+    if wr_dot is not None and (dot == "tf32" or wr_dot.dtype != dot_dtype):
+        wr_out = torch.empty(1, *wr.shape, device=wr.device, dtype=dot_dtype)
+        jobs.append((wr_dot, wr_out, None, dot == "tf32"))
+        wr_dot = wr_out[0]
     if split:
         h0, rdrop, h0_out = h0
         jobs.insert(0, (h0, h0_out, rdrop, u_round))
@@ -1406,7 +1407,7 @@ def _operands(u, wr, dot_dtype, dot, dot_u, h0=None, zero=None) -> tuple:
         zero = None
     u_first = u_out[0]
     u_gates = u_in.to(dot_dtype) if parts == 2 else u_first  # unrounded for "tf32x3"
-    return u_out if parts == 2 else u_first, u_gates, None if wr_out is None else wr_out[0]
+    return u_out if parts == 2 else u_first, u_gates, wr_dot
 
 
 def _real_args(real: torch.Tensor | None, dummy: torch.Tensor) -> tuple:
@@ -1485,10 +1486,9 @@ class _Recurrence(torch.autograd.Function):
             u_parts, u_dot, wr_dot = _operands(
                 u, wr, dot_dtype, dot, dot_u, (h0, rdrop, hd[:, 2]), ctx.counters
             )
-            wr_dot = _or(wr_dot, zx)
             triton_split.forward(
                 (
-                    zx, h0, c0, u_parts, _or(peep, zx), wr_dot, _or(gamma_h, zx),
+                    zx, h0, c0, u_parts, _or(peep, zx), _or(wr_dot, zx), _or(gamma_h, zx),
                     _or(gamma_c, zx), _or(beta_c, zx), _or(rdrop, zx), *masked,
                     *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 ),
@@ -1496,10 +1496,9 @@ class _Recurrence(torch.autograd.Function):
             )
         else:
             u_parts, u_dot, wr_dot = _operands(u, wr, dot_dtype, dot, dot_u)
-            wr_dot = _or(wr_dot, zx)
             _lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
-                zx, h0, c0, u_parts, _or(peep, zx), wr_dot, _or(gamma_h, zx), _or(gamma_c, zx),
-                _or(beta_c, zx), _or(rdrop, zx), *masked,
+                zx, h0, c0, u_parts, _or(peep, zx), _or(wr_dot, zx), _or(gamma_h, zx),
+                _or(gamma_c, zx), _or(beta_c, zx), _or(rdrop, zx), *masked,
                 *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )
@@ -1509,7 +1508,7 @@ class _Recurrence(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # an unused output's gradient is no buffer of zeros
         saved = (h0, hs, cs, stats, x, kernel, bias, gain_x)  # None where not needed
         # the dot operands of U and W_hr as the kernels took them, for backward's kernels
-        operands = (u_dot, None if u_parts is u_dot else u_parts, None if wr is None else wr_dot)
+        operands = (u_dot, None if u_parts is u_dot else u_parts, wr_dot)
         ctx.save_for_backward(
             *saved, *operands, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h, first
         )
