@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml requirements-dev.txt
 demo: $(STAMP)
 	$(PY) examples/seed_blog.py
 
-# pytest exits 5 when it collects no test; that is not a failure of the suite.
+# One pytest worker per core (pytest-xdist; the Triton interpreter's tests are single-threaded
+# Python). pytest exits 5 when it collects no test; that is not a failure of the suite.
 test: $(STAMP)
-	$(PY) -m pytest -q; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+	$(PY) -m pytest -q -n auto --dist worksteal; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples bench
