@@ -20,7 +20,8 @@ One run does everything, in this order:
    Its table is printed before the last section's.
 5. a `Bidirectional` LSTM layer (concat) on our kernels, its backward direction run
    backwards inside them, against torch.nn.LSTM(bidirectional=True) holding the same
-   weights, at the headline shape and H=256: outputs compared, fwd+bwd eager and graphed.
+   weights, at the headline shape and H=256: outputs compared, fwd+bwd eager and graphed;
+   ours with the two directions side by side on two CUDA streams, and one after the other.
 
     python bench/kernels.py                  # everything (estimate: 3-6 minutes on an H100)
     python bench/kernels.py --quick          # headline shape only
@@ -563,10 +564,11 @@ def bidirectional(console, results, shapes):
     """A `Bidirectional` LSTM layer (concat, sequences) on the Triton kernels, its backward
     direction run backwards inside them, against torch.nn.LSTM(bidirectional=True) (cuDNN)
     holding the same weights: outputs compared, then fwd+bwd ms, eager and graphed, fp32
-    and bf16."""
+    and bf16; ours with the directions side by side on two streams where they fit
+    (`kernels.streams`) and one after the other."""
     from rich.table import Table
 
-    from lstmkit.kernels import dispatch
+    from lstmkit.kernels import dispatch, streams
     from lstmkit.layers import LSTM, Bidirectional
 
     table = Table(title="Bidirectional LSTM layer (concat), fwd+bwd median ms (< 1: faster)")
@@ -574,6 +576,7 @@ def bidirectional(console, results, shapes):
               "graphed ms", "graphed ÷ cuDNN same dtype"):  # fmt: skip
         table.add_column(c, justify="left" if c in ("B T I H", "contender") else "right")
     select, tune = dispatch.select_backend, os.environ.get("LSTMKIT_AUTOTUNE")
+    side_by_side = streams.side_by_side
     dispatch.select_backend = lambda *args, **kwargs: "triton"  # ours, whatever cuDNN could run
     os.environ["LSTMKIT_AUTOTUNE"] = "0"
     try:
@@ -590,11 +593,21 @@ def bidirectional(console, results, shapes):
                     ours.bias.copy_(
                         getattr(ref, f"bias_ih_l0{suffix}") + getattr(ref, f"bias_hh_l0{suffix}")
                     )
+
+            def in_turn(layer=layer, x=x):
+                streams.side_by_side = lambda *args: False
+                try:
+                    return (layer(x),)
+                finally:
+                    streams.side_by_side = side_by_side
+
             contenders = {
                 "cuDNN": lambda ref=ref, x=x: (ref(x)[0],),
                 "ours": lambda layer=layer, x=x: (layer(x),),
+                "ours in turn": in_turn,
             }
-            params = {"cuDNN": list(ref.parameters()), "ours": list(layer.parameters())}
+            ours = list(layer.parameters())
+            params = {"cuDNN": list(ref.parameters()), "ours": ours, "ours in turn": ours}
             base = {}
             for dt, dname in ((None, "fp32"), (torch.bfloat16, "bf16")):
                 if dt and DEVICE == "cpu":

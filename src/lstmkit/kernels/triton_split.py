@@ -900,6 +900,13 @@ def _grid(batch: int, units: int, cfg) -> tuple[int, int]:
     return (-(-units // cfg.block_h), -(-batch // cfg.block_b))
 
 
+def programs(batch: int, units: int, cfg) -> int:
+    """How many programs a launch of this layout over ``batch`` rows and ``units`` hidden
+    units has."""
+    per_tile, tiles = _grid(batch, units, cfg)
+    return per_tile * tiles
+
+
 def _programs_block(programs: int, block_h: int) -> int:
     """The width of the blocks over the programs of a tile (`_program_pairs`): a power of two
     and at least BLOCK_H, so that Triton lays them out as the programs' (BLOCK_B, BLOCK_H)

@@ -12,7 +12,9 @@ from typing import Any
 
 import torch
 
+from lstmkit.kernels import streams
 from lstmkit.layers.layer import Layer, Shape
+from lstmkit.layers.lstm import LSTM
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -60,7 +62,8 @@ class Bidirectional(Layer):
     is merged in the input's time order: an lstmkit `LSTM` running backwards returns it so
     (``flip_backwards_output = False``, set here; no flip of x or of the output), any other
     backward layer's output is flipped back. Weights are the forward layer's, then the
-    backward layer's.
+    backward layer's. On a GPU two LSTM directions run side by side, the backward one on a
+    second CUDA stream, where their kernels fit on the GPU together (`kernels.streams`).
 
     Args:
         layer: an LSTM-like layer (with ``go_backwards``, ``return_sequences``, ``return_state``
@@ -186,8 +189,7 @@ class Bidirectional(Layer):
         options: dict[str, Any] = {"training": training}
         if mask is not None:
             options["mask"] = mask
-        y = self.forward_layer(inputs, initial_state=f_state, **options)
-        y_rev = self.backward_layer(inputs, initial_state=b_state, **options)
+        y, y_rev = self._directions(inputs, f_state, b_state, options)
         states: tuple[torch.Tensor, ...] = ()
         if self.return_state:
             states = (*y[1:], *y_rev[1:])
@@ -199,6 +201,35 @@ class Bidirectional(Layer):
             return output
         head = output if self.merge_mode is None else (output,)
         return (*head, *states)
+
+    def _directions(
+        self,
+        inputs: torch.Tensor,
+        f_state: list[Any] | None,
+        b_state: list[Any] | None,
+        options: dict[str, Any],
+    ) -> tuple[Any, Any]:
+        """Both directions' results; on a GPU side by side where they fit, the backward one
+        on a second CUDA stream (`kernels.streams`). The forward layer is called first either
+        way, so seeded dropout masks are the same."""
+        if not self._side_by_side(inputs):
+            y = self.forward_layer(inputs, initial_state=f_state, **options)
+            return y, self.backward_layer(inputs, initial_state=b_state, **options)
+        main, side = torch.cuda.current_stream(inputs.device), streams.side_stream(inputs.device)
+        side.wait_stream(main)
+        y = self.forward_layer(inputs, initial_state=f_state, **options)
+        with torch.cuda.stream(side):
+            y_rev = self.backward_layer(inputs, initial_state=b_state, **options)
+        main.wait_stream(side)
+        streams.read_on(side, inputs, options.get("mask"), b_state)
+        streams.read_on(main, y_rev)
+        return y, y_rev
+
+    def _side_by_side(self, inputs: torch.Tensor) -> bool:
+        directions = (self.forward_layer, self.backward_layer)
+        if not all(isinstance(layer, LSTM) for layer in directions):
+            return False
+        return streams.side_by_side(inputs, [layer.units for layer in directions])
 
     def _merge(
         self, y: torch.Tensor, y_rev: torch.Tensor
