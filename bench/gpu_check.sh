@@ -6,7 +6,8 @@
 #   bash bench/gpu_check.sh [quick]
 #     1. at once, in parallel processes (the GPU is shared, nothing is timed yet):
 #        - the GPU tests (-m cuda): TF32 / bf16 errors of both layouts at the benchmark
-#          shape, the split layout's launch-per-step fallback, and fit's CUDA-graph step;
+#          shape, the split layout's launch-per-step fallback, fit's CUDA-graph step, and
+#          a Bidirectional layer's directions on two streams;
 #        - every small test case, compiled (the split layout with its barrier), and the
 #          layer test;
 #        - bench/kernels.py --warm for each benchmark shape: compiles into Triton's disk cache
@@ -38,7 +39,8 @@ fi
 start=$SECONDS
 echo "== phase 1, in parallel"
 timeout 260 python3 -m pytest -q -p no:cacheprovider -m cuda tests/kernels/test_triton_lstm.py \
-    tests/training/test_cuda_graph.py >"$OUT/tests_accuracy.log" 2>&1 &
+    tests/training/test_cuda_graph.py tests/layers/test_bidirectional_streams.py \
+    >"$OUT/tests_accuracy.log" 2>&1 &
 accuracy=$!
 timeout 280 python3 -m pytest -q -p no:cacheprovider -m "not cuda" \
     tests/kernels/test_triton_lstm.py tests/layers/test_lstm_on_triton.py \
