@@ -369,11 +369,11 @@ def correctness(tl_mod, console, results):
 
 def kernel_report(tl_mod, console):
     """Registers and spills of every compiled specialization, as the driver reports them."""
-    split = tl_mod.triton_split
+    split, persistent = tl_mod.triton_split, tl_mod.triton_persistent
     for kernel in (
-        tl_mod._lstm_fwd_kernel,
-        tl_mod._lstm_bwd_kernel,
-        tl_mod._gates_kernel,
+        persistent._lstm_fwd_kernel,
+        persistent._lstm_bwd_kernel,
+        tl_mod.triton_cell._gates_kernel,
         split._split_fwd_kernel,
         split._split_bwd_kernel,
     ):

@@ -39,7 +39,7 @@ def _cut(x, ROUND: tl.constexpr):
 
 
 def _emulated_dot(a, b, acc, DOT: tl.constexpr):
-    """Stands in for `triton_lstm._dot`: both operands cut to TF32, exact products; tf32x3
+    """Stands in for `triton_cell._dot`: both operands cut to TF32, exact products; tf32x3
     exact."""
     if DOT == "tf32x3":
         out = tl.dot(a, b.to(tl.float32), acc)
@@ -52,7 +52,9 @@ def main() -> None:
     mode, names = sys.argv[1], sys.argv[2].split(",")
     if mode not in ("trunc", "round"):
         raise SystemExit("mode must be trunc or round")
-    triton_lstm._dot = _emulated_dot
+    for module in triton_lstm.KERNEL_MODULES:  # triton_cell's, and where kernels import it
+        if hasattr(module, "_dot"):
+            module._dot = _emulated_dot
     # "tf32_trunc" is no mode of the kernels: U unrounded, no tf32x3, as they were
     triton_lstm._dot_mode = lambda dtype, device: "tf32" if mode == "round" else "tf32_trunc"
     for name in names:

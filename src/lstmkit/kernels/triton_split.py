@@ -35,8 +35,8 @@ products of layer norm's dots with U, in two parts, as U comes (`triton_lstm._op
 Where it fits (`k_chunk`), U stays in shared memory through the steps; else it streams in K
 chunks.
 
-Triton, ``tl`` and the device functions shared with `triton_lstm` (`SHARED`) are set in this
-module by `triton_lstm._triton()` on first use, which also wraps the functions here
+The device functions imported from `triton_cell` are rebound to their wrapped versions by
+`triton_lstm._triton()` on first use, which also sets ``tl`` and wraps the functions here
 (`JIT_FUNCTIONS`) for the interpreter or with ``triton.jit``.
 """
 
@@ -44,42 +44,38 @@ from __future__ import annotations
 
 import torch
 
-tl = None
-_cell_backward = _activation = _activation_grad = _dot = None
-_row_sum = _accumulate = _rows_times = _normalized_gates = _gates_and_cell = None
-_cell_inputs = _cell_activation = _store = _gate_blocks = _recomputed_cell = None
-_outside_grad = _first_real_steps = _seen_through = _time = _cell_stats = _round_tf32 = None
-_add = _keep_at = None
-_peephole_sums = _add_blocks = _add_gates = _carry_in = _store_gates = None
-SHARED = (
-    "_cell_backward",
-    "_carry_in",
-    "_store_gates",
-    "_peephole_sums",
-    "_add_blocks",
-    "_add_gates",
-    "_activation",
-    "_activation_grad",
-    "_dot",
-    "_row_sum",
-    "_accumulate",
-    "_rows_times",
-    "_normalized_gates",
-    "_gates_and_cell",
-    "_cell_inputs",
-    "_cell_activation",
-    "_store",
-    "_gate_blocks",
-    "_recomputed_cell",
-    "_outside_grad",
-    "_first_real_steps",
-    "_seen_through",
-    "_time",
-    "_keep_at",
-    "_cell_stats",
-    "_round_tf32",
-    "_add",
+from lstmkit.kernels.triton_cell import (
+    _accumulate,
+    _activation,
+    _activation_grad,
+    _add,
+    _add_blocks,
+    _add_gates,
+    _carry_in,
+    _cell_activation,
+    _cell_backward,
+    _cell_inputs,
+    _cell_stats,
+    _dot,
+    _first_real_steps,
+    _gate_blocks,
+    _gates_and_cell,
+    _keep_at,
+    _normalized_gates,
+    _outside_grad,
+    _peephole_sums,
+    _recomputed_cell,
+    _round_tf32,
+    _row_sum,
+    _rows_times,
+    _seen_through,
+    _store,
+    _store_gates,
+    _time,
 )
+
+tl = None  # triton.language, set by `triton_lstm._triton()`
+
 JIT_FUNCTIONS = (
     "_tile_barrier",
     "_b_tile",
@@ -389,9 +385,9 @@ def _split_fwd_kernel(
     PROGRAMS: tl.constexpr,
 ):  # fmt: skip
     """Steps S_BEGIN … S_END − 1 of BLOCK_B rows: program (slice, tile); with REVERSE step s
-    is input step T − 1 − s (`triton_lstm._time`).
+    is input step T − 1 − s (`triton_cell._time`).
 
-    Buffers as `triton_lstm._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); c0 (B, H) fp32;
+    Buffers as `triton_persistent._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); c0 (B, H) fp32;
     real (B, T), first (B,) and h_last (B, P) with a mask; hs (B, T, P); cs (B, T+1, H) in
     hs's dtype (c0 stored in cs[:, 0] here); carry (B, H) fp32, the state between launches
     (c_T on exit; c0 is read from its own buffer; a program keeps its columns in registers
@@ -644,7 +640,7 @@ def _split_bwd_kernel(
 
     dhs (B, T, P) strided: the gradient reaching the outputs hs from outside (none where DHS
     is false). In and out as
-    `triton_lstm._lstm_bwd_kernel`'s: dz (B, T, 4H), which may be the gates' buffer; with
+    `triton_persistent._lstm_bwd_kernel`'s: dz (B, T, 4H), which may be the gates' buffer; with
     layer norm dzh (B, T, 4H) = d loss / d (h·U) (else dzh is dz), which may be zhn's, and
     dnorm (tiles, 6H), where the programs of a tile sum their columns; dcn (B, H) is
     scratch for the current step; sums (B, s_sums) as there (the sums of a launch's steps
