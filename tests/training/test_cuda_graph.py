@@ -63,6 +63,23 @@ def test_eligible_only_where_replay_is_safe(
     assert not cuda_graph.eligible(torch.device(device), torch_opt, list(m.modules()))
 
 
+@pytest.mark.parametrize(
+    "stateful, device, env, expected",
+    [
+        (False, "cuda", "1", True),
+        (True, "cuda", "1", False),
+        (False, "cpu", "1", False),
+        (False, "cuda", "0", False),
+    ],
+)
+def test_evaluation_steps_capture_with_any_optimizer(monkeypatch, stateful, device, env, expected):
+    """An evaluation step (no optimizer) may capture where a training step with a fused update
+    could, whatever the model's optimizer (here RMSprop, whose update cannot)."""
+    monkeypatch.setenv("LSTMKIT_CUDA_GRAPHS", env)
+    modules = list(built(model("rmsprop", stateful=stateful)).modules())
+    assert cuda_graph.eligible(torch.device(device), None, modules) is expected
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize(
@@ -80,9 +97,9 @@ def test_graphed_fit_trains_as_the_eager_fit(monkeypatch, optimizer, lstm, no_tf
     validation, agree between graph replay and eager steps (both on the same GPU; TF32 off)."""
     x, y = data()
     calls = []
-    original = cuda_graph.GraphedTrainStep._capture
+    original = cuda_graph.GraphedStep._capture
     monkeypatch.setattr(
-        cuda_graph.GraphedTrainStep,
+        cuda_graph.GraphedStep,
         "_capture",
         lambda self, *a, **k: calls.append(1) or original(self, *a, **k),
     )
@@ -112,3 +129,46 @@ def test_graphed_fit_trains_as_the_eager_fit(monkeypatch, optimizer, lstm, no_tf
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     for name in eager_h:
         np.testing.assert_allclose(graph_h[name], eager_h[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("lstm", [{}, dict(peephole=True)], ids=["cudnn", "triton"])
+def test_graphed_evaluation_gives_the_eager_results(monkeypatch, lstm, no_tf32):
+    """Validation in fit (8 batches of 8 a epoch and a last one of 4, for 2 epochs) and
+    evaluate: the same History and results with the evaluation steps replayed as CUDA graphs
+    as eagerly; one capture per full-batch shape (the validation's in its first epoch)."""
+    x, y = data()
+    validation = data(68, seed=1)
+    captures = []
+    original = cuda_graph.GraphedStep._capture
+    monkeypatch.setattr(
+        cuda_graph.GraphedStep,
+        "_capture",
+        lambda self, *a, **k: captures.append(self.kind) or original(self, *a, **k),
+    )
+    results = {}
+    for env in ("0", "1"):
+        monkeypatch.setenv("LSTMKIT_CUDA_GRAPHS", env)
+        set_random_seed(5)
+        m = model(device="cuda", **lstm)
+        captures.clear()
+        history = m.fit(
+            x,
+            y,
+            batch_size=16,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            validation_data=validation,
+            validation_batch_size=8,
+        )
+        evaluated = m.evaluate(*validation, batch_size=8, verbose=0, return_dict=True)
+        results[env] = (history.history, evaluated, list(captures))
+    (eager_h, eager_e, eager_c), (graph_h, graph_e, graph_c) = results.values()
+    assert eager_c == []
+    assert graph_c.count("evaluation") == 2  # fit's validation, then evaluate's own
+    for name in eager_h:
+        np.testing.assert_allclose(graph_h[name], eager_h[name], rtol=1e-4, atol=1e-6)
+    for name in eager_e:
+        np.testing.assert_allclose(graph_e[name], eager_e[name], rtol=1e-4, atol=1e-6)

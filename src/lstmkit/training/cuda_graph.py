@@ -1,9 +1,10 @@
-"""The training step replayed as a CUDA graph wherever its shapes repeat.
+"""fit's steps replayed as CUDA graphs wherever their shapes repeat: the training step, and the
+evaluation step of its validation and of `evaluate`.
 
 On a GPU a small model's step is bound by the host: the seed model's takes about 2 ms of Python
 and kernel launches around 0.6 ms of GPU work (bench/RESULTS.md). Captured once with
 `torch.cuda.CUDAGraph`, the forward pass, loss, backward pass and optimizer update launch as one
-graph.
+graph; an evaluation step's forward pass and loss likewise.
 
 How: the first `WARMUP_STEPS` steps of each set of batch shapes run eagerly on a side stream, as
 torch's whole-network capture recipe asks (the allocator, cuDNN and lstmkit's backend choice
@@ -13,9 +14,10 @@ captured anew, up to `MAX_CAPTURES` captures per fit. A batch of other shapes (a
 shorter last batch) runs eagerly, and so do metrics, weight constraints and callbacks, after
 each replay.
 
-Used where it is safe: on CUDA, with torch's fused updates (Adam, AdamW, SGD: their step counts
-live on the GPU), no stateful layer (its states would be the graph's) and no CUDA autocast
-around the fit (its cache of cast weights would outlive the updates). A step that cannot be
+Used where it is safe: on CUDA, with no stateful layer (its states would be the graph's) and no
+CUDA autocast around the fit (its cache of cast weights would outlive the updates); for the
+training step also with torch's fused updates (Adam, AdamW, SGD: their step counts live on the
+GPU). A step that cannot be
 captured makes the fit go on eagerly, with one warning. ``LSTMKIT_CUDA_GRAPHS=0`` turns capture
 off.
 """
@@ -34,7 +36,7 @@ MAX_GRAPHS = 4  # sets of batch shapes captured per fit; others run eagerly
 MAX_CAPTURES = 16  # captures per fit: a learning rate changed every few steps stops them
 
 StepOutputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # loss, y_pred, mask
-Update = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], StepOutputs]
+Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], StepOutputs]
 
 
 def enabled() -> bool:
@@ -43,14 +45,15 @@ def enabled() -> bool:
 
 
 def eligible(
-    device: torch.device, optimizer: torch.optim.Optimizer, modules: list[torch.nn.Module]
+    device: torch.device, optimizer: torch.optim.Optimizer | None, modules: list[torch.nn.Module]
 ) -> bool:
-    """Whether a fit on ``device`` with this torch optimizer and these modules may capture."""
+    """Whether a step on ``device`` of these modules may capture: a training step with this
+    torch optimizer, an evaluation step with None."""
     return (
         enabled()
         and device.type == "cuda"
         and not torch.is_autocast_enabled("cuda")  # its cache of cast weights would go stale
-        and all(group.get("fused") for group in optimizer.param_groups)
+        and (optimizer is None or all(group.get("fused") for group in optimizer.param_groups))
         and not any(getattr(m, "stateful", False) for m in modules)
     )
 
@@ -67,13 +70,16 @@ class _Captured:
     learning_rates: tuple
 
 
-class GraphedTrainStep:
-    """Runs ``update(x, y, sample_weight)`` (forward, loss, backward, optimizer step; the
-    gradients are set to None before it) eagerly at first, then by replaying its capture."""
+class GraphedStep:
+    """Runs ``step(x, y, sample_weight)`` eagerly at first, then by replaying its capture: a
+    training step (forward, loss, backward and ``optimizer``'s update; the gradients are set to
+    None before it, and the learning rates are constants of a capture) or, without an
+    optimizer, an evaluation step (forward and loss, under `torch.no_grad`)."""
 
-    def __init__(self, update: Update, optimizer: torch.optim.Optimizer):
-        self.update = update
+    def __init__(self, step: Step, optimizer: torch.optim.Optimizer | None = None):
+        self.step = step
         self.optimizer = optimizer
+        self.kind = "evaluation" if optimizer is None else "training"
         self.warm: dict[tuple, int] = {}
         self.graphs: dict[tuple, _Captured] = {}
         self.broken = False
@@ -82,7 +88,7 @@ class GraphedTrainStep:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None) -> StepOutputs:
         key = _shapes(x, y, sw)
-        rates = tuple(group["lr"] for group in self.optimizer.param_groups)
+        rates = tuple(group["lr"] for group in self._groups())
         captured = self.graphs.get(key)
         if captured is None or captured.learning_rates != rates:
             warm = self.warm.get(key, 0)
@@ -103,13 +109,20 @@ class GraphedTrainStep:
         captured.graph.replay()
         return captured.outputs
 
+    def _groups(self) -> list[dict]:
+        return [] if self.optimizer is None else self.optimizer.param_groups
+
+    def _zero_grad(self) -> None:
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+
     def _eager(self, x, y, sw) -> StepOutputs:
         """One step on a side stream, ordered with the current stream on both sides."""
         current, side = torch.cuda.current_stream(), self._side_stream()
         side.wait_stream(current)
         with torch.cuda.stream(side):
-            self.optimizer.zero_grad(set_to_none=True)
-            outputs = self.update(x, y, sw)
+            self._zero_grad()
+            outputs = self.step(x, y, sw)
         current.wait_stream(side)
         for t in outputs:
             if t is not None:
@@ -123,22 +136,22 @@ class GraphedTrainStep:
 
     def _capture(self, x, y, sw, rates: tuple) -> _Captured | None:
         inputs = tuple(None if t is None else t.clone() for t in (x, y, sw))
-        groups = self.optimizer.param_groups
+        groups = self._groups()
         capturable = [group.get("capturable") for group in groups]
-        self.optimizer.zero_grad(set_to_none=True)
+        self._zero_grad()
         graph = torch.cuda.CUDAGraph()
         try:
             for group in groups:
                 if "capturable" in group:
                     group["capturable"] = True  # the fused updates keep their step on the GPU
             with torch.cuda.graph(graph):
-                outputs = self.update(*inputs)
+                outputs = self.step(*inputs)
         except RuntimeError as exc:
             self.broken = True
-            self.optimizer.zero_grad(set_to_none=True)
+            self._zero_grad()
             warnings.warn(
-                f"the training step could not be captured as a CUDA graph, so it runs eagerly "
-                f"(set LSTMKIT_CUDA_GRAPHS=0 to skip the attempt): {exc}",
+                f"the {self.kind} step could not be captured as a CUDA graph, so it runs "
+                f"eagerly (set LSTMKIT_CUDA_GRAPHS=0 to skip the attempt): {exc}",
                 stacklevel=3,
             )
             return None

@@ -3,7 +3,8 @@
 The loop keeps everything on the model's device: batches are slices of device tensors, the loss
 and metrics accumulate there, and the host reads them only at the end of an epoch, when a
 callback asks for batch logs, or when the progress bar refreshes (at most twice a second).
-On CUDA, fit replays its training step as a CUDA graph where that is safe (`cuda_graph`).
+On CUDA, fit replays its training and validation steps, and evaluate its steps, as CUDA graphs
+where that is safe (`cuda_graph`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from lstmkit import metrics as metrics_lib
 from lstmkit.callbacks.base import Callback, CallbackList, History, LazyLogs
 from lstmkit.layers.layer import Layer
 from lstmkit.training import cuda_graph
-from lstmkit.training.cuda_graph import GraphedTrainStep
+from lstmkit.training.cuda_graph import GraphedStep
 from lstmkit.training.data import (
     ArrayData,
     Batch,
@@ -156,7 +157,7 @@ class Trainer:
         x: torch.Tensor,
         y: torch.Tensor,
         sw: torch.Tensor | None,
-        graphed: GraphedTrainStep | None = None,
+        graphed: GraphedStep | None = None,
     ) -> None:
         """One training step: eagerly, or through ``graphed`` (a CUDA graph of `_update`)."""
         if graphed is not None:
@@ -180,16 +181,37 @@ class Trainer:
         torch_opt.step()
         return loss.detach(), y_pred.detach(), mask  # the autograd graph can go now
 
-    def _graphed_step(self) -> GraphedTrainStep | None:
+    def _graphed_step(self) -> GraphedStep | None:
         """The CUDA-graph replay of `_update` for this fit, where it is safe (`cuda_graph`)."""
         torch_opt = self.optimizer.torch_optimizer
         if not cuda_graph.eligible(torch.device(self.device), torch_opt, list(self.modules())):
             return None
-        return GraphedTrainStep(self._update, torch_opt)
+        return GraphedStep(self._update, torch_opt)
 
-    def _test_step(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None) -> None:
+    def _test_step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        sw: torch.Tensor | None,
+        graphed: GraphedStep | None = None,
+    ) -> None:
+        """One evaluation step: eagerly, or through ``graphed`` (a CUDA graph of `_evaluate`)."""
+        if graphed is not None:
+            loss, y_pred, mask = graphed(x, y, sw)
+        else:
+            loss, y_pred, mask = self._evaluate(x, y, sw)
+        self._track(loss, y, y_pred, sw, mask)
+
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None):
+        """Forward and loss of an evaluation step: (loss, y_pred, mask)."""
         y_pred, mask = self.call_with_mask(x)
-        self._track(self._total_loss(y, y_pred, sw, mask), y, y_pred, sw, mask)
+        return self._total_loss(y, y_pred, sw, mask), y_pred, mask
+
+    def _graphed_evaluation(self) -> GraphedStep | None:
+        """The CUDA-graph replay of `_evaluate` where it is safe (`cuda_graph`)."""
+        if not cuda_graph.eligible(torch.device(self.device), None, list(self.modules())):
+            return None
+        return GraphedStep(self._evaluate)
 
     def call_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The model's output and its step mask (None here; `Sequential` propagates masks)."""
@@ -281,6 +303,7 @@ class Trainer:
         cbs = CallbackList([*user_callbacks, *progress, self.history], self, params)
         self.stop_training = False
         graphed = self._graphed_step()
+        graphed_validation = None if val_data is None else self._graphed_evaluation()
         cbs.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             self.train()
@@ -298,7 +321,11 @@ class Trainer:
             if val_data is not None and (epoch + 1) % validation_freq == 0:
                 logs.update(
                     self._run_evaluation(
-                        val_data, validation_batch_size or batch_size, prefix="val_", callbacks=cbs
+                        val_data,
+                        validation_batch_size or batch_size,
+                        prefix="val_",
+                        callbacks=cbs,
+                        graphed=graphed_validation,
                     )
                 )
             cbs.on_epoch_end(epoch, logs)
@@ -320,7 +347,7 @@ class Trainer:
     # -- evaluate / predict ---------------------------------------------------------------
     @torch.no_grad()
     def _run_evaluation(
-        self, data, batch_size: int, prefix: str = "", callbacks=None
+        self, data, batch_size: int, prefix: str = "", callbacks=None, graphed=None
     ) -> dict[str, float]:
         self.eval()
         self._reset_metrics()
@@ -328,7 +355,7 @@ class Trainer:
         cbs.on_test_begin()
         for step, (xb, yb, swb) in enumerate(data.batches(batch_size)):
             cbs.on_test_batch_begin(step)
-            self._test_step(xb, yb, swb)
+            self._test_step(xb, yb, swb, graphed)
             cbs.on_test_batch_end(step, LazyLogs(self._logs))
         logs = self._logs(prefix)
         cbs.on_test_end(logs)
@@ -351,7 +378,8 @@ class Trainer:
         data = self._adapt(x, y, sample_weight)
         self._prepare(self._first_batch(data))
         cbs = CallbackList(list(callbacks or []), self, {"steps": data.steps(batch_size)})
-        logs = self._run_evaluation(data, batch_size, callbacks=cbs)
+        graphed = self._graphed_evaluation()
+        logs = self._run_evaluation(data, batch_size, callbacks=cbs, graphed=graphed)
         if return_dict:
             return logs
         values = list(logs.values())
