@@ -135,9 +135,9 @@ def test_graphed_fit_trains_as_the_eager_fit(monkeypatch, optimizer, lstm, no_tf
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("lstm", [{}, dict(peephole=True)], ids=["cudnn", "triton"])
 def test_graphed_evaluation_gives_the_eager_results(monkeypatch, lstm, no_tf32):
-    """Validation in fit (8 batches of 8 a epoch and a last one of 4, for 2 epochs) and
-    evaluate: the same History and results with the evaluation steps replayed as CUDA graphs
-    as eagerly; one capture per full-batch shape (the validation's in its first epoch)."""
+    """Validation in fit (8 batches of 8 a epoch and a last one of 4, for 2 epochs), evaluate
+    and predict: the same History, results and predictions with their steps replayed as CUDA
+    graphs as eagerly; one capture each (the validation's in its first epoch)."""
     x, y = data()
     validation = data(68, seed=1)
     captures = []
@@ -164,10 +164,13 @@ def test_graphed_evaluation_gives_the_eager_results(monkeypatch, lstm, no_tf32):
             validation_batch_size=8,
         )
         evaluated = m.evaluate(*validation, batch_size=8, verbose=0, return_dict=True)
-        results[env] = (history.history, evaluated, list(captures))
-    (eager_h, eager_e, eager_c), (graph_h, graph_e, graph_c) = results.values()
+        predicted = m.predict(validation[0], batch_size=8, verbose=0)
+        results[env] = (history.history, evaluated, predicted, list(captures))
+    (eager_h, eager_e, eager_p, eager_c), (graph_h, graph_e, graph_p, graph_c) = results.values()
     assert eager_c == []
     assert graph_c.count("evaluation") == 2  # fit's validation, then evaluate's own
+    assert graph_c.count("prediction") == 1
+    np.testing.assert_allclose(graph_p, eager_p, rtol=1e-5, atol=1e-6)
     for name in eager_h:
         np.testing.assert_allclose(graph_h[name], eager_h[name], rtol=1e-4, atol=1e-6)
     for name in eager_e:

@@ -1,10 +1,10 @@
-"""fit's steps replayed as CUDA graphs wherever their shapes repeat: the training step, and the
-evaluation step of its validation and of `evaluate`.
+"""A model's steps replayed as CUDA graphs wherever their shapes repeat: fit's training step, the
+evaluation steps of its validation and of `evaluate`, and `predict`'s steps.
 
 On a GPU a small model's step is bound by the host: the seed model's takes about 2 ms of Python
 and kernel launches around 0.6 ms of GPU work (bench/RESULTS.md). Captured once with
 `torch.cuda.CUDAGraph`, the forward pass, loss, backward pass and optimizer update launch as one
-graph; an evaluation step's forward pass and loss likewise.
+graph; an evaluation step's forward pass and loss, and a prediction's forward pass, likewise.
 
 How: the first `WARMUP_STEPS` steps of each set of batch shapes run eagerly on a side stream, as
 torch's whole-network capture recipe asks (the allocator, cuDNN and lstmkit's backend choice
@@ -35,8 +35,9 @@ WARMUP_STEPS = 3
 MAX_GRAPHS = 4  # sets of batch shapes captured per fit; others run eagerly
 MAX_CAPTURES = 16  # captures per fit: a learning rate changed every few steps stops them
 
-StepOutputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # loss, y_pred, mask
-Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], StepOutputs]
+# (loss, y_pred, mask) of a training or evaluation step, (y_pred,) of a prediction step
+StepOutputs = tuple[torch.Tensor | None, ...]
+Step = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], StepOutputs]
 
 
 def enabled() -> bool:
@@ -74,19 +75,25 @@ class GraphedStep:
     """Runs ``step(x, y, sample_weight)`` eagerly at first, then by replaying its capture: a
     training step (forward, loss, backward and ``optimizer``'s update; the gradients are set to
     None before it, and the learning rates are constants of a capture) or, without an
-    optimizer, an evaluation step (forward and loss, under `torch.no_grad`)."""
+    optimizer, an evaluation or prediction step under `torch.no_grad` (``kind`` names it in
+    messages). A replay returns the graph's own output tensors, which the next replay
+    overwrites."""
 
-    def __init__(self, step: Step, optimizer: torch.optim.Optimizer | None = None):
+    def __init__(
+        self, step: Step, optimizer: torch.optim.Optimizer | None = None, kind: str = "training"
+    ):
         self.step = step
         self.optimizer = optimizer
-        self.kind = "evaluation" if optimizer is None else "training"
+        self.kind = kind
         self.warm: dict[tuple, int] = {}
         self.graphs: dict[tuple, _Captured] = {}
         self.broken = False
         self.captures = 0
         self.stream: torch.cuda.Stream | None = None  # the side stream of the eager steps
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, sw: torch.Tensor | None) -> StepOutputs:
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor | None, sw: torch.Tensor | None
+    ) -> StepOutputs:
         key = _shapes(x, y, sw)
         rates = tuple(group["lr"] for group in self._groups())
         captured = self.graphs.get(key)

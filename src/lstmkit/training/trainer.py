@@ -3,8 +3,8 @@
 The loop keeps everything on the model's device: batches are slices of device tensors, the loss
 and metrics accumulate there, and the host reads them only at the end of an epoch, when a
 callback asks for batch logs, or when the progress bar refreshes (at most twice a second).
-On CUDA, fit replays its training and validation steps, and evaluate its steps, as CUDA graphs
-where that is safe (`cuda_graph`).
+On CUDA, fit replays its training and validation steps, evaluate and predict their steps, as
+CUDA graphs where that is safe (`cuda_graph`).
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class Trainer:
         torch_opt = self.optimizer.torch_optimizer
         if not cuda_graph.eligible(torch.device(self.device), torch_opt, list(self.modules())):
             return None
-        return GraphedStep(self._update, torch_opt)
+        return GraphedStep(self._update, torch_opt, "training")
 
     def _test_step(
         self,
@@ -207,11 +207,16 @@ class Trainer:
         y_pred, mask = self.call_with_mask(x)
         return self._total_loss(y, y_pred, sw, mask), y_pred, mask
 
-    def _graphed_evaluation(self) -> GraphedStep | None:
-        """The CUDA-graph replay of `_evaluate` where it is safe (`cuda_graph`)."""
+    def _predict(self, x: torch.Tensor, y: None = None, sw: None = None) -> tuple[torch.Tensor]:
+        """Forward of a prediction step: (y_pred,)."""
+        return (self(x),)
+
+    def _graphed(self, step, kind: str) -> GraphedStep | None:
+        """The CUDA-graph replay of ``step`` (`_evaluate`, `_predict`; no optimizer) where it is
+        safe (`cuda_graph`)."""
         if not cuda_graph.eligible(torch.device(self.device), None, list(self.modules())):
             return None
-        return GraphedStep(self._evaluate)
+        return GraphedStep(step, None, kind)
 
     def call_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The model's output and its step mask (None here; `Sequential` propagates masks)."""
@@ -303,7 +308,9 @@ class Trainer:
         cbs = CallbackList([*user_callbacks, *progress, self.history], self, params)
         self.stop_training = False
         graphed = self._graphed_step()
-        graphed_validation = None if val_data is None else self._graphed_evaluation()
+        graphed_validation = (
+            None if val_data is None else self._graphed(self._evaluate, "evaluation")
+        )
         cbs.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             self.train()
@@ -378,7 +385,7 @@ class Trainer:
         data = self._adapt(x, y, sample_weight)
         self._prepare(self._first_batch(data))
         cbs = CallbackList(list(callbacks or []), self, {"steps": data.steps(batch_size)})
-        graphed = self._graphed_evaluation()
+        graphed = self._graphed(self._evaluate, "evaluation")
         logs = self._run_evaluation(data, batch_size, callbacks=cbs, graphed=graphed)
         if return_dict:
             return logs
@@ -401,10 +408,14 @@ class Trainer:
         self.eval()
         cbs = CallbackList(list(callbacks or []), self, {"steps": data.steps(batch_size)})
         cbs.on_predict_begin()
+        graphed = self._graphed(self._predict, "prediction")
         outputs = []
         for step, (xb, _, _) in enumerate(data.batches(batch_size)):
             cbs.on_predict_batch_begin(step)
-            outputs.append(self(xb))
+            if graphed is None:
+                outputs.append(self(xb))
+            else:  # a replay's output is the graph's, overwritten by the next
+                outputs.append(graphed(xb, None, None)[0].clone())
             cbs.on_predict_batch_end(step, {"outputs": outputs[-1]})
         cbs.on_predict_end()
         if not outputs:
