@@ -5,7 +5,8 @@ T=100 steps with 32 features, batch 64 (256 steps per epoch). Both sides keep th
 device, use a fused Adam and never synchronise per step. Prints s/epoch (median of the timed
 epochs after one warm-up epoch; lstmkit's are the epochs of one ``fit`` call, as a user sees
 them, so its one-off copy of the data to the GPU is not counted; also with its CUDA-graph
-replay of the step turned off) and the ratio ours / PyTorch.
+replay of the step turned off) and the ratio ours / PyTorch; then lstmkit's ``evaluate`` and
+``predict`` over the same data, with their steps replayed as CUDA graphs and without.
 ``--profile`` also prints, for 20 training steps of each, the CUDA kernels and the host-side
 operators that take the most time (torch.profiler).
 
@@ -80,6 +81,33 @@ def lstmkit_eager_epochs(x: np.ndarray, y: np.ndarray, epochs: int) -> float:
     os.environ["LSTMKIT_CUDA_GRAPHS"] = "0"
     try:
         return lstmkit_epochs(x, y, epochs)
+    finally:
+        del os.environ["LSTMKIT_CUDA_GRAPHS"]
+
+
+def lstmkit_inference(x: np.ndarray, y: np.ndarray, graphs: bool) -> tuple[float, float]:
+    """Median s of ``evaluate`` and of ``predict`` over all of x (three timed calls each, after
+    one untimed), their steps replayed as CUDA graphs or not."""
+    os.environ["LSTMKIT_CUDA_GRAPHS"] = "1" if graphs else "0"
+    try:
+        model = lstmkit_model()
+        model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, verbose=0)  # builds, on the GPU
+        runs = (
+            lambda: model.evaluate(x, y, batch_size=BATCH, verbose=0),
+            lambda: model.predict(x, batch_size=BATCH, verbose=0),
+        )
+        medians = []
+        for run in runs:
+            run()
+            times = []
+            for _ in range(3):
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                run()
+                torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+            medians.append(statistics.median(times))
+        return medians[0], medians[1]
     finally:
         del os.environ["LSTMKIT_CUDA_GRAPHS"]
 
@@ -162,6 +190,10 @@ def main() -> None:
     print(f"{'lstmkit fit, no CUDA graph':28}{eager:>10.3f}")
     print(f"{'PyTorch + cuDNN hand loop':28}{theirs:>10.3f}")
     print(f"ratio lstmkit / PyTorch: {ours / theirs:.2f}")
+    graphed, eager = lstmkit_inference(x, y, True), lstmkit_inference(x, y, False)
+    print(f"{'':28}{'graphed s':>10}{'eager s':>10}{'ratio':>8}")
+    for i, name in enumerate(("lstmkit evaluate", "lstmkit predict")):
+        print(f"{name:28}{graphed[i]:>10.3f}{eager[i]:>10.3f}{graphed[i] / eager[i]:>8.2f}")
 
 
 if __name__ == "__main__":
