@@ -15,11 +15,10 @@ shorter last batch) runs eagerly, and so do metrics, weight constraints and call
 each replay.
 
 Used where it is safe: on CUDA, with no stateful layer (its states would be the graph's) and no
-CUDA autocast around the fit (its cache of cast weights would outlive the updates); for the
+CUDA autocast around the call (its cache of cast weights would outlive the updates); for the
 training step also with torch's fused updates (Adam, AdamW, SGD: their step counts live on the
-GPU). A step that cannot be
-captured makes the fit go on eagerly, with one warning. ``LSTMKIT_CUDA_GRAPHS=0`` turns capture
-off.
+GPU). A step that cannot be captured makes the call go on eagerly, with one warning.
+``LSTMKIT_CUDA_GRAPHS=0`` turns capture off.
 """
 
 from __future__ import annotations
