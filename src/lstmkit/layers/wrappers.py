@@ -217,10 +217,12 @@ class Bidirectional(Layer):
             return y, self.backward_layer(inputs, initial_state=b_state, **options)
         main, side = torch.cuda.current_stream(inputs.device), streams.side_stream(inputs.device)
         side.wait_stream(main)
-        y = self.forward_layer(inputs, initial_state=f_state, **options)
-        with torch.cuda.stream(side):
-            y_rev = self.backward_layer(inputs, initial_state=b_state, **options)
-        main.wait_stream(side)
+        try:
+            y = self.forward_layer(inputs, initial_state=f_state, **options)
+            with torch.cuda.stream(side):
+                y_rev = self.backward_layer(inputs, initial_state=b_state, **options)
+        finally:  # joined even on an error: a CUDA graph's capture must not end forked
+            main.wait_stream(side)
         streams.read_on(side, inputs, options.get("mask"), b_state)
         streams.read_on(main, y_rev)
         return y, y_rev
