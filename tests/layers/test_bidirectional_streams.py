@@ -54,7 +54,8 @@ def test_the_backward_direction_runs_on_the_second_stream_between_fork_and_join(
     """Stand-ins for the streams (this runs on the CPU): the second stream waits for the
     current one before either direction runs, the forward layer runs first on the current
     stream, the backward one on the second, then the current stream waits for it; what each
-    stream reads from the other is recorded on it; outputs as one after the other."""
+    stream reads from the other is recorded on it; outputs as one after the other; the streams
+    are joined even when a direction raises."""
     torch.manual_seed(0)
     layer = Bidirectional(LSTM(6, return_sequences=True, dropout=0.3), merge_mode=None)
     x = torch.randn(3, 5, 4)
@@ -71,8 +72,10 @@ def test_the_backward_direction_runs_on_the_second_stream_between_fork_and_join(
     @contextlib.contextmanager
     def on(stream):
         current.append(stream)
-        yield
-        current.pop()
+        try:
+            yield
+        finally:
+            current.pop()
 
     def runs(direction):
         call = direction.forward
@@ -102,6 +105,12 @@ def test_the_backward_direction_runs_on_the_second_stream_between_fork_and_join(
     assert back == "main" and results[0] is got[1]
     for a, b in zip(got, expected, strict=True):  # the same dropout masks
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    log.clear()  # a direction that raises: the streams are joined all the same
+    monkeypatch.setattr(layer.backward_layer, "forward", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        layer(x, initial_state=states, mask=mask, training=True)
+    assert log[-1] == "main waits for side"
 
 
 def _outputs_and_grads(layer, x, mask, states):
