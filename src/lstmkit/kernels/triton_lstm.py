@@ -252,14 +252,14 @@ def _triton():
             from triton.runtime.interpreter import InterpretedFunction as wrap
         else:
             wrap = triton.jit
+        plain = {name: getattr(triton_cell, name) for name in triton_cell.JIT_FUNCTIONS}
         for module in KERNEL_MODULES:
             module.tl = triton.language
-            if module is not triton_cell:
-                for name in triton_cell.JIT_FUNCTIONS:
-                    if hasattr(module, name):
-                        setattr(module, name, getattr(triton_cell, name))
             for name in module.JIT_FUNCTIONS:
                 setattr(module, name, wrap(getattr(module, name)))
+            for name, function in plain.items():  # imported from triton_cell before wrapping
+                if getattr(module, name, None) is function:
+                    setattr(module, name, getattr(triton_cell, name))
         _TRITON = triton
     return _TRITON
 
