@@ -181,13 +181,6 @@ class Trainer:
         torch_opt.step()
         return loss.detach(), y_pred.detach(), mask  # the autograd graph can go now
 
-    def _graphed_step(self) -> GraphedStep | None:
-        """The CUDA-graph replay of `_update` for this fit, where it is safe (`cuda_graph`)."""
-        torch_opt = self.optimizer.torch_optimizer
-        if not cuda_graph.eligible(torch.device(self.device), torch_opt, list(self.modules())):
-            return None
-        return GraphedStep(self._update, torch_opt, "training")
-
     def _test_step(
         self,
         x: torch.Tensor,
@@ -211,12 +204,12 @@ class Trainer:
         """Forward of a prediction step: (y_pred,)."""
         return (self(x),)
 
-    def _graphed(self, step, kind: str) -> GraphedStep | None:
-        """The CUDA-graph replay of ``step`` (`_evaluate`, `_predict`; no optimizer) where it is
-        safe (`cuda_graph`)."""
-        if not cuda_graph.eligible(torch.device(self.device), None, list(self.modules())):
+    def _graphed(self, step, kind: str, optimizer=None) -> GraphedStep | None:
+        """The CUDA-graph replay of ``step`` where it is safe (`cuda_graph`): `_update` with the
+        torch optimizer, or `_evaluate` or `_predict` without one."""
+        if not cuda_graph.eligible(torch.device(self.device), optimizer, list(self.modules())):
             return None
-        return GraphedStep(step, None, kind)
+        return GraphedStep(step, optimizer, kind)
 
     def call_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The model's output and its step mask (None here; `Sequential` propagates masks)."""
@@ -307,7 +300,7 @@ class Trainer:
         # (e.g. "learning_rate") reaches the progress bar and the History
         cbs = CallbackList([*user_callbacks, *progress, self.history], self, params)
         self.stop_training = False
-        graphed = self._graphed_step()
+        graphed = self._graphed(self._update, "training", self.optimizer.torch_optimizer)
         graphed_validation = (
             None if val_data is None else self._graphed(self._evaluate, "evaluation")
         )
