@@ -79,11 +79,15 @@ class Embedding(Layer):
         return inputs != 0 if self.mask_zero else None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.is_floating_point() or inputs.is_complex():
-            if not bool((inputs == inputs.round()).all()):
-                raise ValueError(f"Layer {self.name!r} expects integer ids; got {inputs.dtype}")
+        if inputs.is_complex():
+            raise ValueError(f"Layer {self.name!r} expects integer ids; got {inputs.dtype}")
         ids = inputs.long()
-        if ids.device.type == "cpu" and ids.numel():  # checked where it costs no device sync
+        # the ids are checked where it costs no device sync (on a GPU a check would wait for
+        # the device every step, and a CUDA graph could not hold it): elsewhere float ids are
+        # cast, as Keras casts them
+        if ids.device.type == "cpu" and ids.numel():
+            if inputs.is_floating_point() and not bool((inputs == inputs.round()).all()):
+                raise ValueError(f"Layer {self.name!r} expects integer ids; got {inputs.dtype}")
             low, high = int(ids.min()), int(ids.max())
             if low < 0 or high >= self.input_dim:
                 raise ValueError(
