@@ -162,9 +162,13 @@ def test_cuda_side_by_side_gives_what_one_after_the_other_gives(monkeypatch, uni
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
-def test_cuda_graphed_fit_of_a_bidirectional_model_trains_as_the_eager_fit(monkeypatch, no_tf32):
-    """The two streams inside `fit`'s captured step: weights and History after 2 epochs agree
-    with the eager fit's (same seed and data)."""
+@pytest.mark.parametrize("variant", [{}, dict(peephole=True)], ids=["cudnn", "triton"])
+def test_cuda_graphed_fit_of_a_bidirectional_model_trains_as_the_eager_fit(
+    monkeypatch, variant, no_tf32
+):
+    """The two streams inside `fit`'s captured step, on cuDNN and on the Triton kernels
+    (peepholes): weights and History after 2 epochs agree with the eager fit's (same seed and
+    data)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 12, 3)).astype("float32")
     y = np.eye(2, dtype="float32")[(x[:, :, 0].sum(1) > 0).astype(int)]
@@ -172,7 +176,9 @@ def test_cuda_graphed_fit_of_a_bidirectional_model_trains_as_the_eager_fit(monke
     for env in ("0", "1"):
         monkeypatch.setenv("LSTMKIT_CUDA_GRAPHS", env)
         set_random_seed(3)
-        m = Sequential([Input((12, 3)), Bidirectional(LSTM(16)), Dense(2, activation="softmax")])
+        m = Sequential(
+            [Input((12, 3)), Bidirectional(LSTM(16, **variant)), Dense(2, activation="softmax")]
+        )
         m.compile(
             loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"], device="cuda"
         )
