@@ -12,8 +12,10 @@ Safety. The split layout's barriers need every program of a launch resident at o
 (`triton_split` checks a grid against the SM count); two launches side by side need it of
 both together. So the directions run side by side only where the split layout's grids, as
 `triton_lstm.split_config` chooses them for the whole GPU, fit on its SMs together, whatever
-backend dispatch then picks: at B=64, up to H=256. The persistent kernels and cuDNN's wait on
-no other program of their launch.
+backend dispatch then picks: on 132 SMs at B=64, up to H=256. Our persistent kernels wait on
+no other program of their launch. cuDNN's persistent RNN kernels do synchronise their blocks;
+that cuDNN launches them so that the blocks are resident together beside another stream's work
+is assumed here, not checked (torch runs cuDNN LSTMs on several streams routinely).
 
 Streams. Autograd runs each backward op on the stream of its forward op (PyTorch's stream
 semantics of backward passes), so the two backward passes run side by side too. A tensor made
