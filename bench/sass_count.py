@@ -149,6 +149,7 @@ def kernels(tl_mod, split, batch: int, units: int, dtype: str, variant: dict):
         held, block_k = split.k_chunk(cfg, units, itemsize, dot_u, direction)
         consts = dict(
             GATE_ACT=2, CELL_ACT=1, DOT=dot, DOT_U=dot_u, SYNC=True, PHASES=15, FINISH=True,
+            SAVE=True,  # the forward of a training call, which stores what backward needs
             # contiguous gradients of the outputs, h_T and c_T: Triton specializes strides of 1
             DHS=True, s_d_p=1, START_H=True, s_dh_p=1, START_C=True, s_dc_h=1, s_r_t=1,
             RESIDENT=held, BLOCK_B=cfg.block_b, BLOCK_H=cfg.block_h, BLOCK_K=block_k,

@@ -6,6 +6,7 @@ the ``cuda`` tests check accuracy at the benchmark shape (B=64, T=100, I=32, H=1
 and with bf16 autocast.
 """
 
+import collections
 import importlib
 import os
 import sys
@@ -628,6 +629,61 @@ def test_forward_saves_the_states_and_nothing_recomputable(config):
         made, outputs = _saved_bytes(LSTMSpec(H, layer_norm=layer_norm), B, T, 4, config)
         assert made == expected[layer_norm], layer_norm
         assert outputs.is_contiguous()  # the next layer's x·W takes them without a copy
+
+
+# (case, autocast, go_backwards): both layouts; masks; layer norm (whose row statistics
+# backward alone reads); training noise; the split layout's launch per phase and its one
+# launch with barriers
+NO_BACKWARD_CASES = [
+    ("mask", torch.bfloat16, True),
+    ("layer_norm_two_chunks", None, True),
+    ("everything_training", torch.bfloat16, False),
+    ("split_mask_peephole", torch.bfloat16, False),
+    ("split_one_program_everything_two_tiles", None, True),
+]
+
+
+@pytest.mark.parametrize("name, autocast, go_backwards", NO_BACKWARD_CASES)
+def test_without_a_backward_to_come_no_cell_states_are_stored(name, autocast, go_backwards):
+    """Under ``torch.no_grad`` (and where no input needs a gradient) the forward makes no
+    buffer for every step's cell state, nor for the layer-norm statistics, which backward
+    alone reads (under autocast one more: c_T, the carried fp32 state cast), and gives the
+    very outputs, h_T and c_T of a forward that keeps them."""
+    spec, kwargs, make_mask, training, config = CASES[name]
+    x, h0, c0, w, noise = problem(spec, training=training, **kwargs)
+    mask = make_mask() if make_mask else None
+    B, T, _ = x.shape
+    H = spec.units
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+
+    def run():
+        with _NewBuffers(leaves) as new:
+            with torch.autocast(DEVICE, dtype=autocast or torch.float32, enabled=bool(autocast)):
+                outs = triton_lstm.lstm(
+                    x, h0, c0, w, spec, mask, noise, config=config, go_backwards=go_backwards
+                )
+        return outs, collections.Counter(new.sizes)
+
+    kept, made_kept = run()
+    assert kept[0].requires_grad
+    skipped = collections.Counter(
+        {B * (T + 1) * H: 1, **({B * T * 4: 1} if spec.layer_norm else {})}
+    )
+    cast = collections.Counter({B * H: 1} if autocast else {})
+    for how in ("no_grad", "no input needs one"):
+        if how == "no_grad":
+            with torch.no_grad():
+                outs, made = run()
+        else:
+            for t in leaves:
+                t.requires_grad_(False)
+            outs, made = run()
+            for t in leaves:
+                t.requires_grad_(True)
+        assert not outs[0].requires_grad
+        assert made + skipped == made_kept + cast, how
+        for label, a, b in zip(["outputs", "h_T", "c_T"], outs, kept, strict=True):
+            assert a.dtype == b.dtype and torch.equal(a, b.detach()), f"{how}: {label}"
 
 
 @pytest.mark.parametrize("config", [SMALL, SPLIT], ids=["persistent", "split"])

@@ -394,7 +394,7 @@ class _Recurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, kernel, bias, gain_x, h0, c0, u, peep, wr, gamma_h, gamma_c, beta_c,
-                rdrop, keep_c, keep_h, real, reverse, spec, cfg, dot_dtype):  # fmt: skip
+                rdrop, keep_c, keep_h, real, reverse, save, spec, cfg, dot_dtype):  # fmt: skip
         triton = _triton()
         # the leaves' dtypes, which backward's gradients take without a cast of autograd's
         ctx.dtypes = (x.dtype, kernel.dtype, None if bias is None else bias.dtype, h0.dtype)
@@ -407,7 +407,8 @@ class _Recurrence(torch.autograd.Function):
         f32 = dict(device=zx.device, dtype=torch.float32)
         dot = _dot_mode(dot_dtype, zx.device)
         hs = torch.empty(B, T, P, device=zx.device, dtype=h0.dtype)
-        cs = torch.empty(B, T + 1, H, device=zx.device, dtype=h0.dtype)  # the kernels store c0
+        # the kernels store c0 too; only for a backward
+        cs = torch.empty(B, T + 1, H, device=zx.device, dtype=h0.dtype) if save else None
         carry = torch.empty(B, H, **f32)  # the state itself, to c_T
         # with a mask: each row's first real step (T where none; zeros are output before it)
         # and h_T, which the kernels find and store
@@ -415,13 +416,15 @@ class _Recurrence(torch.autograd.Function):
         h_last = None if real is None else torch.empty(B, P, device=zx.device, dtype=h0.dtype)
         masked = (*_real_args(real, zx), _or(first, zx), _or(h_last, zx))
         ln = spec.layer_norm
-        stats = torch.empty(B, T, 4, **f32) if ln else None
+        stats = torch.empty(B, T, 4, **f32) if ln and save else None
         o = torch.empty(B, H, **f32) if ln else None  # scratch rows of one step
         zhn = torch.empty(B, G4, **f32) if ln else None
         cn = torch.empty(B, H, **f32) if ln else None
         scratch = torch.empty(B, H, **f32) if (ln or wr is not None) else None
         buffers = [_or(t, zx) for t in (stats, o, zhn, cn, scratch)]
         consts = _constexprs(spec, wr, rdrop, keep_c, keep_h, first, reverse, dot, cfg)
+        consts["SAVE"] = save
+        cs_arg = _or(cs, zx)
         # fmt: off
         dot_u = consts["DOT_U"]
         if cfg.split:
@@ -437,7 +440,7 @@ class _Recurrence(torch.autograd.Function):
                 (
                     zx, h0, c0, u_parts, _or(peep, zx), _or(wr_dot, zx), _or(gamma_h, zx),
                     _or(gamma_c, zx), _or(beta_c, zx), _or(rdrop, zx), *masked,
-                    *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
+                    *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs_arg, carry, *buffers,
                 ),
                 (B, T, H, P), _split_constexprs(consts), cfg, _INTERPRETED, hd, ctx.counters[0],
             )
@@ -446,10 +449,14 @@ class _Recurrence(torch.autograd.Function):
             triton_persistent._lstm_fwd_kernel[(triton.cdiv(B, cfg.block_b),)](
                 zx, h0, c0, u_parts, _or(peep, zx), _or(wr_dot, zx), _or(gamma_h, zx),
                 _or(gamma_c, zx), _or(beta_c, zx), _or(rdrop, zx), *masked,
-                *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs, carry, *buffers,
+                *_keep_args(keep_c, zx), *_keep_args(keep_h, zx), hs, cs_arg, carry, *buffers,
                 B, T, H, P, **consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             )
         # fmt: on
+        if h_last is None:  # without a mask h_T is the last step's output
+            h_last = hs[:, 0 if reverse else T - 1]
+        if not save:  # no backward to come: c_T is the carried state
+            return hs, h_last, carry.to(hs.dtype)
         ctx.spec, ctx.cfg, ctx.dot_dtype, ctx.device_type = spec, cfg, dot_dtype, zx.device.type
         ctx.reverse = reverse
         ctx.set_materialize_grads(False)  # an unused output's gradient is no buffer of zeros
@@ -459,8 +466,6 @@ class _Recurrence(torch.autograd.Function):
         ctx.save_for_backward(
             *saved, *operands, u, peep, wr, gamma_h, gamma_c, beta_c, rdrop, keep_c, keep_h, first
         )
-        if h_last is None:  # without a mask h_T is the last step's output
-            h_last = hs[:, 0 if reverse else T - 1]
         return hs, h_last, cs[:, T]  # c_T as the kernels stored it, in hs's dtype
 
     @staticmethod
@@ -572,7 +577,7 @@ class _Recurrence(torch.autograd.Function):
         # the rest
         return (
             d_x, d_w, d_b, d_gx, d_h0.to(h0_dtype), d_c0, d_u, d_peep, d_wr, d_gh, d_gc, d_bc,
-            *(None,) * 8,
+            *(None,) * 9,
         )  # fmt: skip
 
 
@@ -912,7 +917,9 @@ def lstm(
     )
     gain_x = w.input_norm_gamma if spec.layer_norm else None
     cfg = config or default_config(B, H, P, x.device, cdtype)
+    leaves = (x, h0, c0, *(t for t in weights if t is not None))
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in leaves)
     return _Recurrence.apply(
         x, w.kernel, w.bias, gain_x, h0, c0.float().contiguous(), w.recurrent_kernel, peep,
-        proj, *norms, rdrop, keep_c, keep_h, real, bool(go_backwards), spec, cfg, cdtype,
+        proj, *norms, rdrop, keep_c, keep_h, real, bool(go_backwards), save, spec, cfg, cdtype,
     )  # fmt: skip

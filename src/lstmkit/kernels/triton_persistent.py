@@ -118,7 +118,7 @@ def _lstm_fwd_kernel(
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr,
     RDROP: tl.constexpr, KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr,
-    REVERSE: tl.constexpr,
+    REVERSE: tl.constexpr, SAVE: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """One program: BLOCK_B batch rows through all T steps.
@@ -131,7 +131,8 @@ def _lstm_fwd_kernel(
     Out: hs (B, T, P), the outputs; cs (B, T+1, H), c0 and every step's state, in hs's dtype
     (the state itself is carried in fp32, in carry, which ends as c_T); with layer norm stats
     (B, T, 4), the row mean and inverse deviation of h·U and of c~. Backward recomputes the
-    rest from these (`_gates_kernel`, `_cell_activation`).
+    rest from these (`_gates_kernel`, `_cell_activation`). Without SAVE (no backward to
+    come) neither cs nor stats is stored.
     With REVERSE the steps run from the last input step to the first (`_time`): every
     (B, T, ·) buffer stays aligned with the inputs, cs alone is in the order of the steps.
     Scratch, one row per batch row: with layer norm o (B, H), the output gate, zhn (B, 4H) =
@@ -199,8 +200,9 @@ def _lstm_fwd_kernel(
                 mean = mean + delta * (n_x / (n_prev + n_x))
                 m2 = m2 + c_m2 + delta * delta * (n_prev * n_x / (n_prev + n_x))
             rstd_h = tl.math.rsqrt(m2 / (4.0 * H) + 1e-5)
-            tl.store(p_stats_t, mean, mask=m_b)
-            tl.store(p_stats_t + 1, rstd_h, mask=m_b)
+            if SAVE:
+                tl.store(p_stats_t, mean, mask=m_b)
+                tl.store(p_stats_t + 1, rstd_h, mask=m_b)
             tl.debug_barrier()
 
         # 2. the cell, chunk by chunk of hidden units.
@@ -221,7 +223,7 @@ def _lstm_fwd_kernel(
                     BLOCK_B, BLOCK_H, BLOCK_P,
                 )  # fmt: skip
             b_c = tl.load(p_c_in[:, None] + cols[None, :], mask=m, other=0.0)
-            if s == 0:
+            if SAVE and s == 0:
                 _store(p_c_next[:, None] - H + cols[None, :], b_c, m, DOT)  # cs[:, 0] = c0
             _, _, _, b_o, b_cnew = _gates_and_cell(
                 zi, zf, zg, zo, p_zx_t[:, None] + cols[None, :], b_c, p_peep, cols, m_h, m, H,
@@ -233,7 +235,8 @@ def _lstm_fwd_kernel(
                 b_keep = _keep_at(p_k, m, KEEP_C)
                 b_cstate = b_keep * b_c + (1.0 - b_keep) * b_cnew
             tl.store(p_c_own[:, None] + cols[None, :], b_cstate, mask=m)  # read before, here
-            _store(p_c_next[:, None] + cols[None, :], b_cstate, m, DOT)
+            if SAVE:
+                _store(p_c_next[:, None] + cols[None, :], b_cstate, m, DOT)
             p_kh = p_keep_h + r64[:, None] * s_kh_b + t * s_kh_t + cols[None, :] * s_kh_u
             if LAYER_NORM:  # LN(c) needs the whole row: stash raw c and o, gather c's stats
                 tl.store(p_cn_t[:, None] + cols[None, :], b_cnew, mask=m)
@@ -264,8 +267,9 @@ def _lstm_fwd_kernel(
         # 3. layer norm of the cell, then o ⊙ act(γ_c·LN(c) + β_c).
         if LAYER_NORM:
             rstd_c = tl.math.rsqrt(m2_c / H + 1e-5)
-            tl.store(p_stats_t + 2, mean_c, mask=m_b)
-            tl.store(p_stats_t + 3, rstd_c, mask=m_b)
+            if SAVE:
+                tl.store(p_stats_t + 2, mean_c, mask=m_b)
+                tl.store(p_stats_t + 3, rstd_c, mask=m_b)
             tl.debug_barrier()
             for j0 in range(0, H, BLOCK_H):
                 cols = j0 + tl.arange(0, BLOCK_H)

@@ -380,7 +380,7 @@ def _split_fwd_kernel(
     GATE_ACT: tl.constexpr, CELL_ACT: tl.constexpr, DOT: tl.constexpr, DOT_U: tl.constexpr,
     PEEPHOLE: tl.constexpr, LAYER_NORM: tl.constexpr, PROJ: tl.constexpr, RDROP: tl.constexpr,
     KEEP_C: tl.constexpr, KEEP_H: tl.constexpr, MASKED: tl.constexpr, REVERSE: tl.constexpr,
-    SYNC: tl.constexpr, PHASES: tl.constexpr,
+    SAVE: tl.constexpr, SYNC: tl.constexpr, PHASES: tl.constexpr,
     RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
     PROGRAMS: tl.constexpr,
 ):  # fmt: skip
@@ -388,20 +388,19 @@ def _split_fwd_kernel(
     is input step T − 1 − s (`triton_cell._time`).
 
     Buffers as `triton_persistent._lstm_fwd_kernel`'s: zx (B, T, 4H); h0 (B, P); c0 (B, H) fp32;
-    real (B, T), first (B,) and h_last (B, P) with a mask; hs (B, T, P); cs (B, T+1, H) in
-    hs's dtype (c0 stored in cs[:, 0] here); carry (B, H) fp32, the state between launches
-    (c_T on exit; c0 is read from its own buffer; a program keeps its columns in registers
-    between); U (parts, P, 4H), parts = 2
-    for "tf32x3" dots, else 1 (`triton_lstm._operands`); W_hr (H, P); γ_h (4H), γ_c, β_c
-    (H); with layer norm stats (B, T, 4) and, where the phases of a step are separate
-    launches, scratch rows that carry a program's own columns from one to the next: o (B,
-    H), zhn (B, 4H), cn (B, H). m (B, H) holds o ⊙ act(c) before the projection (as
-    `_store_operand` stores it); part_a, part_b (B, programs, 2) the programs' row statistics. hd
-    (parts, 3, B, P) holds h ⊙ dropout of the last two steps as `_store_operand` stores it
-    for the dots with U, and of h0 after them (made by the launcher). A step runs in
-    phases, each needing what every program of the tile wrote in the one before
-    (bit k of PHASES runs phase k; with SYNC all run in one launch, each followed by a
-    barrier):
+    real (B, T), first (B,) and h_last (B, P) with a mask; hs (B, T, P); cs (B, T+1, H) in hs's
+    dtype (c0 stored in cs[:, 0] here; cs and stats only with SAVE); carry (B, H) fp32, the
+    state between launches (c_T on exit; c0 is read from its own buffer; a program keeps its
+    columns in registers between); U (parts, P, 4H), parts = 2 for "tf32x3" dots, else 1
+    (`triton_lstm._operands`); W_hr (H, P); γ_h (4H), γ_c, β_c (H); with layer norm stats (B, T,
+    4) and, where the phases of a step are separate launches, scratch rows that carry a
+    program's own columns from one to the next: o (B, H), zhn (B, 4H), cn (B, H). m (B, H) holds
+    o ⊙ act(c) before the projection (as `_store_operand` stores it); part_a, part_b (B,
+    programs, 2) the programs' row statistics. hd (parts, 3, B, P) holds h ⊙ dropout of the last
+    two steps as `_store_operand` stores it for the dots with U, and of h0 after them (made by
+    the launcher). A step runs in phases, each needing what every program of the tile wrote in
+    the one before (bit k of PHASES runs phase k; with SYNC all run in one launch, each
+    followed by a barrier):
       0 (layer norm) raw h·U for this program's units, and its row statistics;
       1 the gates and the cell (with layer norm: raw c and its statistics);
       2 (layer norm) LN(c), act(c) and o ⊙ act(c);
@@ -441,7 +440,7 @@ def _split_fwd_kernel(
     if PHASES & 2:  # the launch with the cell of the first step starts from c0
         p_c_start = tl.where(S_BEGIN == 0, p_c0 + r64[:, None] * H + cols[None, :], p_c_own)
     b_c = tl.load(p_c_start, mask=m, other=0.0)
-    if PHASES & 2:
+    if SAVE and PHASES & 2:
         if S_BEGIN == 0:
             _store(p_c_row[:, None] + cols[None, :], b_c, m, DOT)  # cs[:, 0] = c0
     u_cols, m_u = _gate_columns(H, BLOCK_H)
@@ -503,7 +502,7 @@ def _split_fwd_kernel(
             if LAYER_NORM:
                 mean, m2 = _merge_pairs(p_pa, m_b, H, 4, BLOCK_H, PROGRAMS)
                 rstd = tl.math.rsqrt(m2 / G4 + 1e-5)
-                if tl.program_id(0) == 0:  # one program stores the row statistics
+                if SAVE and tl.program_id(0) == 0:  # one program stores the row statistics
                     _store_row_pair(p_stats_t, mean, rstd, m_b, BLOCK_H)
                 if (CARRY & 1) == 0:  # not in registers: from the scratch rows
                     zi, zf, zg, zo = _gate_blocks(p_zhn + o_s, m, H)
@@ -520,7 +519,8 @@ def _split_fwd_kernel(
                 b_c = b_keep * b_c + (1.0 - b_keep) * b_cnew
             else:
                 b_c = b_cnew
-            _store(p_c_row[:, None] + (s + 1) * H + cols[None, :], b_c, m, DOT)  # step order
+            if SAVE:
+                _store(p_c_row[:, None] + (s + 1) * H + cols[None, :], b_c, m, DOT)  # step order
             if LAYER_NORM:  # LN(c) needs the whole row: raw c's statistics
                 if (CARRY & 4) == 0:  # phase 2 reads raw c and o back
                     tl.store(p_cn + o_c, b_cnew, mask=m)
@@ -537,7 +537,7 @@ def _split_fwd_kernel(
             if PHASES & 4:  # phase 2: LN(c), act, o ⊙ act(c)
                 mean, m2 = _merge_pairs(p_pb, m_b, H, 1, BLOCK_H, PROGRAMS)
                 rstd = tl.math.rsqrt(m2 / H + 1e-5)
-                if tl.program_id(0) == 0:
+                if SAVE and tl.program_id(0) == 0:
                     _store_row_pair(p_stats_t + 2, mean, rstd, m_b, BLOCK_H)
                 if (CARRY & 2) == 0:  # not in registers: from the scratch rows
                     b_cnew = tl.load(p_cn + o_c, mask=m, other=0.0)
