@@ -17,8 +17,9 @@
 #        with "quick" at the headline shape alone
 #     4. bench/memory_count.py --cuda at H=256, fp32 and bf16: the layer's peak memory as torch
 #        ops allocate it beside what the CUDA allocator saw
-#     5. bench/gpu_time.py: wall time against kernel time, kernels launched per call and the
-#        host's time per launch, for six cases
+#     5. bench/gpu_time.py: the host's µs per torch op and per Triton launch (through the JIT
+#        and the compiled launcher), then wall time against the host's issue time and kernel
+#        time, kernels launched per call and the host's time per launch, for six cases
 #   bash bench/gpu_check.sh sweep   # launch configurations at the headline shape instead
 set -u
 OUT=${OUT:-gpu-logs}

@@ -38,6 +38,7 @@ VARIANTS = {
         PEEPHOLE=True, LAYER_NORM=True, PROJ=True, RDROP=True, KEEP_C=True, KEEP_H=True, MASKED=True
     ),
     "go_backwards": dict(REVERSE=True),
+    "no_backward": dict(SAVE=False),  # a forward under no_grad: no cell states stored
 }
 OFF = dict.fromkeys([*VARIANTS["everything"], "REVERSE"], False)
 INTS = {"B", "T", "H", "P", "S_BEGIN", "S_END"}
@@ -149,12 +150,11 @@ def kernels(tl_mod, split, batch: int, units: int, dtype: str, variant: dict):
         held, block_k = split.k_chunk(cfg, units, itemsize, dot_u, direction)
         consts = dict(
             GATE_ACT=2, CELL_ACT=1, DOT=dot, DOT_U=dot_u, SYNC=True, PHASES=15, FINISH=True,
-            SAVE=True,  # the forward of a training call, which stores what backward needs
             # contiguous gradients of the outputs, h_T and c_T: Triton specializes strides of 1
             DHS=True, s_d_p=1, START_H=True, s_dh_p=1, START_C=True, s_dc_h=1, s_r_t=1,
             RESIDENT=held, BLOCK_B=cfg.block_b, BLOCK_H=cfg.block_h, BLOCK_K=block_k,
             PROGRAMS=split._programs_block(-(-units // cfg.block_h), cfg.block_h),
-            **{**OFF, **variant},
+            **{**OFF, "SAVE": True, **variant},  # SAVE: a training call's forward
         )  # fmt: skip
         consts["BIAS_SUMS"] = not consts["LAYER_NORM"]  # a bias, summed by the kernel
         trips = 1 if held else -(-k_width // block_k)
