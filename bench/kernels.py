@@ -230,7 +230,8 @@ def peak_mb(fn):
 
 
 def measure(forward, inputs):
-    """forward() -> tuple of tensors; returns (fwd ms, fwd+bwd ms, peak MB of fwd+bwd)."""
+    """forward() -> tuple of tensors; returns (fwd ms, fwd+bwd ms, peak MB of fwd+bwd, peak MB
+    of the forward alone under ``torch.no_grad``, as inference runs it)."""
     grads = None
 
     def fwd():
@@ -247,8 +248,8 @@ def measure(forward, inputs):
     fwd_bwd()  # compiles, and fixes the output gradients
     if WARM:
         fwd()
-        return float("nan"), float("nan"), float("nan")
-    return median_ms(fwd), median_ms(fwd_bwd), peak_mb(fwd_bwd)
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    return median_ms(fwd), median_ms(fwd_bwd), peak_mb(fwd_bwd), peak_mb(fwd)
 
 
 def graphed_ms(forward, inputs):
@@ -448,7 +449,7 @@ def sweep(tl_mod, console, results):
                         return tl_mod.lstm(x, h0, c0, w, spec, mask, noise, config=cfg)
 
                 try:
-                    _, ms, _ = measure(fwd, leaves(x, h0, c0, w))
+                    _, ms, _, _ = measure(fwd, leaves(x, h0, c0, w))
                     row.append(f"{ms:.3f}")
                 except Exception as exc:  # noqa: BLE001
                     ms = float("nan")
@@ -474,6 +475,7 @@ def speed(tl_mod, console, results, shapes, all_variants):
         "÷ cuDNN same dtype",
         "÷ ours plain",
         "peak MB",
+        "no_grad fwd peak MB",
         "graphed fwd+bwd ms",
         "graphed ÷ cuDNN same dtype",
     ]
@@ -495,12 +497,12 @@ def speed(tl_mod, console, results, shapes, all_variants):
                 return out, hn, cn
 
             if dt and DEVICE == "cpu":  # oneDNN's CPU LSTM refuses bf16 on some CPUs
-                f = fb = mb = g = float("nan")
+                f = fb = mb = mf = g = float("nan")
             else:
-                f, fb, mb = measure(fwd, [x, h0, c0, *lstm.parameters()])
+                f, fb, mb, mf = measure(fwd, [x, h0, c0, *lstm.parameters()])
                 g = graphed_ms(fwd, [x, h0, c0, *lstm.parameters()])
             base[f"cuDNN {name}"], base[f"cuDNN {name} graphed"] = fb, g
-            rows.append((f"cuDNN {name}", name, f, fb, mb, g))
+            rows.append((f"cuDNN {name}", name, f, fb, mb, mf, g))
         names = list(variants(H)) if all_variants or shape == HEADLINE else ["plain"]
         for vname in names:
             vspec, masked, training = variants(H)[vname]
@@ -515,15 +517,15 @@ def speed(tl_mod, console, results, shapes, all_variants):
 
                 who = f"ours {name} {vname}{suffix}"
                 try:
-                    f, fb, mb = measure(fwd, leaves(x, h0, c0, w))
+                    f, fb, mb, mf = measure(fwd, leaves(x, h0, c0, w))
                 except Exception as exc:  # noqa: BLE001
                     console.print(f"[red]{label} {who}: {type(exc).__name__}: {exc}")
                     continue
                 g = graphed_ms(fwd, leaves(x, h0, c0, w)) if vname == "plain" else float("nan")
                 if vname == "plain" and not suffix:
                     base[f"ours {name}"] = fb
-                rows.append((who, name, f, fb, mb, g))
-        for who, name, f, fb, mb, g in rows:
+                rows.append((who, name, f, fb, mb, mf, g))
+        for who, name, f, fb, mb, mf, g in rows:
             r32 = fb / base["cuDNN fp32"]
             rsame = fb / base[f"cuDNN {name}"]
             rplain = fb / base[f"ours {name}"] if f"ours {name}" in base else float("nan")
@@ -538,6 +540,7 @@ def speed(tl_mod, console, results, shapes, all_variants):
                 f"{rsame:.2f}",
                 f"{rplain:.2f}" if mine else "",
                 f"{mb:.0f}",
+                f"{mf:.0f}",
                 f"{g:.3f}",
                 f"{rgraphed:.2f}",
             )
@@ -548,6 +551,7 @@ def speed(tl_mod, console, results, shapes, all_variants):
                     fwd_ms=f,
                     fwd_bwd_ms=fb,
                     peak_mb=mb,
+                    no_grad_fwd_peak_mb=mf,
                     vs_cudnn_fp32=r32,
                     vs_cudnn_same=rsame,
                     vs_ours_plain=rplain if mine else None,
@@ -622,7 +626,7 @@ def bidirectional(console, results, shapes):
                     with torch.no_grad():
                         outs[who] = fwd()[0].float()
                     inputs = [x, *params[who]]
-                    _, fb, _ = measure(fwd, inputs)
+                    _, fb, _, _ = measure(fwd, inputs)
                     g = graphed_ms(fwd, inputs)
                     base.setdefault((dname, "eager"), fb)
                     base.setdefault((dname, "graphed"), g)

@@ -387,7 +387,9 @@ class _Recurrence(torch.autograd.Function):
     itself (`_input_projection_grad`, `_normalized_input_grad`), so that LN(x·W) is never kept
     and the bias gradient is not torch's sum over (batch, time), whose scratch took 8 more
     units of (B, T, H) fp32 at backward's peak (B=64 T=100 H=256, H200): the reverse kernels
-    sum dz over each row's steps as they form it, and backward sums those rows.
+    sum dz over each row's steps as they form it, and backward sums those rows. Where no
+    backward can follow (``save`` False: `lstm` found gradients off, or no input that needs
+    one) the kernels store neither cs nor the statistics, and c_T is the state they carried.
 
     With ``reverse`` (go_backwards) the steps run from T − 1 to 0, every (B, T, ·) buffer
     aligned with x; cs alone is in the steps' order (c0 first, c_T last)."""
