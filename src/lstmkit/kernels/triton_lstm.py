@@ -919,8 +919,8 @@ def lstm(
     )
     gain_x = w.input_norm_gamma if spec.layer_norm else None
     cfg = config or default_config(B, H, P, x.device, cdtype)
-    leaves = (x, h0, c0, *(t for t in weights if t is not None))
-    save = torch.is_grad_enabled() and any(t.requires_grad for t in leaves)
+    inputs = (x, h0, c0, *(t for t in weights if t is not None))
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)  # for a backward
     return _Recurrence.apply(
         x, w.kernel, w.bias, gain_x, h0, c0.float().contiguous(), w.recurrent_kernel, peep,
         proj, *norms, rdrop, keep_c, keep_h, real, bool(go_backwards), save, spec, cfg, cdtype,
