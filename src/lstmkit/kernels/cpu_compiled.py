@@ -3,8 +3,9 @@
 `kernels.cpu` spends most of a step's time outside its GEMM on the dispatch of small torch ops
 called from Python. `cpu_loops.cpp` runs the same steps, on the same buffers, as one GEMM and
 one fused, vectorised pass over the batch. It is compiled on first use with torch's extension
-builder (a C++ compiler and ninja are needed; about 10 s on 2 cores, then cached under
-``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) for this machine's CPU.
+builder for this machine's CPU (a C++ compiler and ninja are needed), then cached under
+``$TORCH_EXTENSIONS_DIR`` (by default ``~/.cache/torch_extensions``). The build takes a minute
+or more on 2 cores, most of it parsing torch's headers; a spinner says so on a terminal.
 
 Without a compiler, or with ``LSTMKIT_CPU_LOOPS=0``, `loops()` returns None and the kernel runs
 its torch-op loops: same results (tests check both against the reference), slower.
@@ -21,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from rich.console import Console
 
 SOURCE = Path(__file__).with_name("cpu_loops.cpp")
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
@@ -53,16 +55,18 @@ def _build():
             os.environ["PATH"] = f"{ninja.BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}"
         except ImportError:
             pass
-    log.info("lstmkit: compiling the CPU LSTM loops (once per machine, about 10 s)")
+    message = "lstmkit: loading its CPU LSTM loops (compiled the first time on a machine)"
+    log.info(message)
     try:
-        cpp_extension.load(
-            name=f"lstmkit_cpu_loops_{stamp}",
-            sources=[str(SOURCE)],
-            extra_cflags=FLAGS,
-            extra_ldflags=["-fopenmp"],  # libgomp.so.1: the one torch has loaded already
-            is_python_module=False,
-            verbose=False,
-        )
+        with Console(stderr=True).status(message):  # a spinner on a terminal, else silent
+            cpp_extension.load(
+                name=f"lstmkit_cpu_loops_{stamp}",
+                sources=[str(SOURCE)],
+                extra_cflags=FLAGS,
+                extra_ldflags=["-fopenmp"],  # libgomp.so.1: the one torch has loaded already
+                is_python_module=False,
+                verbose=False,
+            )
     except Exception as error:  # no compiler, no ninja, unwritable cache ...
         warnings.warn(
             f"lstmkit could not compile its CPU LSTM loops ({type(error).__name__}: "

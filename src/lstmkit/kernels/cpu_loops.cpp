@@ -7,7 +7,11 @@
 // stacked on the recurrent kernel, both in the GEMM dtype; C2 (T+1, B, H) the doubled
 // cell states; S (T, B, H) sigmoid(2 c), so that tanh(c) = 2 S - 1; Hs (T+1, B, H) the hidden
 // states in float32 and Hg the same in the GEMM dtype (the same tensor when that is float32).
-#include <ATen/ATen.h>
+// The headers of the three things used (tensors, at::empty, at::mm_out), not ATen/ATen.h:
+// parsing every operator's declaration took most of the build.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
