@@ -414,6 +414,7 @@ def sweep(tl_mod, console, results):
                 (16, 16, 32, 8),
                 (64, 16, 32, 8),  # split_config where 32-row tiles do not fit on the SMs
                 (32, 16, 32, 8),  # split_config where 16-row ones do not: H=1024 at B=64
+                (32, 16, 64, 8),  # the same, chunks of 64 (half the barriers; sm_90a no spills)
                 (16, 16, 128, 8),  # chunks of 128: U held up to H=128
                 (64, 16, 128, 8),
             ]

@@ -24,7 +24,11 @@ tiles, carry them through scratch rows (in registers, 64-row tiles spilled 1 KB 
 sm_90a).
 The exchanged tensors are read with ``.cg`` loads (L2, not the SM's own L1, which other SMs'
 stores do not update); the launches use one pipeline stage, as software pipelining turns those
-loads into L1-cached asynchronous copies (checked in the PTX for sm_90).
+loads into L1-cached asynchronous copies (checked in the PTX for sm_90). What that pipelining
+would give the dots that stream U in K chunks, they do by hand: each chunk's loads are issued
+before the dot of the chunk before, so that the latency of L2 overlaps a dot rather than
+adding to it (Triton's pipelining took a persistent kernel at H=1024 from 340 to 171 ms,
+bench/RESULTS.md).
 
 Dots. A program's products are small (16 rows), and Triton puts the warps of a 16 x 16 dot
 along its rows, so that each warp would compute all of it. So h·U takes the program's columns
@@ -83,12 +87,15 @@ JIT_FUNCTIONS = (
     "_gate_columns",
     "_gate_split",
     "_times_gate_columns",
+    "_gate_columns_chunk",
     "_operand_rows",
     "_store_operand",
     "_operand_dot",
     "_four_blocks",
     "_four_blocks_dot",
+    "_four_row_blocks",
     "_gate_blocks_times",
+    "_u_t_chunk",
     "_quarters_times",
     "_store_pair",
     "_store_row_pair",
@@ -158,19 +165,33 @@ def _times_gate_columns(
 ):  # fmt: skip
     """A·U at this program's `_gate_columns` for the rows p_a (BLOCK_B,) of a dot operand
     (…, P) that other programs wrote (``.cg``, `_store_operand`, the rest a_rest further on);
-    U (P, 4H) streamed in K chunks (its rest P·4H further on, `triton_lstm._operands`)."""
+    U (P, 4H) streamed in K chunks (its rest P·4H further on, `triton_lstm._operands`), each
+    chunk's loads issued before the dot of the one before (module docstring, Sync)."""
     acc = tl.full([BLOCK_B, 4 * BLOCK_H], 0.0, tl.float32)
-    for k0 in range(0, P, BLOCK_K):
-        ks = k0 + tl.arange(0, BLOCK_K)
-        p_uk = p_u + ks[:, None] * (4 * H) + u_cols[None, :]
-        m_uk = (ks < P)[:, None] & m_u[None, :]
-        b_u = tl.load(p_uk, mask=m_uk, other=0.0)
-        b_rest = b_u
-        if DOT == "tf32x3":
-            b_rest = tl.load(p_uk + P * 4 * H, mask=m_uk, other=0.0)
-        b_a, b_a_rest = _operand_rows(p_a + k0, a_rest, P - k0, m_b, DOT, BLOCK_K)
-        acc = _operand_dot(b_a, b_a_rest, b_u, b_rest, acc, DOT)
-    return acc
+    a, a_r, u, u_r = _gate_columns_chunk(p_a, a_rest, p_u, u_cols, m_u, m_b, H, P, 0, DOT, BLOCK_K)
+    for k0 in range(BLOCK_K, P, BLOCK_K):
+        n_a, n_a_r, n_u, n_u_r = _gate_columns_chunk(
+            p_a, a_rest, p_u, u_cols, m_u, m_b, H, P, k0, DOT, BLOCK_K
+        )  # fmt: skip
+        acc = _operand_dot(a, a_r, u, u_r, acc, DOT)
+        a, a_r, u, u_r = n_a, n_a_r, n_u, n_u_r
+    return _operand_dot(a, a_r, u, u_r, acc, DOT)
+
+
+def _gate_columns_chunk(
+    p_a, a_rest, p_u, u_cols, m_u, m_b, H, P, k0, DOT: tl.constexpr, BLOCK_K: tl.constexpr
+):  # fmt: skip
+    """The operands of `_times_gate_columns`' K chunk at k0: the rows' block and its rest,
+    U's block and its rest (the same blocks again where DOT is not "tf32x3")."""
+    ks = k0 + tl.arange(0, BLOCK_K)
+    p_uk = p_u + ks[:, None] * (4 * H) + u_cols[None, :]
+    m_uk = (ks < P)[:, None] & m_u[None, :]
+    b_u = tl.load(p_uk, mask=m_uk, other=0.0)
+    b_rest = b_u
+    if DOT == "tf32x3":
+        b_rest = tl.load(p_uk + P * 4 * H, mask=m_uk, other=0.0)
+    b_a, b_a_rest = _operand_rows(p_a + k0, a_rest, P - k0, m_b, DOT, BLOCK_K)
+    return b_a, b_a_rest, b_u, b_rest
 
 
 def _operand_rows(p_a, rest, K, m_b, DOT: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -226,13 +247,20 @@ def _four_blocks_dot(
     p_a, a_rest, s_j, width, K, b, b_rest, acc, m_b,
     DOT: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    """acc (4, BLOCK_B, BLOCK_H) + A·B batched over four blocks: A's the (BLOCK_B, BLOCK_K)
-    blocks of the rows p_a (BLOCK_B,) of A (…, K), which other programs wrote (``.cg``) as
-    `_store_operand` stores it (its rest a_rest further on), and B's from
-    `_four_blocks` (the same s_j, width; b_rest: the rest of b, for `_operand_dot`). The
-    sum over the blocks is the product: each warp takes a block of its own, where a plain dot
-    of 16 x 16 gives every warp the same product to compute (Triton stacks the warps along
-    its 16 rows)."""
+    """acc (4, BLOCK_B, BLOCK_H) + A·B batched over four blocks: A's blocks from
+    `_four_row_blocks` (the same p_a, a_rest, s_j, width, K), B's from `_four_blocks` (b_rest:
+    the rest of b, for `_operand_dot`). The sum over the blocks is the product: each warp
+    takes a block of its own, where a plain dot of 16 x 16 gives every warp the same product
+    to compute (Triton stacks the warps along its 16 rows)."""
+    b_a, b_a_rest = _four_row_blocks(p_a, a_rest, s_j, width, K, m_b, DOT, BLOCK_K)
+    return _operand_dot(b_a, b_a_rest, b, b_rest, acc, DOT)
+
+
+def _four_row_blocks(p_a, a_rest, s_j, width, K, m_b, DOT: tl.constexpr, BLOCK_K: tl.constexpr):
+    """The (4, BLOCK_B, BLOCK_K) blocks of the rows p_a (BLOCK_B,) of A (…, K) that other
+    programs wrote (``.cg``) as `_store_operand` stores it, block j's element (b, k) at
+    p_a[b] + j·s_j + k for k < width and j·s_j + k < K; and of its rest, a_rest further on
+    ("tf32x3"; else the same blocks again)."""
     j = tl.arange(0, 4)[:, None, None]
     ks = tl.arange(0, BLOCK_K)[None, None, :]
     m = m_b[None, :, None] & (ks < width) & (j * s_j + ks < K)
@@ -241,7 +269,7 @@ def _four_blocks_dot(
     b_a_rest = b_a
     if DOT == "tf32x3":
         b_a_rest = tl.load(p + a_rest, mask=m, other=0.0, cache_modifier=".cg")
-    return _operand_dot(b_a, b_a_rest, b, b_rest, acc, DOT)
+    return b_a, b_a_rest
 
 
 def _gate_blocks_times(
@@ -259,18 +287,32 @@ def _gate_blocks_times(
         acc = _four_blocks_dot(
             p_a, a_rest, H, H, 4 * H, u_t, u_t_rest, acc, m_b, DOT, BLOCK_K
         )  # fmt: skip
-    else:
-        for k0 in range(0, H, BLOCK_K):
-            b = _four_blocks(p_u + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K)
-            b_rest = b
-            if DOT == "tf32x3":
-                b_rest = _four_blocks(
-                    p_u + P * 4 * H + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K
-                )  # fmt: skip
-            acc = _four_blocks_dot(
-                p_a + k0, a_rest, H, H - k0, 4 * H, b, b_rest, acc, m_b, DOT, BLOCK_K
+    else:  # each chunk's loads issued before the dot of the one before (module docstring)
+        a, a_r, u, u_r = _u_t_chunk(p_a, a_rest, p_u, 0, cols, m_cols, m_b, H, P, DOT, BLOCK_K)
+        for k0 in range(BLOCK_K, H, BLOCK_K):
+            n_a, n_a_r, n_u, n_u_r = _u_t_chunk(
+                p_a, a_rest, p_u, k0, cols, m_cols, m_b, H, P, DOT, BLOCK_K
             )  # fmt: skip
+            acc = _operand_dot(a, a_r, u, u_r, acc, DOT)
+            a, a_r, u, u_r = n_a, n_a_r, n_u, n_u_r
+        acc = _operand_dot(a, a_r, u, u_r, acc, DOT)
     return tl.reduce(acc, 0, _add)  # the four blocks' sum
+
+
+def _u_t_chunk(
+    p_a, a_rest, p_u, k0, cols, m_cols, m_b, H, P, DOT: tl.constexpr, BLOCK_K: tl.constexpr
+):  # fmt: skip
+    """The operands of `_gate_blocks_times`' streamed K chunk at k0: A's four blocks and
+    their rest (`_four_row_blocks`), Uᵀ's and their rest (`_four_blocks`; U's rest P·4H
+    further on)."""
+    b = _four_blocks(p_u + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K)
+    b_rest = b
+    if DOT == "tf32x3":
+        b_rest = _four_blocks(
+            p_u + P * 4 * H + k0, H, 1, 4 * H, H - k0, 4 * H, cols, m_cols, BLOCK_K
+        )  # fmt: skip
+    a, a_r = _four_row_blocks(p_a + k0, a_rest, H, H - k0, 4 * H, m_b, DOT, BLOCK_K)
+    return a, a_r, b, b_rest
 
 
 def _quarters_times(
